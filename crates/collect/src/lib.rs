@@ -1,0 +1,1 @@
+//! memtrail-collect: /proc -> snapshots.

@@ -1,0 +1,2 @@
+//! memtrail-diff.
+#![forbid(unsafe_code)]

@@ -1,0 +1,446 @@
+//! The data model: what a recording holds, independent of how it is encoded.
+//!
+//! Units: every memory size named without a suffix is in KiB (1024 bytes),
+//! exactly as the kernel reports it in /proc; fields ending in `_bytes` are
+//! bytes (cgroup files report bytes). Times are microseconds since the Unix
+//! epoch (`time_us`) unless named otherwise. CPU times are in clock ticks
+//! ([`Host::clock_ticks`] per second), as /proc/PID/stat reports them.
+//!
+//! Every value the kernel may not provide (older kernels, hidepid, a file
+//! that vanished mid-read) is an `Option`: `None` means "not observed",
+//! never zero.
+//!
+//! These types derive `Serialize` for the JSON produced by `memtrail dump`
+//! and `snap --format json`; that JSON shape is part of the CLI contract.
+//! The binary encoding does not serialize these types directly: it uses
+//! private wire types (see `docs/format.md`), so the model can grow without
+//! changing the bytes of format version 1.
+
+use serde::{Deserialize, Serialize};
+
+/// How much is collected per process, from cheapest to most expensive.
+///
+/// Each level includes everything of the levels before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Detail {
+    /// /proc/PID/stat, status, fd count by kind, thread count.
+    Summary,
+    /// + /proc/PID/smaps_rollup (PSS and the private/shared split).
+    Rollup,
+    /// + /proc/PID/smaps per mapping (re-read adaptively when recording).
+    Maps,
+    /// + per-mapping smaps every sample and the target of every descriptor.
+    Full,
+}
+
+impl Detail {
+    /// The name used on the command line and in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Detail::Summary => "summary",
+            Detail::Rollup => "rollup",
+            Detail::Maps => "maps",
+            Detail::Full => "full",
+        }
+    }
+
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            Detail::Summary => 0,
+            Detail::Rollup => 1,
+            Detail::Maps => 2,
+            Detail::Full => 3,
+        }
+    }
+
+    /// Unknown codes (from a later writer) read as the richest level known.
+    pub(crate) fn from_code(code: u8) -> Detail {
+        match code {
+            0 => Detail::Summary,
+            1 => Detail::Rollup,
+            2 => Detail::Maps,
+            _ => Detail::Full,
+        }
+    }
+}
+
+impl std::fmt::Display for Detail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Detail {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "summary" => Ok(Detail::Summary),
+            "rollup" => Ok(Detail::Rollup),
+            "maps" => Ok(Detail::Maps),
+            "full" => Ok(Detail::Full),
+            other => Err(format!(
+                "unknown detail level `{other}`: expected summary, rollup, maps or full"
+            )),
+        }
+    }
+}
+
+/// Facts about the machine a recording was taken on, needed to interpret it
+/// elsewhere.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Host {
+    pub hostname: String,
+    /// `uname -r`-style kernel release (from /proc/sys/kernel/osrelease).
+    pub kernel: String,
+    /// Bytes per page.
+    pub page_size: u64,
+    /// Clock ticks per second (`getconf CLK_TCK`), the unit of CPU times and
+    /// of [`ProcessId::start_time`].
+    pub clock_ticks: u64,
+    /// When the machine booted, microseconds since the Unix epoch (from
+    /// `btime` in /proc/stat, so second resolution).
+    pub boot_time_us: u64,
+}
+
+/// The first frame of every recording.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    /// Name and version of the program that wrote the file, e.g. `memtrail 0.1.0`.
+    pub writer: String,
+    pub host: Host,
+    /// When recording started.
+    pub started_us: u64,
+    /// What was asked for, in words, e.g. `--pid 1234 --children`.
+    pub target: String,
+    /// The detail level requested.
+    pub detail: Detail,
+    /// The sampling interval requested, if this is a recording rather than
+    /// a single snapshot.
+    pub interval_us: Option<u64>,
+}
+
+/// A process's identity: pids are reused, so a pid alone is never enough.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ProcessId {
+    pub pid: u32,
+    /// Field 22 of /proc/PID/stat: clock ticks after boot when it started.
+    pub start_time: u64,
+}
+
+impl std::fmt::Display for ProcessId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}", self.pid, self.start_time)
+    }
+}
+
+/// What names a process; rarely changes between samples.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ProcessInfo {
+    pub ppid: u32,
+    /// /proc/PID/comm (at most 15 bytes, set by the process).
+    pub comm: String,
+    /// /proc/PID/cmdline split at NULs; empty for kernel threads and zombies,
+    /// or when arguments were redacted.
+    pub cmdline: Vec<String>,
+    /// Real uid from /proc/PID/status.
+    pub uid: Option<u32>,
+    /// The cgroup v2 path from /proc/PID/cgroup (`0::/path`), if any.
+    pub cgroup: Option<String>,
+}
+
+/// Memory figures from /proc/PID/status, in KiB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Status {
+    pub vm_rss: Option<u64>,
+    pub vm_hwm: Option<u64>,
+    pub vm_size: Option<u64>,
+    pub vm_peak: Option<u64>,
+    pub rss_anon: Option<u64>,
+    pub rss_file: Option<u64>,
+    pub rss_shmem: Option<u64>,
+    pub vm_swap: Option<u64>,
+    pub vm_data: Option<u64>,
+    pub vm_stk: Option<u64>,
+    pub vm_pte: Option<u64>,
+    /// `Threads:` line.
+    pub threads: Option<u64>,
+}
+
+/// CPU and fault counters from /proc/PID/stat (cumulative since start).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Cpu {
+    /// User time, clock ticks.
+    pub utime: u64,
+    /// System time, clock ticks.
+    pub stime: u64,
+    pub minflt: u64,
+    pub majflt: u64,
+}
+
+/// /proc/PID/smaps_rollup, in KiB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Rollup {
+    pub rss: Option<u64>,
+    pub pss: Option<u64>,
+    pub pss_anon: Option<u64>,
+    pub pss_file: Option<u64>,
+    pub pss_shmem: Option<u64>,
+    pub shared_clean: Option<u64>,
+    pub shared_dirty: Option<u64>,
+    pub private_clean: Option<u64>,
+    pub private_dirty: Option<u64>,
+    pub anonymous: Option<u64>,
+    pub swap: Option<u64>,
+    pub swap_pss: Option<u64>,
+}
+
+/// Open file descriptors, counted by what they point at.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Fds {
+    /// Regular files, directories, devices: anything with a path.
+    pub file: u64,
+    pub socket: u64,
+    pub pipe: u64,
+    /// `anon_inode:[eventfd]`, `[eventpoll]`, `[timerfd]`, ...
+    pub anon_inode: u64,
+    pub other: u64,
+    /// Every descriptor and its target (`readlink /proc/PID/fd/N`), sorted by
+    /// fd; only at [`Detail::Full`].
+    pub targets: Option<Vec<Fd>>,
+}
+
+impl Fds {
+    /// All descriptors, whatever their kind.
+    pub fn total(&self) -> u64 {
+        self.file + self.socket + self.pipe + self.anon_inode + self.other
+    }
+}
+
+/// One open descriptor.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Fd {
+    pub fd: u32,
+    /// What `readlink` returned: a path, `socket:[123]`, `pipe:[456]`,
+    /// `anon_inode:[eventfd]`.
+    pub target: String,
+}
+
+/// One line of /proc/PID/maps with its smaps figures (KiB).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Mapping {
+    pub start: u64,
+    pub end: u64,
+    /// `rwxp` / `r--s` as in /proc/PID/maps.
+    pub perms: String,
+    pub offset: u64,
+    /// `major:minor` of the backing device, packed as `major << 32 | minor`.
+    pub dev: u64,
+    pub inode: u64,
+    /// The backing path, or a label: `[heap]`, `[stack]`, `[vdso]`,
+    /// `[anon:name]`; empty for anonymous mappings.
+    pub path: String,
+    pub size: u64,
+    pub rss: u64,
+    pub pss: u64,
+    pub shared_clean: u64,
+    pub shared_dirty: u64,
+    pub private_clean: u64,
+    pub private_dirty: u64,
+    pub anonymous: u64,
+    pub swap: u64,
+    pub swap_pss: Option<u64>,
+    pub locked: Option<u64>,
+}
+
+impl Mapping {
+    /// True for memory with no file behind it: anonymous mappings, the heap,
+    /// stacks and named anonymous regions.
+    pub fn is_anonymous(&self) -> bool {
+        self.inode == 0
+            && (self.path.is_empty()
+                || self.path == "[heap]"
+                || self.path.starts_with("[stack")
+                || self.path.starts_with("[anon:"))
+    }
+
+    /// The label used when a region's address changes between samples:
+    /// the path, or `[anon]` for unnamed anonymous memory.
+    pub fn label(&self) -> &str {
+        if self.path.is_empty() {
+            "[anon]"
+        } else {
+            &self.path
+        }
+    }
+}
+
+/// One observation of one process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessSample {
+    pub time_us: u64,
+    pub id: ProcessId,
+    pub info: ProcessInfo,
+    /// What was collected for this sample (may be lower than requested when
+    /// a file could not be read).
+    pub detail: Detail,
+    pub status: Status,
+    pub cpu: Option<Cpu>,
+    pub rollup: Option<Rollup>,
+    pub fds: Option<Fds>,
+    /// Per-mapping smaps, sorted by start address.
+    pub mappings: Option<Vec<Mapping>>,
+    /// False when `mappings` was carried over from an earlier sample because
+    /// cheaper reads showed nothing had changed (the adaptive policy).
+    pub mappings_fresh: bool,
+}
+
+/// /proc/meminfo, in KiB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct MemInfo {
+    pub mem_total: Option<u64>,
+    pub mem_free: Option<u64>,
+    pub mem_available: Option<u64>,
+    pub buffers: Option<u64>,
+    pub cached: Option<u64>,
+    pub swap_total: Option<u64>,
+    pub swap_free: Option<u64>,
+    pub shmem: Option<u64>,
+    pub commit_limit: Option<u64>,
+    pub committed_as: Option<u64>,
+}
+
+/// A cgroup v2 memory controller a recorded process belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CgroupMemory {
+    /// Path below the cgroup root, e.g. `/system.slice/foo.service`.
+    pub path: String,
+    /// memory.current, bytes.
+    pub current_bytes: Option<u64>,
+    /// memory.max, bytes; `None` when it is `max` (no limit) or unreadable.
+    pub max_bytes: Option<u64>,
+}
+
+/// Machine-wide figures, once per tick.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SystemSample {
+    pub time_us: u64,
+    pub meminfo: MemInfo,
+    pub cgroups: Vec<CgroupMemory>,
+}
+
+/// A process that was seen before and is gone now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessExit {
+    /// When its absence was noticed.
+    pub time_us: u64,
+    pub id: ProcessId,
+    /// Exit status, known only for the command `memtrail run` started:
+    /// the exit code, or 128 + signal number.
+    pub exit_code: Option<i32>,
+}
+
+/// A labelled point on the timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Marker {
+    pub time_us: u64,
+    pub label: String,
+    /// The process it concerns, if any.
+    pub pid: Option<u32>,
+    /// Where it came from: `cli`, `events`, `probe`, `recorder`.
+    pub source: String,
+}
+
+/// What kind of trouble a [`Notice`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NoticeKind {
+    /// A /proc file could not be read for lack of permission.
+    PermissionDenied,
+    /// The process vanished while it was being read.
+    Vanished,
+    /// A file was read but did not parse.
+    Malformed,
+    /// Anything else (I/O errors, unknown codes from later writers).
+    Other,
+}
+
+impl NoticeKind {
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            NoticeKind::PermissionDenied => 1,
+            NoticeKind::Vanished => 2,
+            NoticeKind::Malformed => 3,
+            NoticeKind::Other => 0,
+        }
+    }
+    pub(crate) fn from_code(code: u8) -> NoticeKind {
+        match code {
+            1 => NoticeKind::PermissionDenied,
+            2 => NoticeKind::Vanished,
+            3 => NoticeKind::Malformed,
+            _ => NoticeKind::Other,
+        }
+    }
+}
+
+/// Something the collector could not do, recorded as what it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    pub time_us: u64,
+    pub process: Option<ProcessId>,
+    pub kind: NoticeKind,
+    /// The file concerned, e.g. `/proc/1234/smaps`.
+    pub path: String,
+    /// A sentence for people: what happened and what to do about it.
+    pub message: String,
+}
+
+/// Why a recording ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "reason", content = "detail")]
+pub enum EndReason {
+    /// The requested duration or count was reached (or it was a snapshot).
+    Completed,
+    /// Every target process exited.
+    TargetExited,
+    /// A signal (SIGINT, SIGTERM) asked the recorder to stop.
+    Interrupted(String),
+    /// The recorder stopped on an error, described here.
+    Error(String),
+}
+
+/// The last frame of a recording that ended cleanly.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct End {
+    pub time_us: u64,
+    pub reason: EndReason,
+    /// Process samples written.
+    pub samples: u64,
+}
+
+/// Everything a recording holds after its header, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Record {
+    Process(Box<ProcessSample>),
+    System(SystemSample),
+    Exit(ProcessExit),
+    Marker(Marker),
+    Notice(Notice),
+    End(End),
+}
+
+impl Record {
+    /// When it happened.
+    pub fn time_us(&self) -> u64 {
+        match self {
+            Record::Process(s) => s.time_us,
+            Record::System(s) => s.time_us,
+            Record::Exit(e) => e.time_us,
+            Record::Marker(m) => m.time_us,
+            Record::Notice(n) => n.time_us,
+            Record::End(e) => e.time_us,
+        }
+    }
+}

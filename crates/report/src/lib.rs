@@ -1,0 +1,2 @@
+//! memtrail-report.
+#![forbid(unsafe_code)]
