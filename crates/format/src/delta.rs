@@ -1,0 +1,296 @@
+//! Process deltas: a sample stored as its difference from the previous
+//! sample of the same process. See docs/format.md, "Process delta".
+//!
+//! [`diff`] and [`apply`] are the two halves of one algorithm; the writer
+//! only uses a delta after checking that `apply(base, diff(base, new))`
+//! gives back `new` exactly, so a sample the algorithm cannot express
+//! (unsorted mappings, duplicate descriptors) is simply written as a keyframe.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::model::{Fd, Mapping, ProcessSample};
+use crate::wire::{
+    self, apply_slots, diff_slots, DeltaWire, FdWire, FdsDeltaWire, InfoWire, MappingChangeWire,
+    MappingWire, MappingsDeltaWire, TargetsDeltaWire, Unrepresentable,
+};
+
+/// The delta that turns `base` into `new`, which gets sequence number `seq`.
+pub(crate) fn diff(
+    base: &ProcessSample,
+    new: &ProcessSample,
+    seq: u64,
+) -> Result<DeltaWire, Unrepresentable> {
+    let opt_slots = |v: Option<Vec<u64>>| v.unwrap_or_default();
+    Ok(DeltaWire {
+        id: new.id.into(),
+        seq: (seq as u16).to_le_bytes(),
+        time_delta: new.time_us.wrapping_sub(base.time_us) as i64,
+        info: (new.info != base.info).then(|| InfoWire::from_model(&new.info)),
+        status: diff_slots(
+            &wire::status_slots(&base.status)?,
+            &wire::status_slots(&new.status)?,
+        ),
+        cpu: match &new.cpu {
+            None => None,
+            Some(c) => Some(diff_slots(
+                &opt_slots(base.cpu.as_ref().map(wire::cpu_slots).transpose()?),
+                &wire::cpu_slots(c)?,
+            )),
+        },
+        rollup: match &new.rollup {
+            None => None,
+            Some(r) => Some(diff_slots(
+                &opt_slots(base.rollup.as_ref().map(wire::rollup_slots).transpose()?),
+                &wire::rollup_slots(r)?,
+            )),
+        },
+        fds: match &new.fds {
+            None => None,
+            Some(f) => Some(FdsDeltaWire {
+                counts: diff_slots(
+                    &opt_slots(base.fds.as_ref().map(wire::fd_count_slots).transpose()?),
+                    &wire::fd_count_slots(f)?,
+                ),
+                targets: diff_targets(
+                    base.fds.as_ref().and_then(|b| b.targets.as_deref()),
+                    f.targets.as_deref(),
+                ),
+            }),
+        },
+        mappings: diff_mappings(base.mappings.as_deref(), new.mappings.as_deref())?,
+        mappings_fresh: new.mappings_fresh,
+    })
+}
+
+fn diff_targets(base: Option<&[Fd]>, new: Option<&[Fd]>) -> TargetsDeltaWire {
+    let Some(new) = new else {
+        return if base.is_none() {
+            TargetsDeltaWire::Same
+        } else {
+            TargetsDeltaWire::Absent
+        };
+    };
+    if base == Some(new) {
+        return TargetsDeltaWire::Same;
+    }
+    let base: BTreeMap<u32, &str> = base
+        .unwrap_or_default()
+        .iter()
+        .map(|f| (f.fd, f.target.as_str()))
+        .collect();
+    let now: BTreeMap<u32, &str> = new.iter().map(|f| (f.fd, f.target.as_str())).collect();
+    let closed = base
+        .keys()
+        .filter(|fd| !now.contains_key(fd))
+        .copied()
+        .collect();
+    let opened = now
+        .iter()
+        .filter(|(fd, target)| base.get(fd) != Some(target))
+        .map(|(&fd, &target)| FdWire {
+            fd,
+            target: target.to_string(),
+        })
+        .collect();
+    TargetsDeltaWire::Changed { closed, opened }
+}
+
+/// The fields that make a mapping the same region from one sample to the
+/// next; a change in any of them is a removal and an addition.
+fn same_region(a: &Mapping, b: &Mapping) -> bool {
+    a.start == b.start
+        && a.perms == b.perms
+        && a.offset == b.offset
+        && a.dev == b.dev
+        && a.inode == b.inode
+        && a.path == b.path
+}
+
+fn diff_mappings(
+    base: Option<&[Mapping]>,
+    new: Option<&[Mapping]>,
+) -> Result<MappingsDeltaWire, Unrepresentable> {
+    let Some(new) = new else {
+        return Ok(if base.is_none() {
+            MappingsDeltaWire::Same
+        } else {
+            MappingsDeltaWire::Absent
+        });
+    };
+    if base == Some(new) {
+        return Ok(MappingsDeltaWire::Same);
+    }
+    let base = base.unwrap_or_default();
+    let by_start: HashMap<u64, usize> =
+        base.iter().enumerate().map(|(i, m)| (m.start, i)).collect();
+    let mut kept = vec![false; base.len()];
+    let mut changed = Vec::new();
+    let mut added = Vec::new();
+    for m in new {
+        match by_start.get(&m.start) {
+            Some(&i) if !kept[i] && same_region(&base[i], m) => {
+                kept[i] = true;
+                let b = &base[i];
+                let counters = diff_slots(&wire::mapping_slots(b)?, &wire::mapping_slots(m)?);
+                if m.end != b.end || !counters.is_empty() {
+                    changed.push(MappingChangeWire {
+                        index: u32::try_from(i).map_err(|_| "mappings (more than 2^32)")?,
+                        end_delta: m.end.wrapping_sub(b.end) as i64,
+                        counters,
+                    });
+                }
+            }
+            _ => added.push(MappingWire::from_model(m)?),
+        }
+    }
+    changed.sort_by_key(|c| c.index);
+    let removed = (0..base.len())
+        .filter(|&i| !kept[i])
+        .map(|i| i as u32)
+        .collect();
+    Ok(MappingsDeltaWire::Changed {
+        removed,
+        changed,
+        added,
+    })
+}
+
+/// The sample `delta` describes, given the sample it was made from. The
+/// error says why the delta does not fit `base`.
+pub(crate) fn apply(base: &ProcessSample, delta: &DeltaWire) -> Result<ProcessSample, String> {
+    // `base` was decoded from slots (or checked by the writer), so its
+    // counters are all below 2^64-1 and re-encode.
+    let fits = |what: &str| format!("{what} of the base cannot be re-encoded");
+    let base_slots = |v: Option<Result<Vec<u64>, Unrepresentable>>| -> Result<Vec<u64>, String> {
+        v.transpose().map(Option::unwrap_or_default).map_err(fits)
+    };
+    let status = wire::status_from(&apply_slots(
+        &wire::status_slots(&base.status).map_err(fits)?,
+        &delta.status,
+    ));
+    let cpu = match &delta.cpu {
+        None => None,
+        Some(d) => Some(wire::cpu_from(&apply_slots(
+            &base_slots(base.cpu.as_ref().map(wire::cpu_slots))?,
+            d,
+        ))),
+    };
+    let rollup = match &delta.rollup {
+        None => None,
+        Some(d) => Some(wire::rollup_from(&apply_slots(
+            &base_slots(base.rollup.as_ref().map(wire::rollup_slots))?,
+            d,
+        ))),
+    };
+    let fds = match &delta.fds {
+        None => None,
+        Some(d) => {
+            let counts = apply_slots(
+                &base_slots(base.fds.as_ref().map(wire::fd_count_slots))?,
+                &d.counts,
+            );
+            let base_targets = base.fds.as_ref().and_then(|f| f.targets.as_deref());
+            Some(wire::fds_from(
+                &counts,
+                apply_targets(base_targets, &d.targets)?,
+            ))
+        }
+    };
+    Ok(ProcessSample {
+        time_us: base.time_us.wrapping_add(delta.time_delta as u64),
+        id: base.id,
+        info: delta
+            .info
+            .as_ref()
+            .map_or_else(|| base.info.clone(), InfoWire::to_model),
+        detail: base.detail,
+        status,
+        cpu,
+        rollup,
+        fds,
+        mappings: apply_mappings(base.mappings.as_deref(), &delta.mappings)?,
+        mappings_fresh: delta.mappings_fresh,
+    })
+}
+
+fn apply_targets(base: Option<&[Fd]>, delta: &TargetsDeltaWire) -> Result<Option<Vec<Fd>>, String> {
+    let (closed, opened) = match delta {
+        TargetsDeltaWire::Same => return Ok(base.map(<[Fd]>::to_vec)),
+        TargetsDeltaWire::Absent => return Ok(None),
+        TargetsDeltaWire::Changed { closed, opened } => (closed, opened),
+    };
+    let mut fds: BTreeMap<u32, String> = base
+        .unwrap_or_default()
+        .iter()
+        .map(|f| (f.fd, f.target.clone()))
+        .collect();
+    for fd in closed {
+        if fds.remove(fd).is_none() {
+            return Err(format!("it closes descriptor {fd}, which was not open"));
+        }
+    }
+    for f in opened {
+        fds.insert(f.fd, f.target.clone());
+    }
+    Ok(Some(
+        fds.into_iter()
+            .map(|(fd, target)| Fd { fd, target })
+            .collect(),
+    ))
+}
+
+fn apply_mappings(
+    base: Option<&[Mapping]>,
+    delta: &MappingsDeltaWire,
+) -> Result<Option<Vec<Mapping>>, String> {
+    let (removed, changed, added) = match delta {
+        MappingsDeltaWire::Same => return Ok(base.map(<[Mapping]>::to_vec)),
+        MappingsDeltaWire::Absent => return Ok(None),
+        MappingsDeltaWire::Changed {
+            removed,
+            changed,
+            added,
+        } => (removed, changed, added),
+    };
+    let base = base.unwrap_or_default();
+    // What happens to each mapping of the base: None keeps it, Some(None)
+    // removes it, Some(Some(change)) changes it.
+    let mut fate: Vec<Option<Option<&MappingChangeWire>>> = vec![None; base.len()];
+    for &i in removed {
+        match fate.get_mut(i as usize) {
+            Some(slot @ None) => *slot = Some(None),
+            Some(Some(_)) => return Err(format!("it removes mapping {i} twice")),
+            None => return Err(format!("it removes mapping {i} of {}", base.len())),
+        }
+    }
+    for c in changed {
+        let i = c.index;
+        match fate.get_mut(i as usize) {
+            Some(slot @ None) => *slot = Some(Some(c)),
+            Some(Some(_)) => {
+                return Err(format!(
+                    "it changes mapping {i}, which it also removes or changes"
+                ))
+            }
+            None => return Err(format!("it changes mapping {i} of {}", base.len())),
+        }
+    }
+    let mut list = Vec::with_capacity(base.len() - removed.len() + added.len());
+    for (m, fate) in base.iter().zip(fate) {
+        match fate {
+            None => list.push(m.clone()),
+            Some(None) => {}
+            Some(Some(c)) => {
+                let mut m = m.clone();
+                m.end = m.end.wrapping_add(c.end_delta as u64);
+                let counters = wire::mapping_slots(&m)
+                    .map_err(|_| "a mapping of the base cannot be re-encoded".to_string())?;
+                wire::set_mapping_counters(&mut m, &apply_slots(&counters, &c.counters));
+                list.push(m);
+            }
+        }
+    }
+    list.extend(added.iter().map(MappingWire::to_model));
+    list.sort_by_key(|m| m.start);
+    Ok(Some(list))
+}

@@ -1,0 +1,612 @@
+//! Reading a recording, streaming and surviving damage.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use crate::frame::{self, kind, Encoding, Frame, FRAME_HEADER_LEN, SYNC};
+use crate::model::{Header, ProcessId, ProcessSample, Record};
+use crate::wire::{self, DeltaWire, KeyframeWire};
+use crate::{delta, ReadError, Warning, WarningKind, FORMAT_VERSION, MAGIC, MAX_FRAME_LEN};
+
+/// Bytes asked of the input at a time.
+const CHUNK: usize = 64 * 1024;
+
+/// Length of the file header: magic, version, reserved.
+const FILE_HEADER_LEN: usize = 12;
+
+/// Opens a recording file.
+pub fn open(path: &Path) -> Result<Reader<BufReader<File>>, ReadError> {
+    let file = File::open(path).map_err(|error| ReadError::Open {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    Reader::start(BufReader::new(file), Some(path.to_path_buf()))
+}
+
+/// Reads a recording frame by frame, as an iterator of [`Frame`]s.
+///
+/// It never holds more than one frame of input (at most [`MAX_FRAME_LEN`]
+/// bytes) besides the last sample of each live process, so it reads live
+/// pipes and recordings of any length. Damage is survived and reported
+/// through [`take_warnings`](Reader::take_warnings): a corrupt stretch is
+/// skipped up to the next valid frame, a torn tail ends the iteration, and
+/// frames of unknown kinds are skipped. The iterator yields `Err` only when
+/// the input itself fails, and then ends.
+pub struct Reader<R: Read> {
+    input: Input<R>,
+    path: Option<PathBuf>,
+    header: Header,
+    /// The last sample of each process, with its sequence number: what its
+    /// next delta applies to.
+    bases: HashMap<ProcessId, (ProcessSample, u64)>,
+    /// Processes whose deltas are being skipped until their next keyframe
+    /// (already warned about).
+    skipping: HashSet<ProcessId>,
+    /// Unknown (kind, flags) pairs already warned about.
+    unknown: HashSet<(u8, u8)>,
+    warnings: Vec<Warning>,
+    failed: bool,
+}
+
+impl<R: Read> Reader<R> {
+    /// Reads and checks the file header and the header frame.
+    pub fn new(input: R) -> Result<Self, ReadError> {
+        Reader::start(input, None)
+    }
+
+    fn start(input: R, path: Option<PathBuf>) -> Result<Self, ReadError> {
+        let with_path = |e: ReadError| match &path {
+            Some(p) => e.with_path(p),
+            None => e,
+        };
+        let mut input = Input::new(input);
+        let header = read_header(&mut input).map_err(with_path)?;
+        Ok(Reader {
+            input,
+            path,
+            header,
+            bases: HashMap::new(),
+            skipping: HashSet::new(),
+            unknown: HashSet::new(),
+            warnings: Vec::new(),
+            failed: false,
+        })
+    }
+
+    /// The recording's header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The damage met so far and survived, oldest first; each is returned once.
+    pub fn take_warnings(&mut self) -> Vec<Warning> {
+        std::mem::take(&mut self.warnings)
+    }
+
+    fn warn(&mut self, offset: u64, kind: WarningKind, message: String) {
+        self.warnings.push(Warning {
+            offset,
+            kind,
+            message,
+        });
+    }
+
+    fn io_error(&mut self, error: io::Error) -> ReadError {
+        self.failed = true;
+        ReadError::Io {
+            path: self.path.clone(),
+            offset: self.input.offset,
+            error,
+        }
+    }
+
+    /// The next frame, skipping and reporting damage.
+    fn next_frame(&mut self) -> Result<Option<Frame>, io::Error> {
+        loop {
+            let offset = self.input.offset;
+            match self.input.probe(0)? {
+                Probe::Valid { kind, flags, len } => {
+                    let payload = &self.input.available()[FRAME_HEADER_LEN..][..len];
+                    let decoded = Payload::decode(kind, flags, payload);
+                    self.input.consume(FRAME_HEADER_LEN + len);
+                    if let Some(frame) = self.accept(offset, kind, flags, decoded) {
+                        return Ok(Some(frame));
+                    }
+                }
+                Probe::Invalid(reason) => self.skip_corrupt(offset, &reason)?,
+                Probe::Incomplete => {
+                    let rest = self.input.available();
+                    if rest.is_empty() {
+                        return Ok(None);
+                    }
+                    if !SYNC.starts_with(&rest[..rest.len().min(2)]) {
+                        self.skip_corrupt(offset, "no frame starts there")?;
+                        continue;
+                    }
+                    // The input ends inside this frame. A valid frame after
+                    // its start means its length was damaged; otherwise the
+                    // writer was cut off while writing it.
+                    let rest = rest.len();
+                    if let Some(next) = self.input.find_frame(1)? {
+                        self.input.consume(next);
+                        self.warn(
+                            offset,
+                            WarningKind::Corrupt,
+                            format!(
+                                "corrupt frame at offset {offset} (its length runs past the end of the input): skipped {next} bytes up to the next valid frame at offset {}",
+                                self.input.offset
+                            ),
+                        );
+                        continue;
+                    }
+                    self.input.consume(rest);
+                    self.warn(
+                        offset,
+                        WarningKind::TornTail,
+                        format!(
+                            "the recording ends with an incomplete frame at offset {offset} ({rest} bytes): the recorder was probably killed; everything before it was read"
+                        ),
+                    );
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
+    /// Skips from the damaged frame at `offset` to the next valid frame.
+    fn skip_corrupt(&mut self, offset: u64, reason: &str) -> Result<(), io::Error> {
+        let found = self.input.resync()?;
+        let skipped = self.input.offset - offset;
+        let message = if found {
+            format!(
+                "corrupt frame at offset {offset} ({reason}): skipped {skipped} bytes up to the next valid frame at offset {}",
+                self.input.offset
+            )
+        } else {
+            format!(
+                "corrupt frame at offset {offset} ({reason}): no valid frame follows it, so the last {skipped} bytes were skipped"
+            )
+        };
+        self.warn(offset, WarningKind::Corrupt, message);
+        Ok(())
+    }
+
+    /// Turns a checked frame into a record, or reports why it was skipped.
+    fn accept(&mut self, offset: u64, kind: u8, flags: u8, payload: Payload) -> Option<Frame> {
+        let plain = |record| {
+            Some(Frame {
+                offset,
+                encoding: Encoding::Plain,
+                record,
+            })
+        };
+        match payload {
+            Payload::Unknown => {
+                if self.unknown.insert((kind, flags)) {
+                    let what = if flags == 0 {
+                        format!("frames of kind 0x{kind:02X}")
+                    } else {
+                        format!("{} frames with flags 0x{flags:02X}", kind::name(kind))
+                    };
+                    self.warn(
+                        offset,
+                        WarningKind::UnknownKind(kind),
+                        format!(
+                            "{what}, first at offset {offset}, are unknown to this version of memtrail and were skipped: a newer memtrail may show more"
+                        ),
+                    );
+                }
+                None
+            }
+            Payload::Undecodable(error) => {
+                self.warn(
+                    offset,
+                    WarningKind::Corrupt,
+                    format!(
+                        "the {} frame at offset {offset} has a valid checksum but its payload does not decode ({error}); it was skipped",
+                        kind::name(kind)
+                    ),
+                );
+                None
+            }
+            Payload::Header => {
+                self.warn(
+                    offset,
+                    WarningKind::Corrupt,
+                    format!(
+                        "a second header frame at offset {offset} was skipped (were two recordings joined together?)"
+                    ),
+                );
+                None
+            }
+            Payload::Keyframe(wire) => {
+                let (sample, seq) = wire.into_model();
+                self.skipping.remove(&sample.id);
+                self.bases.insert(sample.id, (sample.clone(), seq));
+                Some(Frame {
+                    offset,
+                    encoding: Encoding::Keyframe,
+                    record: Record::Process(Box::new(sample)),
+                })
+            }
+            Payload::Delta(wire) => self.accept_delta(offset, &wire),
+            Payload::Record(record) => {
+                if let Record::Exit(exit) = &record {
+                    self.bases.remove(&exit.id);
+                    self.skipping.remove(&exit.id);
+                }
+                plain(record)
+            }
+        }
+    }
+
+    fn accept_delta(&mut self, offset: u64, delta: &DeltaWire) -> Option<Frame> {
+        let id: ProcessId = delta.id.into();
+        let seq = u16::from_le_bytes(delta.seq);
+        let lost = match self.bases.get(&id) {
+            None => "the sample it builds on was lost or never written",
+            Some((_, base_seq)) if base_seq.wrapping_add(1) as u16 != seq => {
+                "a sample between it and the last one read was lost"
+            }
+            Some((base, base_seq)) => match delta::apply(base, delta) {
+                Ok(sample) => {
+                    let seq = base_seq.wrapping_add(1);
+                    self.bases.insert(id, (sample.clone(), seq));
+                    return Some(Frame {
+                        offset,
+                        encoding: Encoding::Delta,
+                        record: Record::Process(Box::new(sample)),
+                    });
+                }
+                Err(why) => {
+                    self.bases.remove(&id);
+                    self.skipping.insert(id);
+                    self.warn(
+                        offset,
+                        WarningKind::Corrupt,
+                        format!(
+                            "the delta frame at offset {offset} for process {id} does not fit the sample before it ({why}): it and the next deltas of that process are skipped until its next keyframe"
+                        ),
+                    );
+                    return None;
+                }
+            },
+        };
+        self.bases.remove(&id);
+        if self.skipping.insert(id) {
+            self.warn(
+                offset,
+                WarningKind::MissingBase,
+                format!(
+                    "the delta frame at offset {offset} for process {id} was skipped because {lost}; its next deltas are skipped too, until its next keyframe"
+                ),
+            );
+        }
+        None
+    }
+}
+
+impl<R: Read> Iterator for Reader<R> {
+    type Item = Result<Frame, ReadError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        match self.next_frame() {
+            Ok(frame) => frame.map(Ok),
+            Err(error) => Some(Err(self.io_error(error))),
+        }
+    }
+}
+
+impl<R: Read> fmt::Debug for Reader<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reader")
+            .field("path", &self.path)
+            .field("offset", &self.input.offset)
+            .field("header", &self.header)
+            .field("processes", &self.bases.len())
+            .field("warnings", &self.warnings.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A frame's payload, decoded according to its kind.
+enum Payload {
+    Header,
+    Keyframe(KeyframeWire),
+    Delta(DeltaWire),
+    Record(Record),
+    Unknown,
+    Undecodable(String),
+}
+
+impl Payload {
+    fn decode(kind: u8, flags: u8, payload: &[u8]) -> Payload {
+        if flags != 0 {
+            return Payload::Unknown;
+        }
+        let decoded = match kind {
+            kind::HEADER => wire::decode::<wire::HeaderWire>(payload).map(|_| Payload::Header),
+            kind::KEYFRAME => wire::decode(payload).map(Payload::Keyframe),
+            kind::DELTA => wire::decode(payload).map(Payload::Delta),
+            kind::SYSTEM => wire::decode(payload)
+                .map(|w: wire::SystemWire| Payload::Record(Record::System(w.into_model()))),
+            kind::EXIT => wire::decode(payload)
+                .map(|w: wire::ExitWire| Payload::Record(Record::Exit(w.into_model()))),
+            kind::MARKER => wire::decode(payload)
+                .map(|w: wire::MarkerWire| Payload::Record(Record::Marker(w.into_model()))),
+            kind::NOTICE => wire::decode(payload)
+                .map(|w: wire::NoticeWire| Payload::Record(Record::Notice(w.into_model()))),
+            kind::END => wire::decode(payload)
+                .map(|w: wire::EndWire| Payload::Record(Record::End(w.into_model()))),
+            _ => Ok(Payload::Unknown),
+        };
+        decoded.unwrap_or_else(Payload::Undecodable)
+    }
+}
+
+/// Reads and checks the file header and the header frame.
+fn read_header<R: Read>(input: &mut Input<R>) -> Result<Header, ReadError> {
+    let io = |offset, error| ReadError::Io {
+        path: None,
+        offset,
+        error,
+    };
+    if !input.fill(FILE_HEADER_LEN).map_err(|e| io(0, e))? {
+        let start = input.available();
+        if start.is_empty() {
+            return Err(ReadError::Empty { path: None });
+        }
+        if !MAGIC.starts_with(&start[..start.len().min(MAGIC.len())]) {
+            return Err(not_memtrail(start));
+        }
+        return Err(ReadError::TruncatedHeader {
+            path: None,
+            len: start.len() as u64,
+        });
+    }
+    let start = input.available();
+    if start[..MAGIC.len()] != MAGIC {
+        return Err(not_memtrail(start));
+    }
+    let version = u16::from_le_bytes([start[8], start[9]]);
+    if version > FORMAT_VERSION {
+        return Err(ReadError::UnsupportedVersion {
+            path: None,
+            found: version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    if version == 0 {
+        return Err(ReadError::CorruptHeader {
+            path: None,
+            offset: 8,
+            reason: "format version 0 does not exist".to_string(),
+        });
+    }
+    input.consume(FILE_HEADER_LEN);
+    let offset = input.offset;
+    let corrupt = |reason: String| ReadError::CorruptHeader {
+        path: None,
+        offset,
+        reason,
+    };
+    match input.probe(0).map_err(|e| io(offset, e))? {
+        Probe::Incomplete => Err(ReadError::TruncatedHeader {
+            path: None,
+            len: offset + input.available().len() as u64,
+        }),
+        Probe::Invalid(reason) => Err(corrupt(reason)),
+        Probe::Valid { kind, flags, len } => {
+            if kind != kind::HEADER {
+                return Err(corrupt(format!(
+                    "the first frame is a {} frame (kind 0x{kind:02X}), not a header",
+                    kind::name(kind)
+                )));
+            }
+            if flags != 0 {
+                return Err(corrupt(format!(
+                    "the header frame has flags 0x{flags:02X}, unknown to this version: upgrade memtrail"
+                )));
+            }
+            let payload = &input.available()[FRAME_HEADER_LEN..][..len];
+            let header = wire::decode::<wire::HeaderWire>(payload)
+                .map_err(|e| corrupt(format!("the header frame does not decode: {e}")))?;
+            input.consume(FRAME_HEADER_LEN + len);
+            Ok(header.into_model())
+        }
+    }
+}
+
+/// The error for input that does not start with the magic bytes, saying
+/// what it looks like instead.
+fn not_memtrail(start: &[u8]) -> ReadError {
+    let start = &start[..start.len().min(16)];
+    let hex: Vec<String> = start.iter().map(|b| format!("{b:02x}")).collect();
+    let text: String = start
+        .iter()
+        .flat_map(|&b| std::ascii::escape_default(b))
+        .map(char::from)
+        .collect();
+    let hint = if start.first() == Some(&0x89) && start.get(1..4) == Some(b"MTR") {
+        "that is memtrail's signature with its line-ending bytes changed: the file was \
+         copied in text mode (FTP ASCII, a git text filter); copy it again in binary mode"
+    } else if start.starts_with(&[0x1f, 0x8b]) {
+        "that is gzip-compressed data: decompress it first (gunzip)"
+    } else if start.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        "that is zstd-compressed data: decompress it first (unzstd)"
+    } else if start.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        "that is xz-compressed data: decompress it first (unxz)"
+    } else if matches!(
+        start.iter().find(|b| !b.is_ascii_whitespace()),
+        Some(b'{' | b'[')
+    ) {
+        "that looks like JSON: memtrail reads its binary recordings (.mtr), not JSON output"
+    } else if start
+        .iter()
+        .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace())
+    {
+        "that is text: memtrail reads binary recordings made by `memtrail record` or `memtrail snap`"
+    } else {
+        "memtrail recordings start with 89 4d 54 52 0d 0a 1a 0a: check that this is the file you meant"
+    };
+    ReadError::NotMemtrail {
+        path: None,
+        found: format!("{} (\"{text}\")", hex.join(" ")),
+        hint: hint.to_string(),
+    }
+}
+
+/// What is at a position of the input.
+enum Probe {
+    /// A complete frame whose checksum matches.
+    Valid { kind: u8, flags: u8, len: usize },
+    /// Not a frame, for the reason given.
+    Invalid(String),
+    /// The input ends before the frame does.
+    Incomplete,
+}
+
+/// A window on the input: `buf[pos..]` are the bytes from stream offset
+/// `offset` on that were read but not consumed.
+struct Input<R> {
+    inner: R,
+    buf: Vec<u8>,
+    pos: usize,
+    offset: u64,
+    eof: bool,
+}
+
+impl<R: Read> Input<R> {
+    fn new(inner: R) -> Self {
+        Input {
+            inner,
+            buf: Vec::new(),
+            pos: 0,
+            offset: 0,
+            eof: false,
+        }
+    }
+
+    fn available(&self) -> &[u8] {
+        &self.buf[self.pos..]
+    }
+
+    fn consume(&mut self, n: usize) {
+        debug_assert!(n <= self.buf.len() - self.pos);
+        self.pos += n;
+        self.offset += n as u64;
+    }
+
+    /// Reads until at least `need` bytes are available; false if the input
+    /// ends first. Reads only what is missing, so a live stream is never
+    /// waited on for more than the frame at hand.
+    fn fill(&mut self, need: usize) -> io::Result<bool> {
+        while self.buf.len() - self.pos < need {
+            if self.eof {
+                return Ok(false);
+            }
+            if self.pos > 0 {
+                self.buf.drain(..self.pos);
+                self.pos = 0;
+            }
+            let old = self.buf.len();
+            self.buf.resize(old + CHUNK, 0);
+            match self.inner.read(&mut self.buf[old..]) {
+                Ok(0) => {
+                    self.buf.truncate(old);
+                    self.eof = true;
+                }
+                Ok(n) => self.buf.truncate(old + n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => self.buf.truncate(old),
+                Err(e) => {
+                    self.buf.truncate(old);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// What is at `at` bytes past the current position.
+    fn probe(&mut self, at: usize) -> io::Result<Probe> {
+        if !self.fill(at + FRAME_HEADER_LEN)? {
+            return Ok(Probe::Incomplete);
+        }
+        let h = &self.available()[at..at + FRAME_HEADER_LEN];
+        if h[..2] != SYNC {
+            return Ok(Probe::Invalid(format!(
+                "no frame starts there: expected sync bytes 4d 46, found {:02x} {:02x}",
+                h[0], h[1]
+            )));
+        }
+        let (kind, flags) = (h[2], h[3]);
+        let len = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
+        let crc = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
+        if len > MAX_FRAME_LEN {
+            return Ok(Probe::Invalid(format!(
+                "its length, {len} bytes, is over the limit of {MAX_FRAME_LEN}"
+            )));
+        }
+        let len = len as usize;
+        if !self.fill(at + FRAME_HEADER_LEN + len)? {
+            return Ok(Probe::Incomplete);
+        }
+        let payload = &self.available()[at + FRAME_HEADER_LEN..][..len];
+        if frame::checksum(kind, flags, len as u32, payload) != crc {
+            return Ok(Probe::Invalid("checksum mismatch".to_string()));
+        }
+        Ok(Probe::Valid { kind, flags, len })
+    }
+
+    /// Skips the byte at the current position and everything after it up to
+    /// the next valid frame. False if the input ended first (then all of it
+    /// was consumed).
+    fn resync(&mut self) -> io::Result<bool> {
+        self.consume(1);
+        loop {
+            match find_sync(self.available()) {
+                Some(i) => {
+                    self.consume(i);
+                    if let Probe::Valid { .. } = self.probe(0)? {
+                        return Ok(true);
+                    }
+                    self.consume(1);
+                }
+                None => {
+                    // Keep a last byte that may begin the sync bytes.
+                    let keep = usize::from(self.available().last() == Some(&SYNC[0]));
+                    self.consume(self.available().len() - keep);
+                    if !self.fill(keep + 1)? {
+                        let rest = self.available().len();
+                        self.consume(rest);
+                        return Ok(false);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The position of the first valid frame at or after `from` among the
+    /// bytes already read, relative to the current position. Used at the
+    /// end of the input, so it reads nothing more.
+    fn find_frame(&mut self, mut from: usize) -> io::Result<Option<usize>> {
+        while let Some(i) = find_sync(&self.available()[from.min(self.available().len())..]) {
+            let at = from + i;
+            if let Probe::Valid { .. } = self.probe(at)? {
+                return Ok(Some(at));
+            }
+            from = at + 1;
+        }
+        Ok(None)
+    }
+}
+
+fn find_sync(bytes: &[u8]) -> Option<usize> {
+    bytes.windows(2).position(|w| w == SYNC)
+}

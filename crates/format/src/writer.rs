@@ -1,0 +1,355 @@
+//! Writing a recording.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io::Write;
+
+use crate::frame::{self, kind};
+use crate::model::{End, Header, ProcessId, ProcessSample, Record};
+use crate::wire::{self, KeyframeWire};
+use crate::{delta, WriteError, FORMAT_VERSION, MAGIC};
+
+/// The default of [`Writer::keyframe_interval`].
+const DEFAULT_KEYFRAME_INTERVAL: u32 = 60;
+
+/// Writes a recording: the file header and a header frame, then one frame
+/// per [`Record`].
+///
+/// Process samples are written as deltas from the previous sample of the
+/// same process whenever that is possible, with a full keyframe at least
+/// every [`keyframe_interval`](Writer::keyframe_interval) samples so that a
+/// damaged frame costs a bounded stretch of that process's history.
+///
+/// Frames are handed to the output whole, one `write_all` each, and
+/// nothing is flushed until [`flush`](Writer::flush) or
+/// [`finish`](Writer::finish): wrap files in a `BufWriter` and flush once
+/// per tick.
+pub struct Writer<W: Write> {
+    out: W,
+    keyframe_interval: u32,
+    processes: HashMap<ProcessId, Base>,
+    bytes_written: u64,
+    /// The frame being written, reused to spare allocations.
+    scratch: Vec<u8>,
+}
+
+/// The last sample written for a process: what its next delta is made from.
+struct Base {
+    sample: ProcessSample,
+    seq: u64,
+    /// Deltas written since its last keyframe.
+    since_keyframe: u32,
+}
+
+impl<W: Write> Writer<W> {
+    /// Writes the file header and the header frame, and flushes them.
+    pub fn new(out: W, header: &Header) -> Result<Self, WriteError> {
+        let mut writer = Writer {
+            out,
+            keyframe_interval: DEFAULT_KEYFRAME_INTERVAL,
+            processes: HashMap::new(),
+            bytes_written: 0,
+            scratch: Vec::new(),
+        };
+        let mut file_header = Vec::with_capacity(12);
+        file_header.extend_from_slice(&MAGIC);
+        file_header.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        file_header.extend_from_slice(&0u16.to_le_bytes());
+        writer.out.write_all(&file_header)?;
+        writer.bytes_written += file_header.len() as u64;
+        let payload = wire::encode(&wire::HeaderWire::from_model(header), "header")?;
+        writer.write_frame(kind::HEADER, &payload)?;
+        writer.flush()?;
+        Ok(writer)
+    }
+
+    /// Writes a full keyframe every `n` samples of a process (default 60);
+    /// 1 (or 0) makes every sample a keyframe.
+    pub fn keyframe_interval(mut self, n: u32) -> Self {
+        self.keyframe_interval = n.max(1);
+        self
+    }
+
+    /// Writes one record as one frame. Does not flush.
+    pub fn write(&mut self, record: &Record) -> Result<(), WriteError> {
+        match record {
+            Record::Process(sample) => self.write_sample(sample),
+            Record::System(s) => {
+                let wire = wire::SystemWire::from_model(s).map_err(unrepresentable)?;
+                self.write_payload(kind::SYSTEM, &wire, "system sample")
+            }
+            Record::Exit(e) => {
+                self.write_payload(kind::EXIT, &wire::ExitWire::from_model(e), "process exit")?;
+                // Readers forget the process here too: its memory is freed
+                // and a reused identity would start with a keyframe.
+                self.processes.remove(&e.id);
+                Ok(())
+            }
+            Record::Marker(m) => {
+                self.write_payload(kind::MARKER, &wire::MarkerWire::from_model(m), "marker")
+            }
+            Record::Notice(n) => {
+                self.write_payload(kind::NOTICE, &wire::NoticeWire::from_model(n), "notice")
+            }
+            Record::End(e) => self.write_payload(kind::END, &wire::EndWire::from_model(e), "end"),
+        }
+    }
+
+    /// Flushes the output.
+    pub fn flush(&mut self) -> Result<(), WriteError> {
+        self.out.flush()?;
+        Ok(())
+    }
+
+    /// Writes the end frame, flushes, and gives back the output.
+    pub fn finish(mut self, end: &End) -> Result<W, WriteError> {
+        self.write_payload(kind::END, &wire::EndWire::from_model(end), "end")?;
+        self.flush()?;
+        Ok(self.out)
+    }
+
+    /// Bytes handed to the output so far, the file header included.
+    pub fn bytes_written(&self) -> u64 {
+        self.bytes_written
+    }
+
+    /// The output.
+    pub fn get_ref(&self) -> &W {
+        &self.out
+    }
+
+    fn write_sample(&mut self, sample: &ProcessSample) -> Result<(), WriteError> {
+        let base = self.processes.get(&sample.id);
+        let seq = base.map_or(0, |b| b.seq.wrapping_add(1));
+        let delta = base
+            .filter(|b| {
+                b.since_keyframe.saturating_add(1) < self.keyframe_interval
+                    && b.sample.detail == sample.detail
+            })
+            .and_then(|b| {
+                let delta = delta::diff(&b.sample, sample, seq).ok()?;
+                // Only a delta that gives back exactly this sample will do.
+                (delta::apply(&b.sample, &delta).ok()? == *sample).then_some(delta)
+            });
+        let next_since_keyframe = base.map_or(0, |b| b.since_keyframe + 1);
+        let since_keyframe = match &delta {
+            Some(delta) => {
+                self.write_payload(kind::DELTA, delta, "process sample")?;
+                next_since_keyframe
+            }
+            None => {
+                let wire = KeyframeWire::from_model(sample, seq).map_err(unrepresentable)?;
+                self.write_payload(kind::KEYFRAME, &wire, "process sample")?;
+                0
+            }
+        };
+        self.processes.insert(
+            sample.id,
+            Base {
+                sample: sample.clone(),
+                seq,
+                since_keyframe,
+            },
+        );
+        Ok(())
+    }
+
+    fn write_payload<T: serde::Serialize>(
+        &mut self,
+        kind: u8,
+        wire: &T,
+        what: &'static str,
+    ) -> Result<(), WriteError> {
+        let payload = wire::encode(wire, what)?;
+        self.write_frame(kind, &payload)
+    }
+
+    fn write_frame(&mut self, kind: u8, payload: &[u8]) -> Result<(), WriteError> {
+        self.scratch.clear();
+        frame::encode(&mut self.scratch, kind, payload);
+        self.out.write_all(&self.scratch)?;
+        self.bytes_written += self.scratch.len() as u64;
+        Ok(())
+    }
+}
+
+fn unrepresentable(field: &'static str) -> WriteError {
+    WriteError::Unrepresentable { field }
+}
+
+impl<W: Write> fmt::Debug for Writer<W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Writer")
+            .field("keyframe_interval", &self.keyframe_interval)
+            .field("processes", &self.processes.len())
+            .field("bytes_written", &self.bytes_written)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::*;
+
+    fn header() -> Header {
+        Header {
+            writer: "test".to_string(),
+            host: Host {
+                hostname: "h".to_string(),
+                kernel: "6.8.0".to_string(),
+                page_size: 4096,
+                clock_ticks: 100,
+                boot_time_us: 1_700_000_000_000_000,
+            },
+            started_us: 1_700_000_100_000_000,
+            target: String::new(),
+            detail: Detail::Summary,
+            interval_us: Some(1_000_000),
+        }
+    }
+
+    /// A summary-level sample with pessimistic (large) identifiers and values.
+    fn summary() -> ProcessSample {
+        ProcessSample {
+            time_us: 1_700_000_100_000_000,
+            id: ProcessId {
+                pid: 3_456_789,
+                start_time: 987_654_321,
+            },
+            info: ProcessInfo {
+                ppid: 3_456_700,
+                comm: "java".to_string(),
+                cmdline: vec![
+                    "/usr/bin/java".to_string(),
+                    "-jar".to_string(),
+                    "app.jar".to_string(),
+                ],
+                uid: Some(1000),
+                cgroup: Some("/system.slice/app.service".to_string()),
+            },
+            detail: Detail::Summary,
+            status: Status {
+                vm_rss: Some(2_345_678),
+                vm_hwm: Some(2_400_000),
+                vm_size: Some(12_345_678),
+                vm_peak: Some(12_400_000),
+                rss_anon: Some(2_000_000),
+                rss_file: Some(345_678),
+                rss_shmem: Some(0),
+                vm_swap: Some(0),
+                vm_data: Some(3_000_000),
+                vm_stk: Some(132),
+                vm_pte: Some(5_000),
+                threads: Some(120),
+            },
+            cpu: Some(Cpu {
+                utime: 9_876_543,
+                stime: 1_234_567,
+                minflt: 98_765_432,
+                majflt: 1_234,
+            }),
+            rollup: None,
+            fds: Some(Fds {
+                file: 120,
+                socket: 300,
+                pipe: 8,
+                anon_inode: 20,
+                other: 1,
+                targets: None,
+            }),
+            mappings: None,
+            mappings_fresh: false,
+        }
+    }
+
+    /// Bytes taken by the frame of `next` written after `first`.
+    fn second_frame_len(first: &ProcessSample, next: &ProcessSample) -> u64 {
+        let mut writer = Writer::new(Vec::new(), &header()).unwrap();
+        writer
+            .write(&Record::Process(Box::new(first.clone())))
+            .unwrap();
+        let before = writer.bytes_written();
+        writer
+            .write(&Record::Process(Box::new(next.clone())))
+            .unwrap();
+        writer.bytes_written() - before
+    }
+
+    #[test]
+    fn a_steady_summary_delta_costs_at_most_64_bytes() {
+        let base = summary();
+        let mut next = base.clone();
+        next.time_us += 1_000_137; // a second, with jitter
+        next.status.vm_rss = next.status.vm_rss.map(|v| v + 12);
+        next.status.rss_anon = next.status.rss_anon.map(|v| v + 12);
+        let cpu = next.cpu.as_mut().unwrap();
+        cpu.utime += 40;
+        cpu.stime += 3;
+        cpu.minflt += 60;
+        let len = second_frame_len(&base, &next);
+        eprintln!("steady summary delta: {len} bytes");
+        assert!(len <= 64, "a steady summary delta takes {len} bytes");
+        assert!(
+            second_frame_len(&base, &base) < len,
+            "an unchanged sample costs less still"
+        );
+    }
+
+    #[test]
+    fn a_delta_of_10_mappings_in_1000_costs_at_most_1_kib() {
+        let mut base = summary();
+        base.detail = Detail::Maps;
+        base.mappings = Some(
+            (0..1000u64)
+                .map(|i| Mapping {
+                    start: 0x7f12_3400_0000 + i * 0x20_0000,
+                    end: 0x7f12_3400_0000 + i * 0x20_0000 + 0x1_0000 * (1 + i % 9),
+                    perms: "rw-p".to_string(),
+                    offset: 0,
+                    dev: 0,
+                    inode: 0,
+                    path: if i % 3 == 0 {
+                        format!("/usr/lib/lib{i}.so")
+                    } else {
+                        String::new()
+                    },
+                    size: 64 * (1 + i % 9),
+                    rss: 40 * (1 + i % 9),
+                    pss: 40 * (1 + i % 9),
+                    private_dirty: 40 * (1 + i % 9),
+                    anonymous: 40 * (1 + i % 9),
+                    swap_pss: Some(0),
+                    locked: Some(0),
+                    ..Mapping::default()
+                })
+                .collect(),
+        );
+        base.mappings_fresh = true;
+        let mut next = base.clone();
+        next.time_us += 5_000_000;
+        let maps = next.mappings.as_mut().unwrap();
+        for i in [3, 100, 250, 400, 555, 700, 850, 999] {
+            let m = &mut maps[i];
+            m.end += 0x4_0000;
+            m.size += 256;
+            m.rss += 200;
+            m.pss += 190;
+            m.private_dirty += 200;
+            m.anonymous += 200;
+        }
+        maps.remove(500);
+        maps.push(Mapping {
+            start: 0x7fff_0000_0000,
+            end: 0x7fff_0040_0000,
+            perms: "rw-p".to_string(),
+            path: "[anon:arena]".to_string(),
+            size: 4096,
+            rss: 1024,
+            ..Mapping::default()
+        });
+        let len = second_frame_len(&base, &next);
+        eprintln!("1000-mapping delta with 10 changes: {len} bytes");
+        assert!(len <= 1024, "the delta takes {len} bytes");
+    }
+}

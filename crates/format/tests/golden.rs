@@ -1,0 +1,301 @@
+//! Golden files pin the bytes of format version 1: a recording written
+//! today must open in every later version, so these bytes never change.
+//!
+//! To create a golden file that does not exist yet, run the tests with
+//! `MEMTRAIL_BLESS=1`. An existing golden file is never rewritten.
+
+use std::path::PathBuf;
+
+use memtrail_format::*;
+
+use crate::util::mapping;
+
+/// The keyframe interval the golden recording is written with, small enough
+/// to have keyframes after deltas.
+const KEYFRAME_INTERVAL: u32 = 3;
+
+/// A deterministic recording that exercises every frame kind and every kind
+/// of change a delta can carry. Never change it: add a new one instead.
+pub fn golden_recording() -> (Header, Vec<Record>) {
+    let header = Header {
+        writer: "memtrail 0.1.0".to_string(),
+        host: Host {
+            hostname: "golden".to_string(),
+            kernel: "6.8.0".to_string(),
+            page_size: 4096,
+            clock_ticks: 100,
+            boot_time_us: 1_700_000_000_000_000,
+        },
+        started_us: 1_700_000_100_000_000,
+        target: "--pid 4242".to_string(),
+        detail: Detail::Full,
+        interval_us: Some(1_000_000),
+    };
+    let t0 = header.started_us;
+    let id = ProcessId {
+        pid: 4242,
+        start_time: 98_765,
+    };
+    let mut a = ProcessSample {
+        time_us: t0,
+        id,
+        info: ProcessInfo {
+            ppid: 1,
+            comm: "leaky".to_string(),
+            cmdline: vec!["leaky".to_string(), "--port=80".to_string()],
+            uid: Some(1000),
+            cgroup: Some("/leaky.service".to_string()),
+        },
+        detail: Detail::Summary,
+        status: Status {
+            vm_rss: Some(2048),
+            vm_hwm: Some(2048),
+            vm_size: Some(8192),
+            vm_peak: Some(8192),
+            rss_anon: Some(1024),
+            rss_file: Some(1024),
+            rss_shmem: Some(0),
+            vm_swap: Some(0),
+            vm_data: Some(4096),
+            vm_stk: Some(132),
+            vm_pte: Some(48),
+            threads: Some(2),
+        },
+        cpu: Some(Cpu {
+            utime: 10,
+            stime: 5,
+            minflt: 300,
+            majflt: 1,
+        }),
+        rollup: None,
+        fds: Some(Fds {
+            file: 3,
+            socket: 1,
+            pipe: 0,
+            anon_inode: 1,
+            other: 0,
+            targets: None,
+        }),
+        mappings: None,
+        mappings_fresh: false,
+    };
+    let mut records = vec![Record::Process(Box::new(a.clone()))];
+    let push = |records: &mut Vec<Record>, s: &ProcessSample| {
+        records.push(Record::Process(Box::new(s.clone())));
+    };
+
+    // A steady summary delta.
+    a.time_us += 1_000_000;
+    a.status.vm_rss = Some(2052);
+    a.status.rss_anon = Some(1028);
+    a.cpu.as_mut().unwrap().utime += 2;
+    push(&mut records, &a);
+
+    records.push(Record::System(SystemSample {
+        time_us: t0 + 1_000_500,
+        meminfo: MemInfo {
+            mem_total: Some(16_384_000),
+            mem_free: Some(8_000_000),
+            mem_available: Some(12_000_000),
+            buffers: Some(100_000),
+            cached: Some(3_000_000),
+            swap_total: Some(0),
+            swap_free: Some(0),
+            shmem: Some(50_000),
+            commit_limit: None,
+            committed_as: None,
+        },
+        cgroups: vec![CgroupMemory {
+            path: "/leaky.service".to_string(),
+            current_bytes: Some(2_101_248),
+            max_bytes: None,
+        }],
+    }));
+    records.push(Record::Marker(Marker {
+        time_us: t0 + 1_500_000,
+        label: "load test".to_string(),
+        pid: Some(4242),
+        source: "cli".to_string(),
+    }));
+
+    // Full detail from now on: a keyframe with mappings and descriptors.
+    a.time_us += 1_000_000;
+    a.detail = Detail::Full;
+    a.rollup = Some(Rollup {
+        rss: Some(2056),
+        pss: Some(1900),
+        pss_anon: Some(1032),
+        pss_file: Some(868),
+        pss_shmem: Some(0),
+        shared_clean: Some(300),
+        shared_dirty: Some(0),
+        private_clean: Some(724),
+        private_dirty: Some(1032),
+        anonymous: Some(1032),
+        swap: Some(0),
+        swap_pss: Some(0),
+    });
+    a.fds.as_mut().unwrap().targets = Some(vec![
+        Fd {
+            fd: 0,
+            target: "/dev/null".to_string(),
+        },
+        Fd {
+            fd: 1,
+            target: "pipe:[101]".to_string(),
+        },
+        Fd {
+            fd: 3,
+            target: "socket:[202]".to_string(),
+        },
+    ]);
+    a.mappings = Some(vec![
+        mapping(0x5555_5555_4000, 2, "/usr/bin/leaky", 8),
+        mapping(0x5555_5600_0000, 64, "[heap]", 256),
+        mapping(0x7f00_0000_0000, 16, "", 64),
+        mapping(0x7fff_ffde_0000, 33, "[stack]", 12),
+    ]);
+    a.mappings_fresh = true;
+    push(&mut records, &a);
+
+    // The heap grows, a descriptor opens, an anonymous region moves.
+    a.time_us += 1_000_000;
+    {
+        let maps = a.mappings.as_mut().unwrap();
+        maps[1].end += 16 * 4096;
+        maps[1].size += 64;
+        maps[1].rss += 64;
+        maps[1].private_dirty += 64;
+        maps[2].start += 0x10_0000;
+        maps[2].end += 0x10_0000;
+    }
+    a.fds.as_mut().unwrap().file += 1;
+    a.fds.as_mut().unwrap().targets.as_mut().unwrap().push(Fd {
+        fd: 4,
+        target: "/var/log/leaky.log".to_string(),
+    });
+    a.status.vm_rss = Some(2116);
+    push(&mut records, &a);
+
+    // A descriptor closes, a library is unmapped, the command line changes.
+    a.time_us += 1_000_000;
+    a.mappings.as_mut().unwrap().remove(0);
+    a.fds.as_mut().unwrap().targets.as_mut().unwrap().remove(1);
+    a.fds.as_mut().unwrap().pipe = 0;
+    a.info.cmdline.push("--verbose".to_string());
+    a.mappings_fresh = false;
+    push(&mut records, &a);
+
+    // The third sample since the keyframe: a keyframe again.
+    a.time_us += 1_000_000;
+    a.status.threads = Some(3);
+    push(&mut records, &a);
+
+    records.push(Record::Notice(Notice {
+        time_us: a.time_us + 10,
+        process: Some(id),
+        kind: NoticeKind::Vanished,
+        path: "/proc/4242/smaps".to_string(),
+        message: "process 4242 exited while its smaps was being read".to_string(),
+    }));
+    records.push(Record::Exit(ProcessExit {
+        time_us: a.time_us + 20,
+        id,
+        exit_code: Some(137),
+    }));
+    records.push(Record::End(End {
+        time_us: a.time_us + 30,
+        reason: EndReason::TargetExited,
+        samples: 6,
+    }));
+    (header, records)
+}
+
+fn encode(header: &Header, records: &[Record]) -> Vec<u8> {
+    let mut writer = Writer::new(Vec::new(), header)
+        .unwrap()
+        .keyframe_interval(KEYFRAME_INTERVAL);
+    for r in records {
+        writer.write(r).unwrap();
+    }
+    writer.flush().unwrap();
+    writer.get_ref().clone()
+}
+
+fn golden_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/golden")
+        .join(name)
+}
+
+/// The first difference between two byte strings, for the failure message.
+fn first_difference(a: &[u8], b: &[u8]) -> String {
+    match a.iter().zip(b).position(|(x, y)| x != y) {
+        Some(i) => format!(
+            "first difference at byte {i}: {:#04x} now, {:#04x} in the golden file",
+            a[i], b[i]
+        ),
+        None => format!(
+            "same prefix, but {} bytes now and {} in the golden file",
+            a.len(),
+            b.len()
+        ),
+    }
+}
+
+#[test]
+fn v1_recording_bytes_never_change() {
+    let (header, records) = golden_recording();
+    let bytes = encode(&header, &records);
+    let path = golden_path("v1-recording.mtr");
+    let golden = match std::fs::read(&path) {
+        Ok(golden) => golden,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if std::env::var_os("MEMTRAIL_BLESS").is_some_and(|v| v == "1") {
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(&path, &bytes).unwrap();
+                eprintln!("wrote {}", path.display());
+                return;
+            }
+            panic!(
+                "{} is missing: run the tests with MEMTRAIL_BLESS=1 to create it, review it and commit it",
+                path.display()
+            );
+        }
+        Err(e) => panic!("cannot read {}: {e}", path.display()),
+    };
+    assert!(
+        bytes == golden,
+        "format v1 bytes changed: this breaks every existing recording; add a new format version instead \
+         ({}; {} is never rewritten, not even with MEMTRAIL_BLESS=1)",
+        first_difference(&bytes, &golden),
+        path.display()
+    );
+}
+
+#[test]
+fn v1_recording_reads_back() {
+    let (header, records) = golden_recording();
+    let path = golden_path("v1-recording.mtr");
+    let Ok(golden) = std::fs::read(&path) else {
+        // Reported by v1_recording_bytes_never_change.
+        return;
+    };
+    let mut reader = Reader::new(golden.as_slice()).unwrap();
+    assert_eq!(reader.header(), &header);
+    let frames = reader.by_ref().collect::<Result<Vec<_>, _>>().unwrap();
+    assert_eq!(reader.take_warnings(), vec![]);
+    assert_eq!(
+        frames.iter().map(|f| f.record.clone()).collect::<Vec<_>>(),
+        records
+    );
+    use Encoding::*;
+    let encodings: Vec<_> = frames.iter().map(|f| f.encoding).collect();
+    assert_eq!(
+        encodings,
+        [Keyframe, Delta, Plain, Plain, Keyframe, Delta, Delta, Keyframe, Plain, Plain, Plain]
+    );
+    // Frames are contiguous: each starts where the one before ended.
+    let opened = open(&path).unwrap().collect::<Result<Vec<_>, _>>().unwrap();
+    assert_eq!(opened, frames);
+}

@@ -1,0 +1,6 @@
+//! memtrail-format's integration tests, one binary.
+
+mod damage;
+mod golden;
+mod roundtrip;
+mod util;
