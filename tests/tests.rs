@@ -1,1 +1,12 @@
+//! End-to-end tests: the real `memtrail` binary against real processes and
+//! the real /proc. One test binary (faster to build and link), one module
+//! per command.
 
+mod util;
+
+mod cli_docs;
+mod cli_dump;
+mod cli_errors;
+mod cli_record;
+mod cli_run;
+mod cli_snap;

@@ -1,1 +1,52 @@
-fn main() {}
+//! `cargo xtask <task>`: the project's automation, in Rust so it runs
+//! wherever cargo does (rust-analyzer's pattern). One module per task.
+//!
+//! Tasks:
+//!   ci     formatting check, clippy with warnings denied, every test
+
+mod ci;
+
+use std::process::Command;
+
+use anyhow::{bail, Context};
+
+const USAGE: &str = "\
+usage: cargo xtask <task>
+
+tasks:
+  ci     check formatting, run clippy (warnings denied) and every test:
+         what .ci/run runs and what a change must pass";
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("ci") => ci::run(),
+        Some("-h" | "--help" | "help") | None => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => bail!("unknown task `{other}`\n\n{USAGE}"),
+    }
+}
+
+/// Runs `cargo ARGS` in the workspace root, failing if it fails.
+pub fn cargo(args: &[&str]) -> anyhow::Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    eprintln!("$ cargo {}", args.join(" "));
+    let status = Command::new(&cargo)
+        .args(args)
+        .current_dir(workspace_root())
+        .status()
+        .with_context(|| format!("cannot run {cargo}"))?;
+    if !status.success() {
+        bail!("`cargo {}` failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+pub fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}

@@ -1,0 +1,84 @@
+//! One module per command. Each turns validated arguments into the library
+//! collaborators and returns the exit status.
+
+mod demo;
+mod dump;
+mod record;
+mod run;
+mod snap;
+
+use anyhow::Context;
+use memtrail_collect::{Config, Target};
+use memtrail_format::{Detail, Header};
+
+use crate::cli::{Cli, CollectArgs, Command, DetailArg, TargetArgs};
+
+pub fn run(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Snap(args) => snap::run(args),
+        Command::Record(args) => record::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Dump(args) => dump::run(args),
+        Command::Demo(args) => demo::run(args),
+    }
+}
+
+impl From<DetailArg> for Detail {
+    fn from(d: DetailArg) -> Detail {
+        match d {
+            DetailArg::Summary => Detail::Summary,
+            DetailArg::Rollup => Detail::Rollup,
+            DetailArg::Maps => Detail::Maps,
+            DetailArg::Full => Detail::Full,
+        }
+    }
+}
+
+/// The raw target flags, validated into a collector target and a
+/// description for the recording's header.
+fn target(args: &TargetArgs, collect: &CollectArgs) -> anyhow::Result<(Target, String)> {
+    if collect.children && args.pid.is_none() {
+        anyhow::bail!(
+            "--children follows the descendants of one process: use it with --pid PID \
+             (--name and --all already select every matching process)"
+        );
+    }
+    if let Some(pid) = args.pid {
+        if collect.children {
+            return Ok((Target::Tree(pid), format!("--pid {pid} --children")));
+        }
+        return Ok((Target::Pid(pid), format!("--pid {pid}")));
+    }
+    if let Some(name) = &args.name {
+        let re = regex::Regex::new(name)
+            .with_context(|| format!("--name {name:?} is not a valid regular expression"))?;
+        return Ok((Target::Name(re), format!("--name {name}")));
+    }
+    Ok((Target::All, "--all".to_string()))
+}
+
+fn config(target: Target, detail: Detail, redact_cmdline: bool, maps_every: u32) -> Config {
+    let mut config = Config::new(target, detail);
+    config.redact_cmdline = redact_cmdline;
+    config.maps_every = maps_every;
+    config
+}
+
+fn header(
+    collector: &memtrail_collect::Collector,
+    target: String,
+    detail: Detail,
+    interval: Option<std::time::Duration>,
+) -> anyhow::Result<Header> {
+    let host = collector
+        .host()
+        .context("cannot read the host facts a recording needs")?;
+    Ok(Header {
+        writer: format!("memtrail {}", env!("CARGO_PKG_VERSION")),
+        host,
+        started_us: crate::recorder::now_us(),
+        target,
+        detail,
+        interval_us: interval.map(|d| d.as_micros() as u64),
+    })
+}

@@ -1,0 +1,203 @@
+//! `memtrail run -- CMD`: start a command and record its whole tree.
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::{Child, ExitStatus};
+
+use anyhow::Context;
+use memtrail_collect::{Collector, Target, Tick};
+use memtrail_format::{End, ProcessExit, ProcessId, Record, Writer};
+use signal_hook::consts::SIGTERM;
+
+use crate::cli::RunArgs;
+use crate::output::open_binary;
+use crate::recorder::{self, Finished, Limits, Next, StopCause, TickHook};
+use crate::signals::StopSignals;
+
+/// What `run` ended with, for `demo` and the exit status.
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub output: PathBuf,
+    pub finished: Finished,
+    pub status: ExitStatus,
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<u8> {
+    let outcome = record_command(&args, false)?;
+    eprintln!(
+        "memtrail: recorded {} samples of {} processes to {} ({})",
+        outcome.finished.samples,
+        outcome.finished.processes.len(),
+        outcome.output.display(),
+        super::record::describe_end(&outcome.finished.reason),
+    );
+    Ok(exit_code(outcome.status))
+}
+
+/// The status a shell would report: the exit code, or 128 + signal.
+pub fn exit_code(status: ExitStatus) -> u8 {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => code.clamp(0, 255) as u8,
+        (None, Some(sig)) => (128 + sig).clamp(0, 255) as u8,
+        _ => crate::EXIT_ERROR,
+    }
+}
+
+/// Spawns the command, records it until it exits and returns how it went.
+/// `quiet` sends the command's standard output to /dev/null (for `demo`).
+pub fn record_command(args: &RunArgs, quiet: bool) -> anyhow::Result<RunOutcome> {
+    let (program, rest) = args
+        .command
+        .split_first()
+        .context("no command given: put it after `--`, e.g. `memtrail run -- python3 app.py`")?;
+    let detail = args.sampling.detail.into();
+    let interval = args.sampling.interval.0;
+
+    let mut command = std::process::Command::new(program);
+    command.args(rest);
+    if quiet {
+        command.stdout(std::process::Stdio::null());
+    }
+    let mut child = command.spawn().with_context(|| {
+        format!(
+            "cannot start {}: is it installed and on PATH?",
+            program.to_string_lossy()
+        )
+    })?;
+    let pid = child.id();
+    let output = args.output.clone().unwrap_or_else(|| {
+        let base = std::path::Path::new(program)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "command".into());
+        PathBuf::from(format!("memtrail-{base}-{pid}.mtr"))
+    });
+
+    // From here on the child runs: every failure must still wait for it,
+    // so it is never left behind unreaped or unsupervised.
+    let recorded = (|| -> anyhow::Result<Finished> {
+        let signals = StopSignals::install()?;
+        let mut collector = Collector::new(super::config(
+            Target::Tree(pid),
+            detail,
+            args.redact_cmdline,
+            args.sampling.maps_every,
+        ))?;
+        let description = format!(
+            "run -- {}",
+            args.command
+                .iter()
+                .map(|a| a.to_string_lossy())
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        let header = super::header(&collector, description, detail, Some(interval))?;
+        let out = open_binary(&output)?;
+        let mut writer = Writer::new(out.sink, &header)
+            .map_err(anyhow::Error::from)
+            .map_err(|e| e.context(format!("cannot write the recording to {}", out.name)))?;
+        let mut hook = ReapChild {
+            child: &mut child,
+            pid,
+            root: None,
+            status: None,
+        };
+        let finished = recorder::sample_loop(
+            &mut collector,
+            &mut writer,
+            interval,
+            Limits::default(),
+            &signals,
+            &mut hook,
+            &out.name,
+        )?;
+        writer
+            .finish(&End {
+                time_us: recorder::now_us(),
+                reason: finished.reason.clone(),
+                samples: finished.samples,
+            })
+            .map_err(anyhow::Error::from)
+            .map_err(|e| e.context(format!("cannot finish the recording in {}", out.name)))?;
+        Ok(finished)
+    })();
+    let status = child
+        .wait()
+        .with_context(|| format!("cannot wait for process {pid}"))?;
+    let finished = match recorded {
+        Ok(r) => r,
+        Err(err) => {
+            return Err(err.context(format!(
+                "recording failed; the command ran to the end and {}",
+                describe_status(status)
+            )))
+        }
+    };
+    Ok(RunOutcome {
+        output,
+        finished,
+        status,
+    })
+}
+
+fn describe_status(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(sig)) => format!("was killed by signal {sig}"),
+        _ => "ended".into(),
+    }
+}
+
+/// Reaps the child after each tick; passes SIGTERM on to it.
+struct ReapChild<'a> {
+    child: &'a mut Child,
+    pid: u32,
+    root: Option<ProcessId>,
+    status: Option<ExitStatus>,
+}
+
+impl TickHook for ReapChild<'_> {
+    fn after_tick(&mut self, tick: &Tick, _collector: &Collector) -> Next {
+        if self.root.is_none() {
+            self.root = tick
+                .processes
+                .iter()
+                .find(|s| s.id.pid == self.pid)
+                .map(|s| s.id);
+        }
+        match self.child.try_wait() {
+            Ok(Some(status)) => {
+                self.status = Some(status);
+                Next::Stop(StopCause::TargetExited)
+            }
+            Ok(None) => Next::Continue,
+            // Cannot happen for our own child; stop rather than spin.
+            Err(_) => Next::Stop(StopCause::TargetExited),
+        }
+    }
+
+    fn on_signal(&mut self, sig: i32) -> bool {
+        // Ctrl-C already reached the command through the terminal's process
+        // group; sending it again would interrupt it twice. SIGTERM was
+        // meant for us alone, so pass it on. Either way keep recording
+        // until the command exits.
+        if sig == SIGTERM {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.pid as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        false
+    }
+
+    fn final_records(&mut self) -> Vec<Record> {
+        match (self.root, self.status) {
+            (Some(id), Some(status)) => vec![Record::Exit(ProcessExit {
+                time_us: recorder::now_us(),
+                id,
+                exit_code: Some(exit_code(status) as i32),
+            })],
+            _ => Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! Where binary recordings go: a file or standard output, never a terminal.
+
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+
+/// An opened destination for binary output, named for error messages.
+pub struct BinaryOutput {
+    pub name: String,
+    pub path: Option<PathBuf>,
+    pub sink: Box<dyn Write + Send>,
+}
+
+impl std::fmt::Debug for BinaryOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BinaryOutput")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+/// Opens `path` for a binary recording; `-` is standard output, refused
+/// when it is a terminal (binary would garble it and help no one).
+pub fn open_binary(path: &Path) -> anyhow::Result<BinaryOutput> {
+    if path.as_os_str() == "-" {
+        let stdout = std::io::stdout();
+        if stdout.is_terminal() {
+            bail!(
+                "refusing to write a binary recording to a terminal: \
+                 name a file with -o FILE, or pipe it (e.g. `memtrail record ... | memtrail dump -`)"
+            );
+        }
+        return Ok(BinaryOutput {
+            name: "standard output".into(),
+            path: None,
+            sink: Box::new(BufWriter::with_capacity(64 * 1024, stdout)),
+        });
+    }
+    let file = File::create(path)
+        .with_context(|| format!("cannot create recording file {}", path.display()))?;
+    Ok(BinaryOutput {
+        name: path.display().to_string(),
+        path: Some(path.to_path_buf()),
+        sink: Box::new(BufWriter::with_capacity(64 * 1024, file)),
+    })
+}

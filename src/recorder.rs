@@ -1,0 +1,168 @@
+//! The sampling loop shared by `record`, `run` and `demo`: tick, write,
+//! flush, wait for the next tick or a signal.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use memtrail_collect::{Collector, Tick};
+use memtrail_format::{EndReason, ProcessId, Record, Writer};
+
+use crate::signals::{self, StopSignals, Wake};
+
+/// When to stop, besides signals.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Limits {
+    pub duration: Option<Duration>,
+    pub count: Option<u64>,
+}
+
+/// What the caller decides after each tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    Continue,
+    Stop(StopCause),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopCause {
+    TargetExited,
+    Completed,
+}
+
+/// How a sampling loop ended.
+#[derive(Debug)]
+pub struct Finished {
+    pub reason: EndReason,
+    pub samples: u64,
+    pub ticks: u64,
+    /// Every process seen, for summaries.
+    pub processes: HashSet<ProcessId>,
+}
+
+/// Hooks for the caller: `run` reaps its child, `record` just watches.
+pub trait TickHook {
+    /// Called after each tick has been written and flushed.
+    fn after_tick(&mut self, tick: &Tick, collector: &Collector) -> Next;
+    /// Called for each signal; return true to stop now.
+    fn on_signal(&mut self, sig: i32) -> bool;
+    /// Records to append after the last tick (e.g. the exit of `run`'s child).
+    fn final_records(&mut self) -> Vec<Record> {
+        Vec::new()
+    }
+}
+
+/// Samples until a limit, the hook or a signal says stop, writing every
+/// tick and flushing it so a reader downstream sees it at once.
+///
+/// Write errors end the loop and are returned; the caller has already told
+/// the user where the file is, and everything flushed before is readable.
+pub fn sample_loop<W: Write>(
+    collector: &mut Collector,
+    writer: &mut Writer<W>,
+    interval: Duration,
+    limits: Limits,
+    signals: &StopSignals,
+    hook: &mut dyn TickHook,
+    output_name: &str,
+) -> anyhow::Result<Finished> {
+    let started = Instant::now();
+    let mut finished = Finished {
+        reason: EndReason::Completed,
+        samples: 0,
+        ticks: 0,
+        processes: HashSet::new(),
+    };
+    let mut next_tick = started;
+    loop {
+        let tick = collector.sample();
+        for notice in &tick.notices {
+            eprintln!("memtrail: warning: {}", notice.message);
+        }
+        write_tick(writer, &tick, &mut finished)
+            .and_then(|()| writer.flush().map_err(anyhow::Error::from))
+            .with_context(|| format!("cannot write the recording to {output_name}"))?;
+        finished.ticks += 1;
+
+        let mut stop = hook.after_tick(&tick, collector);
+        if stop == Next::Continue {
+            let counted = limits.count.is_some_and(|n| finished.ticks >= n);
+            let timed = limits.duration.is_some_and(|d| started.elapsed() >= d);
+            if counted || timed {
+                stop = Next::Stop(StopCause::Completed);
+            }
+        }
+        if let Next::Stop(cause) = stop {
+            finished.reason = match cause {
+                StopCause::TargetExited => EndReason::TargetExited,
+                StopCause::Completed => EndReason::Completed,
+            };
+            break;
+        }
+
+        // Fixed-rate schedule; if a tick overran, start the next one now
+        // rather than bunching up to catch up.
+        next_tick += interval;
+        let now = Instant::now();
+        if next_tick < now {
+            next_tick = now;
+        }
+        if let Some(d) = limits.duration {
+            next_tick = next_tick.min(started + d);
+        }
+        let mut interrupted = None;
+        while interrupted.is_none() {
+            let now = Instant::now();
+            if now >= next_tick {
+                break;
+            }
+            match signals.wait(next_tick - now) {
+                Wake::Tick => {}
+                Wake::Signal(sig) => {
+                    if hook.on_signal(sig) {
+                        interrupted = Some(sig);
+                    }
+                }
+            }
+        }
+        if let Some(sig) = interrupted {
+            finished.reason = EndReason::Interrupted(signals::name(sig));
+            break;
+        }
+    }
+    for record in hook.final_records() {
+        writer
+            .write(&record)
+            .with_context(|| format!("cannot write the recording to {output_name}"))?;
+    }
+    Ok(finished)
+}
+
+fn write_tick<W: Write>(
+    writer: &mut Writer<W>,
+    tick: &Tick,
+    finished: &mut Finished,
+) -> anyhow::Result<()> {
+    writer.write(&Record::System(tick.system.clone()))?;
+    for notice in &tick.notices {
+        writer.write(&Record::Notice(notice.clone()))?;
+    }
+    for exit in &tick.exited {
+        writer.write(&Record::Exit(exit.clone()))?;
+    }
+    for sample in &tick.processes {
+        finished.processes.insert(sample.id);
+        writer.write(&Record::Process(Box::new(sample.clone())))?;
+        finished.samples += 1;
+    }
+    Ok(())
+}
+
+/// Microseconds since the Unix epoch, now.
+pub fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,207 @@
+//! Shared helpers: a command builder for the binary, temporary
+//! directories, spawned helper processes that are killed on drop, and
+//! waiting for conditions instead of guessing at timing with sleeps.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use memtrail_format::{Reader, Record};
+
+/// How long any condition may take before a test fails. Generous: CI
+/// machines are shared and slow, and waiting costs nothing when the
+/// condition holds early.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+pub fn memtrail() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_memtrail"));
+    cmd.env_remove("NO_COLOR");
+    cmd
+}
+
+/// Runs memtrail with `args`, returning its output.
+pub fn run(args: &[&str]) -> Output {
+    memtrail().args(args).output().expect("memtrail runs")
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("memtrail-test-")
+        .tempdir()
+        .expect("temporary directory")
+}
+
+/// The path of a helper program under tests/programs.
+pub fn program(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/programs")
+        .join(name)
+}
+
+/// Polls `cond` until it returns Some, failing the test after PATIENCE.
+pub fn wait_for<T>(what: &str, mut cond: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = cond() {
+            return v;
+        }
+        if start.elapsed() > PATIENCE {
+            panic!("timed out after {PATIENCE:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A helper process driven through its stdin/stdout, killed on drop.
+pub struct Helper {
+    pub child: Child,
+    pub stdin: Option<ChildStdin>,
+    pub stdout: BufReader<ChildStdout>,
+}
+
+impl Helper {
+    /// Starts `python3 tests/programs/<script> args...`.
+    pub fn python(script: &str, args: &[&str]) -> Helper {
+        let mut child = Command::new("python3")
+            .arg("-u")
+            .arg(program(script))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 starts (is it installed?)");
+        let stdin = child.stdin.take();
+        let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        Helper {
+            child,
+            stdin,
+            stdout,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Reads one line the helper printed (blocks until it does).
+    pub fn line(&mut self) -> String {
+        let mut s = String::new();
+        self.stdout.read_line(&mut s).expect("read helper output");
+        assert!(!s.is_empty(), "helper exited before printing a line");
+        s.trim_end().to_string()
+    }
+
+    /// Sends one line to the helper.
+    pub fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin still open");
+        writeln!(stdin, "{line}").expect("write to helper");
+        stdin.flush().expect("flush helper stdin");
+    }
+
+    /// Closes its stdin (most helpers exit on EOF) and waits for it.
+    pub fn finish(mut self) -> std::process::ExitStatus {
+        drop(self.stdin.take());
+        self.child.wait().expect("wait for helper")
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Every record of a (possibly still growing) recording file.
+pub fn records(path: &Path) -> Vec<Record> {
+    let Ok(reader) = memtrail_format::open(path) else {
+        return Vec::new();
+    };
+    reader.filter_map(Result::ok).map(|f| f.record).collect()
+}
+
+/// Opens a recording and returns its header and records; panics on error.
+pub fn read_all(path: &Path) -> (memtrail_format::Header, Vec<Record>) {
+    let mut reader: Reader<_> = memtrail_format::open(path).expect("recording opens");
+    let header = reader.header().clone();
+    let records = reader
+        .by_ref()
+        .map(|f| f.expect("frame reads").record)
+        .collect();
+    let warnings = reader.take_warnings();
+    assert!(warnings.is_empty(), "unexpected warnings: {warnings:?}");
+    (header, records)
+}
+
+pub fn samples_of(records: &[Record], pid: u32) -> Vec<&memtrail_format::ProcessSample> {
+    records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Process(s) if s.id.pid == pid => Some(&**s),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A memtrail process running in the background, killed on drop.
+pub struct Background(pub Child);
+
+impl Background {
+    pub fn spawn(args: &[&str]) -> Background {
+        Background(
+            memtrail()
+                .args(args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("memtrail starts"),
+        )
+    }
+
+    /// Waits for it to exit by itself.
+    pub fn wait(mut self) -> Output {
+        let start = Instant::now();
+        loop {
+            if self.0.try_wait().expect("try_wait").is_some() {
+                break;
+            }
+            if start.elapsed() > PATIENCE {
+                panic!("memtrail did not exit within {PATIENCE:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let child = std::mem::replace(
+            &mut self.0,
+            Command::new("true").spawn().expect("spawn true"),
+        );
+        let out = child.wait_with_output().expect("collect output");
+        let _ = self.0.wait();
+        out
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{sig}"), &self.0.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
