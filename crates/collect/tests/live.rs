@@ -229,9 +229,18 @@ fn permission_denied_is_noticed_once_and_detail_lowered() {
     }
     // As root everything is readable: re-run this test as nobody against
     // root's sleep.
+    // The checkout may sit below a directory nobody cannot enter: run a
+    // copy of this test binary from a world-readable place.
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let exe = dir.path().join("collect-tests");
+    std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
     let out = std::process::Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(std::env::current_exe().unwrap())
+        .arg(&exe)
+        .current_dir(dir.path())
         .args([
             "--exact",
             "live::permission_denied_is_noticed_once_and_detail_lowered",
