@@ -29,8 +29,35 @@ fn main() -> ExitCode {
             for cause in err.chain().skip(1) {
                 let _ = writeln!(stderr, "  caused by: {cause}");
             }
+            if let Some(hint) = hint(&err) {
+                let _ = writeln!(stderr, "  hint: {hint}");
+            }
             ExitCode::from(EXIT_ERROR)
         }
+    }
+}
+
+/// What to do about the operating-system errors users meet most.
+fn hint(err: &anyhow::Error) -> Option<&'static str> {
+    use std::io::ErrorKind::*;
+    let kind = err.chain().find_map(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .map(|e| e.kind())
+            .or_else(|| {
+                cause
+                    .downcast_ref::<memtrail_format::WriteError>()
+                    .and_then(|e| e.io_error_kind())
+            })
+    })?;
+    match kind {
+        StorageFull => Some("the disk is full: free some space, or write elsewhere with -o FILE"),
+        PermissionDenied => Some(
+            "run as the user who owns the file or process, or as root \
+             (CAP_SYS_PTRACE is enough to read other users' /proc files)",
+        ),
+        NotFound => Some("check the path: the file or its directory does not exist"),
+        _ => None,
     }
 }
 

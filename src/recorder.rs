@@ -54,7 +54,7 @@ pub trait TickHook {
 }
 
 /// Samples until a limit, the hook or a signal says stop, writing every
-/// tick and flushing it so a reader downstream sees it at once.
+/// tick as it is taken.
 ///
 /// Write errors end the loop and are returned; the caller has already told
 /// the user where the file is, and everything flushed before is readable.
@@ -81,7 +81,6 @@ pub fn sample_loop<W: Write>(
             eprintln!("memtrail: warning: {}", notice.message);
         }
         write_tick(writer, &tick, &mut finished)
-            .and_then(|()| writer.flush().map_err(anyhow::Error::from))
             .with_context(|| format!("cannot write the recording to {output_name}"))?;
         finished.ticks += 1;
 
@@ -139,21 +138,29 @@ pub fn sample_loop<W: Write>(
     Ok(finished)
 }
 
+/// Writes one tick, flushing after every frame: a recorder killed at any
+/// moment loses at most the frame it was writing, and a reader downstream
+/// of a pipe sees each frame as soon as it exists.
 fn write_tick<W: Write>(
     writer: &mut Writer<W>,
     tick: &Tick,
     finished: &mut Finished,
 ) -> anyhow::Result<()> {
-    writer.write(&Record::System(tick.system.clone()))?;
+    let mut put = |record: Record| -> anyhow::Result<()> {
+        writer.write(&record)?;
+        writer.flush()?;
+        Ok(())
+    };
+    put(Record::System(tick.system.clone()))?;
     for notice in &tick.notices {
-        writer.write(&Record::Notice(notice.clone()))?;
+        put(Record::Notice(notice.clone()))?;
     }
     for exit in &tick.exited {
-        writer.write(&Record::Exit(exit.clone()))?;
+        put(Record::Exit(exit.clone()))?;
     }
     for sample in &tick.processes {
         finished.processes.insert(sample.id);
-        writer.write(&Record::Process(Box::new(sample.clone())))?;
+        put(Record::Process(Box::new(sample.clone())))?;
         finished.samples += 1;
     }
     Ok(())

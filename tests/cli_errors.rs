@@ -35,3 +35,71 @@ fn bad_input_is_explained() {
     );
     check_error(&["run"], &["CMD"]);
 }
+
+#[test]
+fn run_with_an_unwritable_output_never_starts_the_command() {
+    let dir = tempdir();
+    let marker = dir.path().join("ran");
+    let o = run(&[
+        "run",
+        "-o",
+        dir.path().join("no/such/dir/x.mtr").to_str().unwrap(),
+        "--",
+        "touch",
+        marker.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(e.contains("no/such/dir/x.mtr"), "names the file: {e}");
+    assert!(!marker.exists(), "the command must not have run");
+}
+
+#[test]
+fn a_full_disk_is_an_error_naming_the_file() {
+    let mut helper = Helper::python("hold.py", &["1"]);
+    assert_eq!(helper.line(), "ready");
+    let o = run(&[
+        "record",
+        "--pid",
+        &helper.pid().to_string(),
+        "--count",
+        "2",
+        "--interval",
+        "10ms",
+        "-o",
+        "/dev/full",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(
+        e.contains("/dev/full") && e.contains("No space left"),
+        "{e}"
+    );
+    helper.finish();
+}
+
+#[test]
+fn binary_output_to_a_terminal_is_refused() {
+    // `script` (util-linux) gives the command a pseudo-terminal as stdout.
+    let mut helper = Helper::python("hold.py", &["1"]);
+    assert_eq!(helper.line(), "ready");
+    let dir = tempdir();
+    let log = dir.path().join("typescript");
+    let cmd = format!(
+        "{} record --pid {} --count 1; echo \"status=$?\"",
+        env!("CARGO_BIN_EXE_memtrail"),
+        helper.pid()
+    );
+    let o = std::process::Command::new("script")
+        .args(["-qec", &cmd, log.to_str().unwrap()])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("script (util-linux) runs");
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("refusing to write a binary recording to a terminal"),
+        "{text}"
+    );
+    assert!(text.contains("status=2"), "{text}");
+    helper.finish();
+}

@@ -53,6 +53,14 @@ pub fn record_command(args: &RunArgs, quiet: bool) -> anyhow::Result<RunOutcome>
     let detail = args.sampling.detail.into();
     let interval = args.sampling.interval.0;
 
+    // An explicit output file is opened before the command starts, so a
+    // bad path costs nothing; the default name needs the command's pid.
+    let mut out = match &args.output {
+        Some(path) => Some(open_binary(path)?),
+        None => None,
+    };
+    let signals = StopSignals::install()?;
+
     let mut command = std::process::Command::new(program);
     command.args(rest);
     if quiet {
@@ -72,11 +80,28 @@ pub fn record_command(args: &RunArgs, quiet: bool) -> anyhow::Result<RunOutcome>
             .unwrap_or_else(|| "command".into());
         PathBuf::from(format!("memtrail-{base}-{pid}.mtr"))
     });
+    let out = match out.take() {
+        Some(out) => out,
+        None => match open_binary(&output) {
+            Ok(out) => out,
+            Err(err) => {
+                // Nothing can be recorded: stop the command rather than
+                // leave it running unobserved.
+                terminate(pid);
+                let status = child.wait();
+                return Err(err.context(format!(
+                    "the command was stopped ({})",
+                    status
+                        .map(describe_status)
+                        .unwrap_or_else(|e| e.to_string())
+                )));
+            }
+        },
+    };
 
     // From here on the child runs: every failure must still wait for it,
     // so it is never left behind unreaped or unsupervised.
     let recorded = (|| -> anyhow::Result<Finished> {
-        let signals = StopSignals::install()?;
         let mut collector = Collector::new(super::config(
             Target::Tree(pid),
             detail,
@@ -92,7 +117,6 @@ pub fn record_command(args: &RunArgs, quiet: bool) -> anyhow::Result<RunOutcome>
                 .join(" ")
         );
         let header = super::header(&collector, description, detail, Some(interval))?;
-        let out = open_binary(&output)?;
         let mut writer = Writer::new(out.sink, &header)
             .map_err(anyhow::Error::from)
             .map_err(|e| e.context(format!("cannot write the recording to {}", out.name)))?;
@@ -121,16 +145,23 @@ pub fn record_command(args: &RunArgs, quiet: bool) -> anyhow::Result<RunOutcome>
             .map_err(|e| e.context(format!("cannot finish the recording in {}", out.name)))?;
         Ok(finished)
     })();
+    if let Err(err) = &recorded {
+        // Say so now, not when the command ends hours later.
+        eprintln!(
+            "memtrail: error: {err:#}
+             memtrail: recording stopped; waiting for the command (pid {pid}) to exit"
+        );
+    }
     let status = child
         .wait()
         .with_context(|| format!("cannot wait for process {pid}"))?;
     let finished = match recorded {
         Ok(r) => r,
-        Err(err) => {
-            return Err(err.context(format!(
-                "recording failed; the command ran to the end and {}",
+        Err(_) => {
+            anyhow::bail!(
+                "recording failed (see above); the command ran to the end and {}",
                 describe_status(status)
-            )))
+            )
         }
     };
     Ok(RunOutcome {
@@ -138,6 +169,16 @@ pub fn record_command(args: &RunArgs, quiet: bool) -> anyhow::Result<RunOutcome>
         finished,
         status,
     })
+}
+
+/// Sends SIGTERM to `pid` (our own child, so the pid cannot have been reused).
+fn terminate(pid: u32) {
+    if let Ok(pid) = i32::try_from(pid) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
 }
 
 fn describe_status(status: ExitStatus) -> String {
@@ -182,10 +223,7 @@ impl TickHook for ReapChild<'_> {
         // meant for us alone, so pass it on. Either way keep recording
         // until the command exits.
         if sig == SIGTERM {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(self.pid as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
+            terminate(self.pid);
         }
         false
     }
