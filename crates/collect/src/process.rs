@@ -319,9 +319,17 @@ impl Reader {
         let mut fds = Fds::default();
         let mut targets = Vec::new();
         for n in numbers {
-            // A descriptor closed since the listing is simply not counted.
-            let Ok(link) = rustix::fs::readlinkat(dirfd, n.to_string(), Vec::new()) else {
-                continue;
+            let link = match rustix::fs::readlinkat(dirfd, n.to_string(), Vec::new()) {
+                Ok(link) => link,
+                // Listing a process's fd/ can be allowed while reading its
+                // links is not (another user's process, a sandbox): a count
+                // of what could be read would be a wrong count.
+                Err(e) if e == rustix::io::Errno::ACCESS || e == rustix::io::Errno::PERM => {
+                    self.failed("fd", Failure::Denied)?;
+                    return Ok(None);
+                }
+                // A descriptor closed since the listing is simply not counted.
+                Err(_) => continue,
             };
             let target = link.to_string_lossy();
             match parse::fd_kind(&target) {
@@ -361,6 +369,16 @@ impl Reader {
     fn failed(&mut self, file: &'static str, failure: Failure) -> Result<(), Gone> {
         let path = self.dir.join(file).display().to_string();
         let (kind, message) = match failure {
+            Failure::Denied if rustix::process::geteuid().is_root() => (
+                NoticeKind::PermissionDenied,
+                format!(
+                    "cannot read {path}: permission denied, even to root; memtrail records \
+                     what it can. Something restricts /proc here (a container or sandbox, \
+                     an LSM, hidepid, a user namespace): run memtrail inside the same \
+                     container or namespace as the process to see {}.",
+                    purpose(file)
+                ),
+            ),
             Failure::Denied => (
                 NoticeKind::PermissionDenied,
                 format!(

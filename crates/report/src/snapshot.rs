@@ -191,6 +191,7 @@ pub fn table(processes: &[ProcessSample], filter: &Filter, sort: Sort) -> String
             "{:>8} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10} {:>5} {:>5} Command",
             "PID", "PPID", "RSS", "Anon", "File", "PSS", "Swap", "FDs", "Thr"
         );
+        let any_pss = without.iter().any(|s| s.rollup.is_some());
         for s in without {
             let _ = writeln!(
                 out,
@@ -207,7 +208,11 @@ pub fn table(processes: &[ProcessSample], filter: &Filter, sort: Sort) -> String
                 command_line(s)
             );
         }
-        let _ = writeln!(out, "(sizes in kB; PSS needs --detail rollup or more)");
+        if any_pss {
+            let _ = writeln!(out, "(sizes in kB)");
+        } else {
+            let _ = writeln!(out, "(sizes in kB; PSS needs --detail rollup or more)");
+        }
     }
     out
 }
