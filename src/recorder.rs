@@ -166,6 +166,23 @@ fn write_tick<W: Write>(
     Ok(())
 }
 
+/// Writes the End frame and flushes: the recording is complete.
+pub fn finish<W: Write>(
+    writer: Writer<W>,
+    finished: &Finished,
+    output_name: &str,
+) -> anyhow::Result<()> {
+    writer
+        .finish(&memtrail_format::End {
+            time_us: now_us(),
+            reason: finished.reason.clone(),
+            samples: finished.samples,
+        })
+        .map_err(anyhow::Error::from)
+        .map_err(|e| e.context(format!("cannot finish the recording in {output_name}")))?;
+    Ok(())
+}
+
 /// Microseconds since the Unix epoch, now.
 pub fn now_us() -> u64 {
     std::time::SystemTime::now()

@@ -7,8 +7,7 @@ use crate::util::*;
 
 /// A real recording of a sleeping helper, `count` ticks.
 fn recording(dir: &std::path::Path, count: &str) -> std::path::PathBuf {
-    let mut helper = Helper::python("hold.py", &["1"]);
-    assert_eq!(helper.line(), "ready");
+    let helper = hold(1);
     let out = dir.join("d.mtr");
     let o = run(&[
         "record",

@@ -56,8 +56,7 @@ fn run_with_an_unwritable_output_never_starts_the_command() {
 
 #[test]
 fn a_full_disk_is_an_error_naming_the_file() {
-    let mut helper = Helper::python("hold.py", &["1"]);
-    assert_eq!(helper.line(), "ready");
+    let helper = hold(1);
     let o = run(&[
         "record",
         "--pid",
@@ -81,8 +80,7 @@ fn a_full_disk_is_an_error_naming_the_file() {
 #[test]
 fn binary_output_to_a_terminal_is_refused() {
     // `script` (util-linux) gives the command a pseudo-terminal as stdout.
-    let mut helper = Helper::python("hold.py", &["1"]);
-    assert_eq!(helper.line(), "ready");
+    let helper = hold(1);
     let dir = tempdir();
     let log = dir.path().join("typescript");
     let cmd = format!(

@@ -12,20 +12,11 @@ fn count_samples(path: &std::path::Path, pid: u32) -> usize {
 
 #[test]
 fn record_ends_when_the_target_exits_mid_recording() {
-    let mut helper = Helper::python("hold.py", &["1"]);
-    assert_eq!(helper.line(), "ready");
+    let helper = hold(1);
     let pid = helper.pid();
     let dir = tempdir();
     let out = dir.path().join("r.mtr");
-    let rec = Background::spawn(&[
-        "record",
-        "--pid",
-        &pid.to_string(),
-        "--interval",
-        "50ms",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let rec = record_in_background(pid, &out, &[]);
     wait_for("two samples of the target", || {
         (count_samples(&out, pid) >= 2).then_some(())
     });
@@ -51,16 +42,7 @@ fn record_follows_a_child_that_appears_and_exits() {
     let pid = parent.pid();
     let dir = tempdir();
     let out = dir.path().join("tree.mtr");
-    let rec = Background::spawn(&[
-        "record",
-        "--pid",
-        &pid.to_string(),
-        "--children",
-        "--interval",
-        "50ms",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let rec = record_in_background(pid, &out, &["--children"]);
     wait_for("a sample of the parent", || {
         (count_samples(&out, pid) >= 1).then_some(())
     });
@@ -103,8 +85,7 @@ fn record_follows_a_child_that_appears_and_exits() {
 
 #[test]
 fn record_streams_through_a_pipe_into_dump() {
-    let mut helper = Helper::python("hold.py", &["1"]);
-    assert_eq!(helper.line(), "ready");
+    let helper = hold(1);
     let mut rec = memtrail()
         .args([
             "record",
@@ -143,20 +124,11 @@ fn record_streams_through_a_pipe_into_dump() {
 #[test]
 fn sigint_and_sigterm_finish_the_file_cleanly() {
     for sig in ["INT", "TERM"] {
-        let mut helper = Helper::python("hold.py", &["1"]);
-        assert_eq!(helper.line(), "ready");
+        let helper = hold(1);
         let pid = helper.pid();
         let dir = tempdir();
         let out = dir.path().join("sig.mtr");
-        let rec = Background::spawn(&[
-            "record",
-            "--pid",
-            &pid.to_string(),
-            "--interval",
-            "50ms",
-            "-o",
-            out.to_str().unwrap(),
-        ]);
+        let rec = record_in_background(pid, &out, &[]);
         wait_for("two samples", || {
             (count_samples(&out, pid) >= 2).then_some(())
         });
@@ -176,8 +148,7 @@ fn sigint_and_sigterm_finish_the_file_cleanly() {
 
 #[test]
 fn record_count_and_duration_stop_it() {
-    let mut helper = Helper::python("hold.py", &["1"]);
-    assert_eq!(helper.line(), "ready");
+    let helper = hold(1);
     let dir = tempdir();
     let out = dir.path().join("c.mtr");
     let o = run(&[

@@ -12,8 +12,7 @@ fn kb(text: &str, key: &str) -> u64 {
 
 #[test]
 fn snap_json_totals_agree_with_smaps_rollup() {
-    let mut helper = Helper::python("hold.py", &["16"]);
-    assert_eq!(helper.line(), "ready");
+    let helper = hold(16);
     let pid = helper.pid();
     let o = run(&["snap", "--pid", &pid.to_string(), "--format", "json"]);
     // The helper is blocked on stdin, so its memory does not change between
@@ -42,8 +41,7 @@ fn snap_json_totals_agree_with_smaps_rollup() {
 
 #[test]
 fn snap_table_finds_the_big_anonymous_region() {
-    let mut helper = Helper::python("hold.py", &["64"]);
-    assert_eq!(helper.line(), "ready");
+    let helper = hold(64);
     let o = run(&[
         "snap",
         "--pid",
@@ -78,8 +76,7 @@ fn snap_table_finds_the_big_anonymous_region() {
 
 #[test]
 fn snap_binary_file_reads_back() {
-    let mut helper = Helper::python("hold.py", &["1"]);
-    assert_eq!(helper.line(), "ready");
+    let helper = hold(1);
     let dir = tempdir();
     let out = dir.path().join("s.mtr");
     let o = run(&[

@@ -123,6 +123,29 @@ impl Drop for Helper {
     }
 }
 
+/// `hold.py MIB`, once it has its memory and says so.
+pub fn hold(mib: u32) -> Helper {
+    let mut helper = Helper::python("hold.py", &[&mib.to_string()]);
+    assert_eq!(helper.line(), "ready");
+    helper
+}
+
+/// `memtrail record --pid PID --interval 50ms -o OUT EXTRA...` in the background.
+pub fn record_in_background(pid: u32, out: &Path, extra: &[&str]) -> Background {
+    let pid = pid.to_string();
+    let mut args = vec![
+        "record",
+        "--pid",
+        &pid,
+        "--interval",
+        "50ms",
+        "-o",
+        out.to_str().expect("UTF-8 temporary path"),
+    ];
+    args.extend_from_slice(extra);
+    Background::spawn(&args)
+}
+
 /// Every record of a (possibly still growing) recording file.
 pub fn records(path: &Path) -> Vec<Record> {
     let Ok(reader) = memtrail_format::open(path) else {

@@ -1,7 +1,7 @@
 //! `memtrail record`: sample targets at an interval into a binary stream.
 
 use memtrail_collect::{Collector, Tick};
-use memtrail_format::{End, Writer};
+use memtrail_format::Writer;
 
 use crate::cli::RecordArgs;
 use crate::output::open_binary;
@@ -37,14 +37,7 @@ pub fn run(args: RecordArgs) -> anyhow::Result<u8> {
         &mut WatchTargets,
         &out.name,
     )?;
-    writer
-        .finish(&End {
-            time_us: recorder::now_us(),
-            reason: finished.reason.clone(),
-            samples: finished.samples,
-        })
-        .map_err(anyhow::Error::from)
-        .map_err(|e| e.context(format!("cannot finish the recording in {}", out.name)))?;
+    recorder::finish(writer, &finished, &out.name)?;
     if out.path.is_some() {
         eprintln!(
             "memtrail: recorded {} samples of {} processes in {} ticks to {} ({})",

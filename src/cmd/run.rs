@@ -6,7 +6,7 @@ use std::process::{Child, ExitStatus};
 
 use anyhow::Context;
 use memtrail_collect::{Collector, Target, Tick};
-use memtrail_format::{End, ProcessExit, ProcessId, Record, Writer};
+use memtrail_format::{ProcessExit, ProcessId, Record, Writer};
 use signal_hook::consts::SIGTERM;
 
 use crate::cli::RunArgs;
@@ -135,14 +135,7 @@ pub fn record_command(args: &RunArgs, quiet: bool) -> anyhow::Result<RunOutcome>
             &mut hook,
             &out.name,
         )?;
-        writer
-            .finish(&End {
-                time_us: recorder::now_us(),
-                reason: finished.reason.clone(),
-                samples: finished.samples,
-            })
-            .map_err(anyhow::Error::from)
-            .map_err(|e| e.context(format!("cannot finish the recording in {}", out.name)))?;
+        recorder::finish(writer, &finished, &out.name)?;
         Ok(finished)
     })();
     if let Err(err) = &recorded {
