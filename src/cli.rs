@@ -68,7 +68,7 @@ By default prints a table of memory regions (like `pmap -X`), largest
 resident first; `--min-rss 1MiB --anon` keeps the big anonymous regions,
 the by-hand `pmap PID | awk '$2 > 1000' | sort -n | grep anon` in one
 command. `--format json` prints the same as JSON; `-o FILE` writes a binary
-snapshot that `memtrail dump` reads (and later `memtrail diff`).";
+snapshot that `memtrail dump` reads.";
 
 const RECORD_ABOUT: &str = "\
 Record samples of the target processes at a fixed interval.

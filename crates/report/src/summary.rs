@@ -1,8 +1,9 @@
 //! A recording summarised per process: resident memory at the start and
 //! end, its peak, growth per hour and the regions that grew the most.
 //!
-//! This is a description of what was observed, not a leak verdict (see
-//! `memtrail analyze` for judgements).
+//! This describes what was observed; it does not judge whether the
+//! growth is a leak (a warm-up, a load step and garbage-collection cycles
+//! grow too).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
