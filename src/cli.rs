@@ -1,12 +1,9 @@
 //! The command line: clap definitions only. `main.rs` validates these raw
 //! flags once and hands the result to the commands in `cmd/`.
-//!
-//! `command()` is the single definition xtask uses for completions and the
-//! man page, and the docs test uses to check every flag is documented.
 
 use std::path::PathBuf;
 
-use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::units::{Duration, Size};
 
@@ -261,10 +258,4 @@ pub struct DemoArgs {
     /// Where to keep the recording [default: memtrail-demo.mtr in a temporary directory]
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
-}
-
-/// The whole command definition, for xtask (completions, man page) and docs tests.
-#[allow(dead_code)]
-pub fn command() -> clap::Command {
-    Cli::command()
 }

@@ -37,20 +37,26 @@ fn main() -> ExitCode {
     }
 }
 
+/// The kinds of the operating-system errors behind `err`, outermost first,
+/// whichever error type carries them.
+fn io_error_kinds(err: &anyhow::Error) -> impl Iterator<Item = std::io::ErrorKind> + '_ {
+    err.chain().filter_map(|cause| {
+        if let Some(e) = cause.downcast_ref::<std::io::Error>() {
+            Some(e.kind())
+        } else if let Some(e) = cause.downcast_ref::<serde_json::Error>() {
+            e.io_error_kind()
+        } else {
+            cause
+                .downcast_ref::<memtrail_format::WriteError>()
+                .and_then(|e| e.io_error_kind())
+        }
+    })
+}
+
 /// What to do about the operating-system errors users meet most.
 fn hint(err: &anyhow::Error) -> Option<&'static str> {
     use std::io::ErrorKind::*;
-    let kind = err.chain().find_map(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .map(|e| e.kind())
-            .or_else(|| {
-                cause
-                    .downcast_ref::<memtrail_format::WriteError>()
-                    .and_then(|e| e.io_error_kind())
-            })
-    })?;
-    match kind {
+    match io_error_kinds(err).next()? {
         StorageFull => Some("the disk is full: free some space, or write elsewhere with -o FILE"),
         PermissionDenied => Some(
             "run as the user who owns the file or process, or as root \
@@ -64,16 +70,5 @@ fn hint(err: &anyhow::Error) -> Option<&'static str> {
 /// A closed pipe downstream (`memtrail dump x.mtr | head`) is a normal end,
 /// not an error.
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    use std::io::ErrorKind::BrokenPipe;
-    err.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|e| e.kind() == BrokenPipe)
-            || cause
-                .downcast_ref::<serde_json::Error>()
-                .is_some_and(|e| e.io_error_kind() == Some(BrokenPipe))
-            || cause
-                .downcast_ref::<memtrail_format::WriteError>()
-                .is_some_and(|e| e.io_error_kind() == Some(BrokenPipe))
-    })
+    io_error_kinds(err).any(|kind| kind == std::io::ErrorKind::BrokenPipe)
 }

@@ -178,8 +178,7 @@ pub fn finish<W: Write>(
             reason: finished.reason.clone(),
             samples: finished.samples,
         })
-        .map_err(anyhow::Error::from)
-        .map_err(|e| e.context(format!("cannot finish the recording in {output_name}")))?;
+        .with_context(|| format!("cannot finish the recording in {output_name}"))?;
     Ok(())
 }
 

@@ -4,12 +4,10 @@ use memtrail_format::{EndReason, Record};
 
 use crate::util::*;
 
-#[test]
-fn run_records_a_leaking_script_and_its_child() {
-    let dir = tempdir();
-    let out = dir.path().join("x.mtr");
+/// `memtrail run --interval 100ms -o OUT -- python3 leaky.py SECONDS CODE`.
+fn run_leaky(out: &std::path::Path, seconds: &str, code: &str) -> std::process::Output {
     let script = program("leaky.py");
-    let o = run(&[
+    run(&[
         "run",
         "--interval",
         "100ms",
@@ -18,9 +16,16 @@ fn run_records_a_leaking_script_and_its_child() {
         "--",
         "python3",
         script.to_str().unwrap(),
-        "2",
-        "3",
-    ]);
+        seconds,
+        code,
+    ])
+}
+
+#[test]
+fn run_records_a_leaking_script_and_its_child() {
+    let dir = tempdir();
+    let out = dir.path().join("x.mtr");
+    let o = run_leaky(&out, "2", "3");
     // memtrail exits with the command's own status.
     assert_eq!(o.status.code(), Some(3), "stderr: {}", stderr(&o));
     let (header, records) = read_all(&out);
@@ -73,19 +78,7 @@ fn run_records_a_leaking_script_and_its_child() {
 fn run_dump_shows_growing_rss() {
     let dir = tempdir();
     let out = dir.path().join("x.mtr");
-    let script = program("leaky.py");
-    let o = run(&[
-        "run",
-        "--interval",
-        "100ms",
-        "-o",
-        out.to_str().unwrap(),
-        "--",
-        "python3",
-        script.to_str().unwrap(),
-        "1.5",
-        "0",
-    ]);
+    let o = run_leaky(&out, "1.5", "0");
     assert!(o.status.success(), "stderr: {}", stderr(&o));
     let d = run(&["dump", out.to_str().unwrap()]);
     assert!(d.status.success(), "stderr: {}", stderr(&d));

@@ -29,10 +29,15 @@ pub fn run(args: DumpArgs) -> anyhow::Result<u8> {
     }
     serde_json::to_writer(&mut out, &header)?;
     out.write_all(b"\n")?;
-    // A live stream: flush each line so `jq` downstream sees it at once.
     out.flush()?;
 
-    let mut warnings = 0usize;
+    // A live stream: flush each line so `jq` downstream sees it at once.
+    let live = args.input.as_os_str() == "-";
+    let warn = |reader: &mut Reader<_>| {
+        for w in reader.take_warnings() {
+            eprintln!("memtrail: warning: {name}: {}", w.message);
+        }
+    };
     while let Some(frame) = reader.next() {
         let frame = frame.with_context(|| format!("cannot read recording {name}"))?;
         let mut v = serde_json::to_value(&frame.record)?;
@@ -42,23 +47,12 @@ pub fn run(args: DumpArgs) -> anyhow::Result<u8> {
         }
         serde_json::to_writer(&mut out, &v)?;
         out.write_all(b"\n")?;
-        if reader_is_live(&args.input) {
+        if live {
             out.flush()?;
         }
-        for w in reader.take_warnings() {
-            warnings += 1;
-            eprintln!("memtrail: warning: {name}: {}", w.message);
-        }
+        warn(&mut reader);
     }
     out.flush()?;
-    for w in reader.take_warnings() {
-        warnings += 1;
-        eprintln!("memtrail: warning: {name}: {}", w.message);
-    }
-    let _ = warnings;
+    warn(&mut reader);
     Ok(0)
-}
-
-fn reader_is_live(input: &std::path::Path) -> bool {
-    input.as_os_str() == "-"
 }

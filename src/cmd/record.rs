@@ -1,5 +1,6 @@
 //! `memtrail record`: sample targets at an interval into a binary stream.
 
+use anyhow::Context;
 use memtrail_collect::{Collector, Tick};
 use memtrail_format::Writer;
 
@@ -22,8 +23,7 @@ pub fn run(args: RecordArgs) -> anyhow::Result<u8> {
     let out = open_binary(&args.output)?;
     let signals = StopSignals::install()?;
     let mut writer = Writer::new(out.sink, &header)
-        .map_err(anyhow::Error::from)
-        .map_err(|e| e.context(format!("cannot write the recording to {}", out.name)))?;
+        .with_context(|| format!("cannot write the recording to {}", out.name))?;
     let limits = Limits {
         duration: args.duration.map(|d| d.0),
         count: args.count,

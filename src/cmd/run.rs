@@ -55,10 +55,7 @@ pub fn record_command(args: &RunArgs, quiet: bool) -> anyhow::Result<RunOutcome>
 
     // An explicit output file is opened before the command starts, so a
     // bad path costs nothing; the default name needs the command's pid.
-    let mut out = match &args.output {
-        Some(path) => Some(open_binary(path)?),
-        None => None,
-    };
+    let early = args.output.as_deref().map(open_binary).transpose()?;
     let signals = StopSignals::install()?;
 
     let mut command = std::process::Command::new(program);
@@ -80,7 +77,7 @@ pub fn record_command(args: &RunArgs, quiet: bool) -> anyhow::Result<RunOutcome>
             .unwrap_or_else(|| "command".into());
         PathBuf::from(format!("memtrail-{base}-{pid}.mtr"))
     });
-    let out = match out.take() {
+    let out = match early {
         Some(out) => out,
         None => match open_binary(&output) {
             Ok(out) => out,
@@ -118,8 +115,7 @@ pub fn record_command(args: &RunArgs, quiet: bool) -> anyhow::Result<RunOutcome>
         );
         let header = super::header(&collector, description, detail, Some(interval))?;
         let mut writer = Writer::new(out.sink, &header)
-            .map_err(anyhow::Error::from)
-            .map_err(|e| e.context(format!("cannot write the recording to {}", out.name)))?;
+            .with_context(|| format!("cannot write the recording to {}", out.name))?;
         let mut hook = ReapChild {
             child: &mut child,
             pid,

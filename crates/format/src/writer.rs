@@ -22,8 +22,9 @@ const DEFAULT_KEYFRAME_INTERVAL: u32 = 60;
 ///
 /// Frames are handed to the output whole, one `write_all` each, and
 /// nothing is flushed until [`flush`](Writer::flush) or
-/// [`finish`](Writer::finish): wrap files in a `BufWriter` and flush once
-/// per tick.
+/// [`finish`](Writer::finish): wrap files in a `BufWriter` and flush when a
+/// reader must see what was written (memtrail's recorder flushes after
+/// every frame, so a killed recorder loses at most the frame in hand).
 pub struct Writer<W: Write> {
     out: W,
     keyframe_interval: u32,

@@ -126,14 +126,10 @@ pub fn table(processes: &[ProcessSample], filter: &Filter, sort: Sort) -> String
         out.push_str("no processes matched\n");
         return out;
     }
-    let with_maps: Vec<&ProcessSample> = sorted_processes(processes, sort)
-        .into_iter()
-        .filter(|s| s.mappings.is_some())
-        .collect();
-    let without: Vec<&ProcessSample> = sorted_processes(processes, sort)
-        .into_iter()
-        .filter(|s| s.mappings.is_none())
-        .collect();
+    let (with_maps, without): (Vec<&ProcessSample>, Vec<&ProcessSample>) =
+        sorted_processes(processes, sort)
+            .into_iter()
+            .partition(|s| s.mappings.is_some());
 
     for (i, s) in with_maps.iter().enumerate() {
         if i > 0 {
