@@ -23,12 +23,17 @@ Examples:
   memtrail snap --pid 1234 --min-rss 1MiB --anon the big anonymous regions, like pmap
   memtrail record --pid 1234 --children -o app.mtr
   memtrail run --interval 100ms -o job.mtr -- python3 job.py
+  memtrail analyze app.mtr                       a leak verdict per process
+  memtrail record --pid 1234 | memtrail analyze -
+  memtrail diff before.mtr after.mtr --anon --min 1MiB
+  memtrail diff app.mtr --from 5m --to 10m
   memtrail dump app.mtr | jq 'select(.type==\"process\") | .status.vm_rss'
 
 Sizes take units: 4096, 512KiB, 1MiB, 2GiB (K, M, G are powers of 1024, as
 in /proc). Durations: 250ms, 1s, 5m, 1h30m.
 
-Exit status: 0 success, 2 error (a message says what and why); `run` exits
+Exit status: 0 success, 2 error (a message says what and why), 3 a leak was
+found (`analyze --fail-on-leak`, `run --fail-on-leak`); `run` otherwise exits
 with the command's own status.";
 
 #[derive(Debug, Parser)]
@@ -50,6 +55,12 @@ pub enum Command {
     /// Start a command and record it and all its descendants until it exits
     #[command(long_about = RUN_ABOUT)]
     Run(RunArgs),
+    /// Judge a recording: a leak verdict per process, with the findings behind it
+    #[command(long_about = ANALYZE_ABOUT)]
+    Analyze(AnalyzeArgs),
+    /// Compare two snapshots, or two moments of one recording, region by region
+    #[command(long_about = DIFF_ABOUT)]
+    Diff(DiffArgs),
     /// Print every frame of a recording as one JSON object per line
     #[command(long_about = DUMP_ABOUT)]
     Dump(DumpArgs),
@@ -86,8 +97,48 @@ Start a command and record it and every process it starts until it exits.
 The command inherits memtrail's standard input, output and error; the
 recording goes to the file named by -o. memtrail exits with the command's
 own exit status (128 + N if a signal N ended it), or 2 if recording failed.
+When the command ends, the leak analysis of the recording is printed on
+standard error (as `memtrail analyze` would); with --fail-on-leak a leak
+makes the exit status 3 when the command itself succeeded.
 Ctrl-C reaches the command as usual; SIGTERM sent to memtrail is passed on
 to the command.";
+
+const ANALYZE_ABOUT: &str = "\
+Judge a recording: for every process, whether it leaks, and why.
+
+Each process gets a verdict (leak, no-leak, insufficient-data) made of
+findings, one per series: rss, anon, file, shmem, pss, swap (memory), fds
+and threads. A leak is sustained growth that continues to the end of what
+was observed: a warm-up that plateaus, a one-off step, a sawtooth whose
+lows do not rise (GC, alloc/free cycles) and file-backed pages (page cache)
+are not leaks, and a process seen fewer than 16 times is too short to
+judge. Each finding has a growth rate per hour, a confidence, the regions
+or descriptor kinds responsible, and the time until a known limit (cgroup
+memory.max, MemAvailable) is reached. The method is in
+docs/leak-detection.md.
+
+With `-` it reads standard input as it arrives, printing updated verdicts
+(at most every --update) and a final one when the stream ends:
+`memtrail record --pid 1234 | memtrail analyze -`. Ctrl-C stops reading
+and prints the verdict so far; a second Ctrl-C quits at once.";
+
+const DIFF_ABOUT: &str = "\
+Compare processes at two moments, region by region.
+
+`memtrail diff A B` compares the last sample of each process in A with its
+last sample in B (two snapshots from `memtrail snap -o`, or recordings).
+`memtrail diff FILE --from T --to T` compares two moments of one recording.
+T is `start`, `end`, an offset from the start (`90s`, `5m`), a tick number
+(`#12`: the 13th sampling instant; `memtrail dump` shows them) or a time
+(`2026-11-25T13:05:00Z`).
+
+Processes are matched by identity (pid and start time) and regions by
+start address and backing, falling back to their label so a region that
+moved still matches. Output is ranked by growth: per process the RSS,
+anonymous, file-backed, PSS and swap totals, descriptors by kind and the
+targets opened in between (with --detail full), threads, then the regions
+that grew, appeared, shrank or vanished. `--anon --min 1MiB` keeps the big
+anonymous changes, the by-hand diff of two `pmap` files in one command.";
 
 const DUMP_ABOUT: &str = "\
 Print every frame of a recording as newline-delimited JSON, for jq.
@@ -238,9 +289,140 @@ pub struct RunArgs {
     /// Write the recording to FILE [default: memtrail-<command>-<pid>.mtr]
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Exit with status 3 if any recorded process leaked (the command's own
+    /// failure status takes precedence)
+    #[arg(long)]
+    pub fail_on_leak: bool,
     /// The command to run and its arguments (after `--`)
     #[arg(required = true, last = true, value_name = "CMD")]
     pub command: Vec<std::ffi::OsString>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// For people, fitting 80 columns
+    Text,
+    /// For programs (documented in docs/leak-detection.md and docs/user-guide.md)
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    /// The recording to read, or `-` for standard input (a live stream)
+    #[arg(value_name = "FILE")]
+    pub input: PathBuf,
+    /// Output format; live JSON prints one document per line per update
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: ReportFormat,
+    /// Keep reading FILE as it grows (like `tail -f`) until its end frame or Ctrl-C
+    #[arg(long)]
+    pub follow: bool,
+    /// While reading live, print updated verdicts at most this often
+    #[arg(long, default_value = "5s", value_name = "DUR")]
+    pub update: Duration,
+    /// Detail every process, not only the leaking ones
+    #[arg(long)]
+    pub all: bool,
+    /// Exit with status 3 if any process leaks (for CI)
+    #[arg(long)]
+    pub fail_on_leak: bool,
+}
+
+/// A moment in a recording, for `diff --from/--to`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Moment {
+    Start,
+    End,
+    /// Microseconds after the recording started.
+    Offset(u64),
+    /// Microseconds since the Unix epoch.
+    At(u64),
+    /// The Nth sampling instant, from 0.
+    Tick(u64),
+}
+
+impl std::str::FromStr for Moment {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Moment, String> {
+        let t = s.trim();
+        match t {
+            "start" => return Ok(Moment::Start),
+            "end" => return Ok(Moment::End),
+            _ => {}
+        }
+        if let Some(n) = t.strip_prefix('#') {
+            return n
+                .parse()
+                .map(Moment::Tick)
+                .map_err(|_| format!("invalid tick number `{s}`: expected e.g. #12"));
+        }
+        if let Ok(d) = humantime::parse_duration(t) {
+            return Ok(Moment::Offset(d.as_micros() as u64));
+        }
+        if let Ok(at) = humantime::parse_rfc3339_weak(t) {
+            let us = at
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_err(|_| format!("time `{s}` is before 1970"))?;
+            return Ok(Moment::At(us.as_micros() as u64));
+        }
+        Err(format!(
+            "invalid moment `{s}`: expected start, end, an offset (90s, 5m), a tick (#12) \
+             or a time (2026-11-25T13:05:00Z)"
+        ))
+    }
+}
+
+impl std::fmt::Display for Moment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Moment::Start => write!(f, "start"),
+            Moment::End => write!(f, "end"),
+            Moment::Offset(us) => write!(
+                f,
+                "+{}",
+                humantime::format_duration(std::time::Duration::from_micros(*us))
+            ),
+            Moment::At(us) => write!(
+                f,
+                "{}",
+                humantime::format_rfc3339_seconds(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_micros(*us)
+                )
+            ),
+            Moment::Tick(n) => write!(f, "tick #{n}"),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// A snapshot or recording: the earlier one (or the only one, with --from/--to)
+    #[arg(value_name = "A")]
+    pub before: PathBuf,
+    /// A later snapshot or recording to compare A with
+    #[arg(value_name = "B")]
+    pub after: Option<PathBuf>,
+    /// With one recording: the earlier moment [default: start]
+    #[arg(long, value_name = "T")]
+    pub from: Option<Moment>,
+    /// With one recording: the later moment [default: end]
+    #[arg(long, value_name = "T")]
+    pub to: Option<Moment>,
+    /// Only list regions whose size changed by at least this much, e.g. 1MiB
+    #[arg(long, value_name = "SIZE")]
+    pub min: Option<Size>,
+    /// Only list anonymous regions (heap, stacks, anonymous mmaps)
+    #[arg(long)]
+    pub anon: bool,
+    /// Only this process
+    #[arg(long, value_name = "PID")]
+    pub pid: Option<u32>,
+    /// At most N regions per process
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub top: usize,
+    /// Output format
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: ReportFormat,
 }
 
 #[derive(Debug, Args)]

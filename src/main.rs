@@ -5,6 +5,7 @@
 
 mod cli;
 mod cmd;
+mod input;
 mod output;
 mod recorder;
 mod signals;
@@ -17,6 +18,8 @@ use clap::Parser;
 
 /// Exit status for any error: the message on standard error says what and why.
 pub const EXIT_ERROR: u8 = 2;
+/// Exit status when `--fail-on-leak` was given and a leak was found.
+pub const EXIT_LEAK: u8 = 3;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();

@@ -44,6 +44,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<u8> {
         },
         redact_cmdline: false,
         output: Some(output.clone()),
+        fail_on_leak: false,
         command: vec![
             "python3".into(),
             script.clone().into_os_string(),
@@ -68,12 +69,20 @@ pub fn run(args: DemoArgs) -> anyhow::Result<u8> {
         }
     }
     let summaries = summarizer.finish();
+    println!("What was observed:");
     print!("{}", summary::text(&summaries, 3));
+    println!("\nThe verdict (memtrail analyze):");
+    let analysis = super::run::analyze_file(&output)?;
+    print!("{}", memtrail_report::analysis::text(&analysis, false));
     println!(
         "\nThe recording is in {} ({} samples).\n\
+         Judge it again:    memtrail analyze {}\n\
+         Compare moments:   memtrail diff {} --from start --to end --anon\n\
          See every sample:  memtrail dump {} | less",
         output.display(),
         outcome.finished.samples,
+        output.display(),
+        output.display(),
         output.display(),
     );
     Ok(0)

@@ -1,7 +1,9 @@
 //! One module per command. Each turns validated arguments into the library
 //! collaborators and returns the exit status.
 
+mod analyze;
 mod demo;
+mod diff;
 mod dump;
 mod record;
 mod run;
@@ -18,6 +20,8 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Snap(args) => snap::run(args),
         Command::Record(args) => record::run(args),
         Command::Run(args) => run::run(args),
+        Command::Analyze(args) => analyze::run(args),
+        Command::Diff(args) => diff::run(args),
         Command::Dump(args) => dump::run(args),
         Command::Demo(args) => demo::run(args),
     }

@@ -31,7 +31,29 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         outcome.output.display(),
         super::record::describe_end(&outcome.finished.reason),
     );
-    Ok(exit_code(outcome.status))
+    let analysis = analyze_file(&outcome.output)?;
+    eprint!(
+        "\nmemtrail: analysis (details: memtrail analyze {} --all)\n{}",
+        outcome.output.display(),
+        memtrail_report::analysis::text(&analysis, false)
+    );
+    let code = exit_code(outcome.status);
+    if code == 0 && args.fail_on_leak && analysis.leaks() > 0 {
+        return Ok(crate::EXIT_LEAK);
+    }
+    Ok(code)
+}
+
+/// Reads a finished recording back and judges it.
+pub fn analyze_file(path: &std::path::Path) -> anyhow::Result<memtrail_diff::Analysis> {
+    let mut reader = memtrail_format::open(path)
+        .with_context(|| format!("cannot read back {}", path.display()))?;
+    let mut analyzer = memtrail_diff::Analyzer::new();
+    for frame in reader.by_ref() {
+        let frame = frame.with_context(|| format!("cannot read back {}", path.display()))?;
+        analyzer.add(frame.record);
+    }
+    Ok(analyzer.analysis())
 }
 
 /// The status a shell would report: the exit code, or 128 + signal.

@@ -1,208 +1,69 @@
-//! memtrail-diff: compare snapshots by region identity.
+//! memtrail-diff: compare snapshots by region identity and judge recordings
+//! over time.
 //!
-//! [`regions`] matches the memory regions of two samples of one process
-//! and returns what grew, shrank, appeared and vanished, largest change
-//! first. A region is the same region when its start address and backing
-//! (device, inode, path) agree; regions left unmatched are then paired by
-//! label (`[heap]`, `[anon]`, a path) in address order, so a region that
-//! moved (a re-mmapped arena, a library loaded elsewhere) still matches.
+//! - [`regions`] matches the memory regions of two samples of one process
+//!   and returns what grew, shrank, appeared and vanished, largest change
+//!   first. A region is the same region when its start address and backing
+//!   (device, inode, path) agree; regions left unmatched are then paired by
+//!   label (`[heap]`, `[anon]`, a path) in address order, so a region that
+//!   moved still matches.
+//! - [`compare`] sets one process at two moments side by side: totals,
+//!   regions, descriptors by kind and the targets opened in between.
+//! - [`Analyzer`] folds a recording in record by record, in bounded memory
+//!   per process, and [`Analyzer::analysis`] gives each process a
+//!   [`Verdict`] with the [`Finding`]s behind it: per series (RSS, anon,
+//!   file, shmem, PSS, swap, descriptors, threads) a pattern, a growth rate,
+//!   a confidence and the regions or descriptors responsible. The method is
+//!   in `docs/leak-detection.md`.
 //!
-//! This crate does no I/O and cannot fail on data: any two samples can be
-//! compared.
+//! This crate does no I/O and cannot fail on data: any samples can be
+//! compared and any recording judged.
 //!
 //! ```
-//! use memtrail_format::Mapping;
-//! use memtrail_diff::{regions, Change};
+//! use memtrail_format::{Detail, Mapping, ProcessId, ProcessInfo, ProcessSample, Record, Status};
+//! use memtrail_diff::{regions, Analyzer, Change, Verdict};
 //!
 //! let heap = |rss| Mapping { start: 0x1000, end: 0x9000, path: "[heap]".into(), rss, anonymous: rss, ..Default::default() };
 //! let changes = regions(&[heap(100)], &[heap(900)]);
 //! assert_eq!(changes[0].change, Change::Grown);
 //! assert_eq!(changes[0].rss_delta, 800);
+//!
+//! // A process whose anonymous memory grows by 1 MiB a second for a minute.
+//! let mut analyzer = Analyzer::new();
+//! for i in 0..60u64 {
+//!     let kib = 10_000 + 1024 * i;
+//!     analyzer.add(Record::Process(Box::new(ProcessSample {
+//!         time_us: i * 1_000_000,
+//!         id: ProcessId { pid: 42, start_time: 1 },
+//!         info: ProcessInfo { comm: "daemon".into(), ..Default::default() },
+//!         detail: Detail::Summary,
+//!         status: Status { vm_rss: Some(kib), rss_anon: Some(kib), ..Default::default() },
+//!         cpu: None, rollup: None, fds: None, mappings: None, mappings_fresh: false,
+//!     })));
+//! }
+//! let analysis = analyzer.analysis();
+//! assert_eq!(analysis.processes[0].verdict, Verdict::Leak);
+//! let anon = analysis.processes[0].finding("anon").unwrap();
+//! assert_eq!(anon.growth_per_hour, 1024.0 * 3600.0);
 //! ```
 #![forbid(unsafe_code)]
 
-use std::collections::HashMap;
+mod analyze;
+mod compare;
+mod judge;
+mod regions;
+pub mod stats;
+pub mod trail;
 
-use memtrail_format::Mapping;
-use serde::Serialize;
-
-/// How a region changed between two samples.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Change {
-    Grown,
-    Shrunk,
-    Same,
-    New,
-    Gone,
-}
-
-/// One region compared across two samples. Sizes in KiB.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RegionChange {
-    pub change: Change,
-    /// The label: a path, `[heap]`, `[anon]`.
-    pub label: String,
-    /// Start address in the later sample (the earlier one if gone).
-    pub start: u64,
-    pub anonymous_region: bool,
-    pub rss_before: u64,
-    pub rss_after: u64,
-    pub rss_delta: i64,
-    pub anon_delta: i64,
-    pub swap_delta: i64,
-    pub size_delta: i64,
-    /// Matched by label only: the address changed.
-    pub moved: bool,
-}
-
-fn identity(m: &Mapping) -> (u64, u64, u64, &str) {
-    (m.start, m.dev, m.inode, m.path.as_str())
-}
-
-fn delta(a: u64, b: u64) -> i64 {
-    (b as i64).wrapping_sub(a as i64)
-}
-
-fn compare(a: Option<&Mapping>, b: Option<&Mapping>, moved: bool) -> RegionChange {
-    let zero = Mapping::default();
-    let (x, y) = (a.unwrap_or(&zero), b.unwrap_or(&zero));
-    let rss_delta = delta(x.rss, y.rss);
-    let change = match (a, b) {
-        (None, _) => Change::New,
-        (_, None) => Change::Gone,
-        _ if rss_delta > 0 || x.swap < y.swap => Change::Grown,
-        _ if rss_delta < 0 => Change::Shrunk,
-        _ => Change::Same,
-    };
-    let m = b.or(a).unwrap_or(&zero);
-    RegionChange {
-        change,
-        label: m.label().to_string(),
-        start: m.start,
-        anonymous_region: m.is_anonymous(),
-        rss_before: x.rss,
-        rss_after: y.rss,
-        rss_delta,
-        anon_delta: delta(x.anonymous, y.anonymous),
-        swap_delta: delta(x.swap, y.swap),
-        size_delta: delta(x.size, y.size),
-        moved,
-    }
-}
-
-/// Every region of `before` and `after` matched and compared, ordered by
-/// the size of the change in resident plus swapped memory, largest first.
-pub fn regions(before: &[Mapping], after: &[Mapping]) -> Vec<RegionChange> {
-    let mut by_identity: HashMap<(u64, u64, u64, &str), usize> = before
-        .iter()
-        .enumerate()
-        .map(|(i, m)| (identity(m), i))
-        .collect();
-    let mut out = Vec::with_capacity(after.len());
-    let mut unmatched_after = Vec::new();
-    for m in after {
-        match by_identity.remove(&identity(m)) {
-            Some(i) => out.push(compare(Some(&before[i]), Some(m), false)),
-            None => unmatched_after.push(m),
-        }
-    }
-    // Fall back to labels, pairing in address order.
-    let mut left: Vec<usize> = by_identity.into_values().collect();
-    left.sort_unstable();
-    let mut by_label: HashMap<&str, std::collections::VecDeque<usize>> = HashMap::new();
-    for i in left {
-        by_label.entry(before[i].label()).or_default().push_back(i);
-    }
-    for m in unmatched_after {
-        match by_label.get_mut(m.label()).and_then(|q| q.pop_front()) {
-            Some(i) => out.push(compare(Some(&before[i]), Some(m), true)),
-            None => out.push(compare(None, Some(m), false)),
-        }
-    }
-    for q in by_label.into_values() {
-        for i in q {
-            out.push(compare(Some(&before[i]), None, false));
-        }
-    }
-    out.sort_by_key(|c| {
-        (
-            std::cmp::Reverse((c.rss_delta + c.swap_delta).unsigned_abs()),
-            c.start,
-        )
-    });
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn region(start: u64, path: &str, rss: u64) -> Mapping {
-        Mapping {
-            start,
-            end: start + 0x10000,
-            perms: "rw-p".into(),
-            path: path.into(),
-            size: 64,
-            rss,
-            anonymous: if path.starts_with('/') { 0 } else { rss },
-            ..Default::default()
-        }
-    }
-
-    fn check(before: &[Mapping], after: &[Mapping], expected: &[(Change, &str, i64, bool)]) {
-        let got: Vec<(Change, String, i64, bool)> = regions(before, after)
-            .into_iter()
-            .map(|c| (c.change, c.label, c.rss_delta, c.moved))
-            .collect();
-        let want: Vec<(Change, String, i64, bool)> = expected
-            .iter()
-            .map(|(c, l, d, m)| (*c, l.to_string(), *d, *m))
-            .collect();
-        assert_eq!(got, want);
-    }
-
-    #[test]
-    fn same_identity_is_matched_and_ranked_by_growth() {
-        check(
-            &[region(0x1000, "[heap]", 10), region(0x9000, "", 4)],
-            &[region(0x1000, "[heap]", 30), region(0x9000, "", 1000)],
-            &[
-                (Change::Grown, "[anon]", 996, false),
-                (Change::Grown, "[heap]", 20, false),
-            ],
-        );
-    }
-
-    #[test]
-    fn moved_region_matches_by_label() {
-        check(
-            &[region(0x1000, "/lib/a.so", 8)],
-            &[region(0x5000, "/lib/a.so", 8)],
-            &[(Change::Same, "/lib/a.so", 0, true)],
-        );
-    }
-
-    #[test]
-    fn new_and_gone_regions() {
-        check(
-            &[region(0x1000, "", 8)],
-            &[region(0x1000, "", 8), region(0x7000, "[stack]", 12)],
-            &[
-                (Change::New, "[stack]", 12, false),
-                (Change::Same, "[anon]", 0, false),
-            ],
-        );
-        check(
-            &[region(0x1000, "/x", 5)],
-            &[],
-            &[(Change::Gone, "/x", -5, false)],
-        );
-    }
-
-    #[test]
-    fn empty_inputs() {
-        assert!(regions(&[], &[]).is_empty());
-    }
-}
+pub use analyze::{
+    Analysis, Analyzer, FdKindGrowth, Finding, Kind, ProcessVerdict, Projection, RegionGrowth,
+};
+pub use compare::{
+    compare, compare_fds, command_of, target_group, FdChanges, Figure, KindChange, Presence,
+    ProcessDiff, TargetCount,
+};
+pub use judge::{
+    judge, Judgement, Materiality, Pattern, Verdict, MAX_SEGMENTS, MIN_POINTS, PERSISTENCE,
+    STEP_SHARE, Z_FLOOR, Z_SERIES,
+};
+pub use regions::{regions, Change, RegionChange};

@@ -3,7 +3,9 @@
 //! - [`snapshot`]: one snapshot as a pmap-like table of regions, or JSON
 //!   with per-process totals;
 //! - [`summary`]: a recording summarised per process (first and last
-//!   sample, growth per hour, the regions that grew the most).
+//!   sample, growth per hour, the regions that grew the most);
+//! - [`diff`]: processes at two moments (`memtrail diff`);
+//! - [`analysis`]: leak verdicts (`memtrail analyze`).
 //!
 //! Renderers take the data model of `memtrail-format` and return strings
 //! or JSON values; they do no I/O.
@@ -30,6 +32,8 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod analysis;
+pub mod diff;
 pub mod snapshot;
 pub mod summary;
 

@@ -1,0 +1,648 @@
+//! Recordings over time into verdicts: [`Analyzer`] folds records in as
+//! they arrive (a live stream included) in bounded memory per process, and
+//! [`Analyzer::analysis`] judges every series of every process.
+
+use std::collections::{BTreeMap, HashMap};
+
+use memtrail_format::{Fds, Mapping, Marker, ProcessId, ProcessSample, Record, SystemSample};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::compare::{command_of, TargetCount};
+use crate::judge::{judge, Judgement, Materiality, Pattern, Verdict};
+use crate::regions::{regions, Change};
+use crate::trail::Trail;
+
+/// What a series measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Memory,
+    Fds,
+    Threads,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Memory => "memory",
+            Kind::Fds => "fds",
+            Kind::Threads => "threads",
+        }
+    }
+}
+
+struct SeriesDef {
+    name: &'static str,
+    kind: Kind,
+    get: fn(&ProcessSample) -> Option<u64>,
+}
+
+/// The series judged for every process, in report order.
+const SERIES: [SeriesDef; 8] = [
+    SeriesDef {
+        name: "rss",
+        kind: Kind::Memory,
+        get: |s| s.status.vm_rss.or(s.rollup.and_then(|r| r.rss)),
+    },
+    SeriesDef {
+        name: "anon",
+        kind: Kind::Memory,
+        get: |s| s.status.rss_anon.or(s.rollup.and_then(|r| r.anonymous)),
+    },
+    SeriesDef {
+        name: "file",
+        kind: Kind::Memory,
+        get: |s| s.status.rss_file,
+    },
+    SeriesDef {
+        name: "shmem",
+        kind: Kind::Memory,
+        get: |s| s.status.rss_shmem,
+    },
+    SeriesDef {
+        name: "pss",
+        kind: Kind::Memory,
+        get: |s| s.rollup.and_then(|r| r.pss),
+    },
+    SeriesDef {
+        name: "swap",
+        kind: Kind::Memory,
+        get: |s| s.status.vm_swap.or(s.rollup.and_then(|r| r.swap)),
+    },
+    SeriesDef {
+        name: "fds",
+        kind: Kind::Fds,
+        get: |s| s.fds.as_ref().map(Fds::total),
+    },
+    SeriesDef {
+        name: "threads",
+        kind: Kind::Threads,
+        get: |s| s.status.threads,
+    },
+];
+
+/// How much growth matters, per kind (see docs/leak-detection.md).
+fn materiality(kind: Kind) -> Materiality {
+    match kind {
+        // 256 KiB and 2% of the level: less is allocator and page-fault noise.
+        Kind::Memory => Materiality {
+            absolute: 256.0,
+            relative: 0.02,
+        },
+        Kind::Fds | Kind::Threads => Materiality {
+            absolute: 3.0,
+            relative: 0.0,
+        },
+    }
+}
+
+/// A region (or a group of new regions with one label) behind growth.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RegionGrowth {
+    pub label: String,
+    /// Start address (of the first, for a group).
+    pub start: u64,
+    /// `grown` or `new`.
+    pub change: Change,
+    /// Regions in the group: 1 for a grown region.
+    pub count: u64,
+    pub anonymous: bool,
+    /// Resident plus swapped growth, KiB.
+    pub growth_kib: i64,
+}
+
+/// A descriptor kind whose count grew.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FdKindGrowth {
+    pub kind: &'static str,
+    pub before: u64,
+    pub after: u64,
+}
+
+/// When a limit will be reached at the retained growth rate.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Projection {
+    /// `cgroup memory.max` or `MemAvailable`.
+    pub limit: String,
+    /// How far off the limit was at the last system sample, KiB.
+    pub headroom_kib: u64,
+    pub seconds: f64,
+}
+
+/// The judgement on one series of one process.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    pub series: String,
+    pub kind: Kind,
+    pub verdict: Verdict,
+    pub pattern: Pattern,
+    /// `KiB` or `count`.
+    pub unit: &'static str,
+    /// Theil–Sen slope of the series, units per hour.
+    pub growth_per_hour: f64,
+    /// Slope of the lower envelope: what is kept, units per hour.
+    pub retained_per_hour: f64,
+    pub confidence: f64,
+    pub points: u64,
+    pub first: f64,
+    pub last: f64,
+    /// Why a growing series is not a leak, or other context.
+    pub note: Option<String>,
+    /// Memory findings: the regions that grew or appeared, largest first.
+    pub regions: Vec<RegionGrowth>,
+    /// Descriptor findings: kinds that grew, and targets opened and not
+    /// closed (with `--detail full`).
+    pub fd_kinds: Vec<FdKindGrowth>,
+    pub fd_targets: Vec<TargetCount>,
+    pub time_to_limit: Option<Projection>,
+}
+
+/// Every finding on one process and the verdict they add up to.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProcessVerdict {
+    pub pid: u32,
+    pub ppid: u32,
+    pub start_time: u64,
+    pub comm: String,
+    pub command: String,
+    /// Samples judged (since the process last exec'd).
+    pub samples: u64,
+    pub first_us: u64,
+    pub last_us: u64,
+    pub exited: bool,
+    pub exit_code: Option<i32>,
+    /// `leak` if any finding is a leak; `insufficient-data` if every
+    /// finding is; `no-leak` otherwise.
+    pub verdict: Verdict,
+    pub findings: Vec<Finding>,
+}
+
+impl ProcessVerdict {
+    pub fn id(&self) -> ProcessId {
+        ProcessId {
+            pid: self.pid,
+            start_time: self.start_time,
+        }
+    }
+
+    pub fn finding(&self, series: &str) -> Option<&Finding> {
+        self.findings.iter().find(|f| f.series == series)
+    }
+}
+
+/// The verdicts on a recording (so far, for a live stream).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Analysis {
+    /// Leaks first, then by RSS growth.
+    pub processes: Vec<ProcessVerdict>,
+    /// Process samples read.
+    pub samples: u64,
+    pub markers: Vec<Marker>,
+}
+
+impl Analysis {
+    pub fn leaks(&self) -> usize {
+        self.processes
+            .iter()
+            .filter(|p| p.verdict == Verdict::Leak)
+            .count()
+    }
+}
+
+#[derive(Debug)]
+struct ProcState {
+    id: ProcessId,
+    ppid: u32,
+    comm: String,
+    command: String,
+    cgroup: Option<String>,
+    samples: u64,
+    first_us: u64,
+    last_us: u64,
+    trails: Vec<Trail>,
+    first_maps: Option<Vec<Mapping>>,
+    last_maps: Option<Vec<Mapping>>,
+    first_fds: Option<Fds>,
+    last_fds: Option<Fds>,
+    exited: bool,
+    exit_code: Option<i32>,
+    had_memory: bool,
+    /// The newest sample's values, held back from the trails until the
+    /// next one shows the process still alive (see [`ProcState::ended`]).
+    held: Option<Held>,
+}
+
+/// One live sample's contribution, held back one sample.
+#[derive(Debug)]
+struct Held {
+    t: f64,
+    values: Vec<Option<u64>>,
+    fds: Option<Fds>,
+    /// Freshly read regions only.
+    maps: Option<Vec<Mapping>>,
+}
+
+impl ProcState {
+    fn new(s: &ProcessSample) -> ProcState {
+        ProcState {
+            id: s.id,
+            ppid: s.info.ppid,
+            comm: s.info.comm.clone(),
+            command: command_of(s),
+            cgroup: s.info.cgroup.clone(),
+            samples: 0,
+            first_us: s.time_us,
+            last_us: s.time_us,
+            trails: SERIES.iter().map(|_| Trail::new()).collect(),
+            first_maps: None,
+            last_maps: None,
+            first_fds: None,
+            last_fds: None,
+            exited: false,
+            exit_code: None,
+            had_memory: false,
+            held: None,
+        }
+    }
+
+    /// The process exited: its last live sample may show it tearing down.
+    fn ended(&mut self) {
+        self.exited = true;
+        if self.held.take().is_some() {
+            self.samples = self.samples.saturating_sub(1);
+        }
+    }
+
+    /// Folds a held-back sample in for good.
+    fn commit(&mut self, held: Held) {
+        for (trail, v) in self.trails.iter_mut().zip(&held.values) {
+            if let Some(v) = v {
+                trail.push(held.t, *v as f64);
+            }
+        }
+        if let Some(fds) = held.fds {
+            if self.first_fds.is_none() {
+                self.first_fds = Some(fds);
+            } else {
+                self.last_fds = Some(fds);
+            }
+        }
+        if let Some(maps) = held.maps {
+            if self.first_maps.is_none() {
+                self.first_maps = Some(maps);
+            } else {
+                self.last_maps = Some(maps);
+            }
+        }
+    }
+
+    /// The trails, last descriptors and last regions to judge: with the
+    /// held-back sample while the process may still be running.
+    fn view(&self) -> (std::borrow::Cow<'_, [Trail]>, Option<&Fds>, Option<&[Mapping]>) {
+        let held = self.held.as_ref().filter(|_| !self.exited);
+        let Some(held) = held else {
+            return (
+                std::borrow::Cow::Borrowed(&self.trails),
+                self.last_fds.as_ref(),
+                self.last_maps.as_deref(),
+            );
+        };
+        let mut trails = self.trails.clone();
+        for (trail, v) in trails.iter_mut().zip(&held.values) {
+            if let Some(v) = v {
+                trail.push(held.t, *v as f64);
+            }
+        }
+        (
+            std::borrow::Cow::Owned(trails),
+            held.fds.as_ref().or(self.last_fds.as_ref()),
+            held.maps.as_deref().or(self.last_maps.as_deref()),
+        )
+    }
+
+    fn add(&mut self, s: ProcessSample) {
+        if s.info.comm != self.comm && !s.info.comm.is_empty() {
+            // The process exec'd another program (a shell or launcher that
+            // execs the real one): judge the new program from its start.
+            *self = ProcState::new(&s);
+        }
+        // A process that is exiting (a zombie) has no memory left and
+        // reports no descriptors and one thread: that is its end, not a
+        // value of its series. The sample before it may have caught the
+        // process tearing down (freeing its heap, closing descriptors),
+        // so it is dropped too.
+        if s.status.vm_rss.is_none() && self.had_memory {
+            self.last_us = s.time_us;
+            self.ended();
+            return;
+        }
+        self.had_memory |= s.status.vm_rss.is_some();
+        if !s.info.cmdline.is_empty() {
+            self.command = command_of(&s);
+        }
+        self.ppid = s.info.ppid;
+        self.samples += 1;
+        self.last_us = s.time_us;
+        let t = s.time_us.saturating_sub(self.first_us) as f64 / 1e6;
+        let values = SERIES.iter().map(|def| (def.get)(&s)).collect();
+        // The first regions seen are the baseline even if carried; later
+        // ones count only when freshly read. An exiting process shows no
+        // regions: keep the last real view of its memory.
+        let maps = s
+            .mappings
+            .filter(|m| !m.is_empty() && (s.mappings_fresh || self.first_maps.is_none()));
+        let held = Held {
+            t,
+            values,
+            fds: s.fds,
+            maps,
+        };
+        if self.first_maps.is_none() && self.first_fds.is_none() && self.held.is_none() {
+            // The very first sample is the baseline: never held back.
+            self.commit(held);
+        } else if let Some(older) = self.held.replace(held) {
+            self.commit(older);
+        }
+    }
+}
+
+/// Folds a recording in, record by record, and judges it on demand.
+///
+/// Memory per process is bounded (each series keeps at most
+/// [`crate::trail::CAPACITY`] buckets, plus the first and last region
+/// lists), so a recording of any length can be analysed as it streams.
+#[derive(Debug, Default)]
+pub struct Analyzer {
+    procs: HashMap<ProcessId, ProcState>,
+    system: Option<SystemSample>,
+    markers: Vec<Marker>,
+    samples: u64,
+}
+
+impl Analyzer {
+    pub fn new() -> Analyzer {
+        Analyzer::default()
+    }
+
+    /// Adds one record (in recording order).
+    pub fn add(&mut self, record: Record) {
+        match record {
+            Record::Process(s) => {
+                self.samples += 1;
+                let s = *s;
+                self.procs
+                    .entry(s.id)
+                    .or_insert_with(|| ProcState::new(&s))
+                    .add(s);
+            }
+            Record::System(s) => self.system = Some(s),
+            Record::Exit(e) => {
+                if let Some(p) = self.procs.get_mut(&e.id) {
+                    if !p.exited {
+                        p.ended();
+                    }
+                    p.exit_code = e.exit_code.or(p.exit_code);
+                }
+            }
+            Record::Marker(m) => self.markers.push(m),
+            Record::Notice(_) | Record::End(_) => {}
+        }
+    }
+
+    /// Process samples added so far.
+    pub fn samples(&self) -> u64 {
+        self.samples
+    }
+
+    /// Judges every process seen so far (in parallel).
+    pub fn analysis(&self) -> Analysis {
+        let mut processes: Vec<ProcessVerdict> = self
+            .procs
+            .par_iter()
+            .map(|(_, p)| judge_process(p, self.system.as_ref()))
+            .collect();
+        processes.sort_by(|a, b| {
+            let growth = |p: &ProcessVerdict| {
+                p.finding("rss")
+                    .map_or(0.0, |f| f.last - f.first)
+            };
+            a.verdict
+                .cmp(&b.verdict)
+                .then_with(|| growth(b).total_cmp(&growth(a)))
+                .then_with(|| a.id().cmp(&b.id()))
+        });
+        Analysis {
+            processes,
+            samples: self.samples,
+            markers: self.markers.clone(),
+        }
+    }
+}
+
+fn judge_process(p: &ProcState, system: Option<&SystemSample>) -> ProcessVerdict {
+    let (trails, last_fds, last_maps) = p.view();
+    let mut findings: Vec<Finding> = SERIES
+        .iter()
+        .zip(trails.iter())
+        .filter(|(_, trail)| trail.count() > 0)
+        .map(|(def, trail)| {
+            let j = judge(&trail.buckets(), materiality(def.kind));
+            finding(def, trail, j)
+        })
+        .collect();
+
+    // Resident memory includes file-backed pages, which are reclaimable
+    // page cache: its growth is a leak only if anonymous, shared or
+    // swapped memory grows with it.
+    let leaks = |name: &str, f: &[Finding]| {
+        f.iter()
+            .any(|x| x.series == name && x.verdict == Verdict::Leak)
+    };
+    let has_anon = findings.iter().any(|f| f.series == "anon");
+    let private_leak =
+        leaks("anon", &findings) || leaks("swap", &findings) || leaks("shmem", &findings);
+    for f in &mut findings {
+        match f.series.as_str() {
+            "file" => {
+                if f.verdict == Verdict::Leak {
+                    f.verdict = Verdict::NoLeak;
+                    f.note = Some(
+                        "file-backed pages grew: page cache mapped in, reclaimable; not a leak"
+                            .into(),
+                    );
+                }
+            }
+            "rss" | "pss" if f.verdict == Verdict::Leak && has_anon && !private_leak => {
+                f.verdict = Verdict::NoLeak;
+                f.note = Some("the growth is file-backed pages (see `file`); not a leak".into());
+            }
+            _ => {}
+        }
+    }
+
+    // Attribution.
+    let region_changes = match (&p.first_maps, last_maps) {
+        (Some(a), Some(b)) => regions(a, b),
+        _ => Vec::new(),
+    };
+    for f in &mut findings {
+        let interesting = f.verdict == Verdict::Leak
+            || matches!(f.pattern, Pattern::Growing | Pattern::Step | Pattern::Plateau);
+        if !interesting {
+            continue;
+        }
+        match f.kind {
+            Kind::Memory => {
+                let keep: fn(bool) -> bool = match f.series.as_str() {
+                    "anon" | "swap" | "shmem" => |anon| anon,
+                    "file" => |anon| !anon,
+                    _ => |_| true,
+                };
+                f.regions = grown_regions(&region_changes, keep);
+                if f.verdict == Verdict::Leak {
+                    f.time_to_limit =
+                        project(p, system, f.retained_per_hour / 3600.0);
+                }
+            }
+            Kind::Fds => {
+                if let (Some(a), Some(b)) = (&p.first_fds, last_fds) {
+                    let d = crate::compare::compare_fds(a, b);
+                    f.fd_kinds = d
+                        .by_kind
+                        .iter()
+                        .filter(|k| k.delta > 0)
+                        .map(|k| FdKindGrowth {
+                            kind: k.kind,
+                            before: k.before,
+                            after: k.after,
+                        })
+                        .collect();
+                    f.fd_targets = d.opened.into_iter().take(5).collect();
+                }
+            }
+            Kind::Threads => {}
+        }
+    }
+
+    let verdict = if findings.iter().any(|f| f.verdict == Verdict::Leak) {
+        Verdict::Leak
+    } else if findings
+        .iter()
+        .all(|f| f.verdict == Verdict::InsufficientData)
+    {
+        Verdict::InsufficientData
+    } else {
+        Verdict::NoLeak
+    };
+    ProcessVerdict {
+        pid: p.id.pid,
+        ppid: p.ppid,
+        start_time: p.id.start_time,
+        comm: p.comm.clone(),
+        command: p.command.clone(),
+        samples: p.samples,
+        first_us: p.first_us,
+        last_us: p.last_us,
+        exited: p.exited,
+        exit_code: p.exit_code,
+        verdict,
+        findings,
+    }
+}
+
+fn finding(def: &SeriesDef, trail: &Trail, j: Judgement) -> Finding {
+    let round = |x: f64| (x * 100.0).round() / 100.0;
+    Finding {
+        series: def.name.to_string(),
+        kind: def.kind,
+        verdict: j.verdict,
+        pattern: j.pattern,
+        unit: if def.kind == Kind::Memory { "KiB" } else { "count" },
+        growth_per_hour: round(j.slope * 3600.0),
+        retained_per_hour: round(j.floor_slope * 3600.0),
+        confidence: j.confidence,
+        points: trail.count(),
+        first: trail.first().map_or(0.0, |p| p.1),
+        last: trail.last().map_or(0.0, |p| p.1),
+        note: None,
+        regions: Vec::new(),
+        fd_kinds: Vec::new(),
+        fd_targets: Vec::new(),
+        time_to_limit: None,
+    }
+}
+
+/// Grown and new regions; new regions with one label are grouped (a leak
+/// of many mmaps shows as one line with a count).
+fn grown_regions(changes: &[crate::RegionChange], keep: fn(bool) -> bool) -> Vec<RegionGrowth> {
+    let mut out: Vec<RegionGrowth> = Vec::new();
+    let mut new_groups: BTreeMap<&str, RegionGrowth> = BTreeMap::new();
+    for c in changes {
+        let growth = c.rss_delta + c.swap_delta;
+        if growth <= 0 || !keep(c.anonymous_region) {
+            continue;
+        }
+        match c.change {
+            Change::Grown => out.push(RegionGrowth {
+                label: c.label.clone(),
+                start: c.start,
+                change: Change::Grown,
+                count: 1,
+                anonymous: c.anonymous_region,
+                growth_kib: growth,
+            }),
+            Change::New => {
+                let g = new_groups.entry(&c.label).or_insert_with(|| RegionGrowth {
+                    label: c.label.clone(),
+                    start: c.start,
+                    change: Change::New,
+                    count: 0,
+                    anonymous: c.anonymous_region,
+                    growth_kib: 0,
+                });
+                g.count += 1;
+                g.start = g.start.min(c.start);
+                g.growth_kib += growth;
+            }
+            _ => {}
+        }
+    }
+    out.extend(new_groups.into_values());
+    out.sort_by(|a, b| b.growth_kib.cmp(&a.growth_kib).then(a.start.cmp(&b.start)));
+    out.truncate(5);
+    out
+}
+
+/// Time until the process's cgroup limit or the machine's available memory
+/// is used up at `rate` KiB/s, whichever comes first.
+fn project(p: &ProcState, system: Option<&SystemSample>, rate: f64) -> Option<Projection> {
+    let system = system?;
+    if rate <= 0.0 {
+        return None;
+    }
+    let mut options = Vec::new();
+    if let Some(cg) = p
+        .cgroup
+        .as_deref()
+        .and_then(|path| system.cgroups.iter().find(|c| c.path == path))
+    {
+        if let (Some(max), Some(cur)) = (cg.max_bytes, cg.current_bytes) {
+            options.push((
+                format!("cgroup memory.max ({})", cg.path),
+                max.saturating_sub(cur) / 1024,
+            ));
+        }
+    }
+    if let Some(avail) = system.meminfo.mem_available {
+        options.push(("MemAvailable".to_string(), avail));
+    }
+    options
+        .into_iter()
+        .map(|(limit, headroom_kib)| Projection {
+            limit,
+            headroom_kib,
+            seconds: (headroom_kib as f64 / rate).round(),
+        })
+        .min_by(|a, b| a.seconds.total_cmp(&b.seconds))
+}

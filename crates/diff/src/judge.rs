@@ -1,0 +1,349 @@
+//! The verdict on one series: is this sustained growth that continues to
+//! the end of what was observed? See docs/leak-detection.md for the
+//! reasoning behind every threshold here.
+
+use serde::Serialize;
+
+use crate::stats::{mann_kendall_z, median, normal_cdf, theil_sen};
+use crate::trail::Bucket;
+
+/// Fewer points than this are too few to judge.
+pub const MIN_POINTS: usize = 16;
+/// Mann–Kendall score the whole series must reach (one-sided p < 0.01).
+pub const Z_SERIES: f64 = 2.326;
+/// Mann–Kendall score the lower envelope must reach (one-sided p < 0.05).
+pub const Z_FLOOR: f64 = 1.645;
+/// Most segments the lower envelope is cut into.
+pub const MAX_SEGMENTS: usize = 6;
+/// The last two segments' floors must rise by at least this share of what
+/// the envelope's own trend predicts for them.
+pub const PERSISTENCE: f64 = 0.5;
+/// A single jump this large a share of the total rise is a step.
+pub const STEP_SHARE: f64 = 0.5;
+
+/// The three answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    Leak,
+    NoLeak,
+    InsufficientData,
+}
+
+impl Verdict {
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Leak => "leak",
+            Verdict::NoLeak => "no-leak",
+            Verdict::InsufficientData => "insufficient-data",
+        }
+    }
+}
+
+/// What the series looked like, in words a person would use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Pattern {
+    /// Grows, its lows grow, and it was still growing at the end.
+    Growing,
+    /// Grew, then stopped: a warm-up or a cache that filled up.
+    Plateau,
+    /// One jump (a load, a one-off allocation), flat before and after.
+    Step,
+    /// Rises and falls in cycles whose lows do not rise (GC, alloc/free).
+    Sawtooth,
+    /// Falls.
+    Shrinking,
+    /// Changes less than it would take to matter.
+    Flat,
+    /// Varies with no sustained direction.
+    Noisy,
+    /// Too few points to say.
+    TooShort,
+}
+
+impl Pattern {
+    pub fn name(self) -> &'static str {
+        match self {
+            Pattern::Growing => "growing",
+            Pattern::Plateau => "plateau",
+            Pattern::Step => "step",
+            Pattern::Sawtooth => "sawtooth",
+            Pattern::Shrinking => "shrinking",
+            Pattern::Flat => "flat",
+            Pattern::Noisy => "noisy",
+            Pattern::TooShort => "too-short",
+        }
+    }
+}
+
+/// How much growth matters for one kind of series.
+#[derive(Debug, Clone, Copy)]
+pub struct Materiality {
+    /// The lows must rise at least this much over the recording...
+    pub absolute: f64,
+    /// ...and at least this share of the series' median level.
+    pub relative: f64,
+}
+
+/// The judgement on one series, with the figures behind it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Judgement {
+    pub verdict: Verdict,
+    pub pattern: Pattern,
+    /// Theil–Sen slope of the series, units per second.
+    pub slope: f64,
+    /// Theil–Sen slope of the lower envelope: what is retained, per second.
+    pub floor_slope: f64,
+    /// How far the lower envelope rose from the first to the last segment.
+    pub floor_rise: f64,
+    /// Mann–Kendall scores of the series and of its envelope.
+    pub z_series: f64,
+    pub z_floor: f64,
+    /// 0..1: how sure the verdict is (see docs/leak-detection.md).
+    pub confidence: f64,
+}
+
+impl Judgement {
+    fn too_short() -> Judgement {
+        Judgement {
+            verdict: Verdict::InsufficientData,
+            pattern: Pattern::TooShort,
+            slope: 0.0,
+            floor_slope: 0.0,
+            floor_rise: 0.0,
+            z_series: 0.0,
+            z_floor: 0.0,
+            confidence: 0.0,
+        }
+    }
+}
+
+/// Judges a downsampled series (buckets in time order).
+pub fn judge(buckets: &[Bucket], material: Materiality) -> Judgement {
+    let m = buckets.len();
+    if m < MIN_POINTS {
+        return Judgement::too_short();
+    }
+    let t: Vec<f64> = buckets.iter().map(|b| b.t).collect();
+    let v: Vec<f64> = buckets.iter().map(|b| b.mean).collect();
+    let slope = theil_sen(&t, &v).unwrap_or(0.0);
+    let z_series = mann_kendall_z(&v);
+
+    // The lower envelope: the minimum of each of k equal segments.
+    let k = (m / 4).clamp(4, MAX_SEGMENTS);
+    let mut ft = Vec::with_capacity(k);
+    let mut floor = Vec::with_capacity(k);
+    for s in 0..k {
+        let seg = &buckets[s * m / k..(s + 1) * m / k];
+        ft.push(seg.iter().map(|b| b.t).sum::<f64>() / seg.len() as f64);
+        floor.push(seg.iter().map(|b| b.min).fold(f64::INFINITY, f64::min));
+    }
+    let floor_slope = theil_sen(&ft, &floor).unwrap_or(0.0);
+    let z_floor = mann_kendall_z(&floor);
+    let floor_rise = floor[k - 1] - floor[0];
+
+    let level = median(&mut v.clone()).unwrap_or(0.0).abs();
+    let needed = material.absolute.max(material.relative * level);
+    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+
+    // Growth continues to the end: the last floor is above the floor two
+    // segments earlier by a good share of what the envelope's trend says.
+    let recent_rise = floor[k - 1] - floor[k - 3];
+    let recent_expected = PERSISTENCE * floor_slope * (ft[k - 1] - ft[k - 3]);
+    let persists = recent_rise > 0.0 && recent_rise >= recent_expected;
+
+    let rising = z_series >= Z_SERIES && slope > 0.0;
+    let floor_rising = z_floor >= Z_FLOOR && floor_slope > 0.0;
+    let material_ok = floor_rise >= needed;
+    let step = is_step(&v, needed);
+
+    let leak = rising && floor_rising && material_ok && persists && !step;
+    let pattern = if leak {
+        Pattern::Growing
+    } else if step {
+        Pattern::Step
+    } else if z_series >= Z_SERIES && material_ok && !persists {
+        Pattern::Plateau
+    } else if z_series <= -Z_SERIES && slope < 0.0 && lo + needed <= hi {
+        Pattern::Shrinking
+    } else if hi - lo < needed {
+        Pattern::Flat
+    } else if is_sawtooth(&v, hi - lo) && !floor_rising {
+        Pattern::Sawtooth
+    } else if rising && material_ok {
+        // Rising, but the lows do not follow: cycles with a late high.
+        Pattern::Sawtooth
+    } else {
+        Pattern::Noisy
+    };
+
+    // The leak score: how well the series meets every condition, each
+    // capped at 1. A leak's confidence is that score; a no-leak's, its
+    // complement.
+    let share = |have: f64, want: f64| {
+        if want <= 0.0 {
+            1.0
+        } else {
+            (have / want).clamp(0.0, 1.0)
+        }
+    };
+    let mut score = normal_cdf(z_series.min(z_floor + (Z_SERIES - Z_FLOOR)));
+    score *= share(floor_rise, needed);
+    score *= share(recent_rise, recent_expected.max(f64::MIN_POSITIVE));
+    if step {
+        score *= 0.5;
+    }
+    let confidence = if leak { score } else { 1.0 - score };
+    Judgement {
+        verdict: if leak { Verdict::Leak } else { Verdict::NoLeak },
+        pattern,
+        slope,
+        floor_slope,
+        floor_rise,
+        z_series,
+        z_floor,
+        confidence: (confidence * 100.0).round() / 100.0,
+    }
+}
+
+/// One jump between neighbours making up most of the rise, moving the
+/// median level for good, with the series flat after it.
+fn is_step(v: &[f64], needed: f64) -> bool {
+    let Some((j, jump)) = v
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+    else {
+        return false;
+    };
+    let rise = v.iter().copied().fold(f64::NEG_INFINITY, f64::max) - v[0];
+    if jump <= 0.0 || jump < STEP_SHARE * rise.max(needed) {
+        return false;
+    }
+    // A step moves the level for good: noise jumps and comes back.
+    let before = median(&mut v[..=j].to_vec()).unwrap_or(0.0);
+    let after = median(&mut v[j + 1..].to_vec()).unwrap_or(0.0);
+    if after - before < (STEP_SHARE * jump).max(needed) {
+        return false;
+    }
+    // What came before may be a warm-up; what follows must be flat.
+    let after = &v[j + 1..];
+    after.len() < 4 || mann_kendall_z(after).abs() < Z_FLOOR
+}
+
+/// Climbs slowly, falls fast, more than once: at least two falls of a
+/// third of the range between neighbours, and at most half as many such
+/// jumps up (noise jumps both ways alike).
+fn is_sawtooth(v: &[f64], range: f64) -> bool {
+    if range <= 0.0 {
+        return false;
+    }
+    let big = range / 3.0;
+    let drops = v.windows(2).filter(|w| w[0] - w[1] >= big).count();
+    let jumps = v.windows(2).filter(|w| w[1] - w[0] >= big).count();
+    drops >= 2 && 2 * jumps <= drops
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MEM: Materiality = Materiality {
+        absolute: 256.0,
+        relative: 0.02,
+    };
+
+    fn series(f: impl Fn(usize) -> f64, n: usize) -> Vec<Bucket> {
+        (0..n)
+            .map(|i| {
+                let v = f(i);
+                Bucket {
+                    t: i as f64 * 0.1,
+                    mean: v,
+                    min: v,
+                    max: v,
+                    n: 1,
+                }
+            })
+            .collect()
+    }
+
+    /// A deterministic pseudo-random number in 0..1 (splitmix64 of `i`).
+    fn noise(i: usize) -> f64 {
+        let mut z = (i as u64).wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn check(name: &str, f: impl Fn(usize) -> f64, verdict: Verdict, pattern: Pattern) {
+        let j = judge(&series(f, 60), MEM);
+        assert_eq!((j.verdict, j.pattern), (verdict, pattern), "{name}: {j:?}");
+    }
+
+    #[test]
+    fn labelled_shapes() {
+        let base = 20_000.0;
+        check("linear", |i| base + 1000.0 * i as f64, Verdict::Leak, Pattern::Growing);
+        check("flat", |_| base, Verdict::NoLeak, Pattern::Flat);
+        check(
+            "plateau",
+            |i| base + 1000.0 * (i.min(20) as f64),
+            Verdict::NoLeak,
+            Pattern::Plateau,
+        );
+        check(
+            "step",
+            |i| if i < 35 { base } else { base + 30_000.0 },
+            Verdict::NoLeak,
+            Pattern::Step,
+        );
+        check(
+            "sawtooth",
+            |i| base + 2000.0 * (i % 8) as f64,
+            Verdict::NoLeak,
+            Pattern::Sawtooth,
+        );
+        check(
+            "sawtooth with a rising floor",
+            |i| base + 2000.0 * (i % 8) as f64 + 1500.0 * (i / 8) as f64,
+            Verdict::Leak,
+            Pattern::Growing,
+        );
+        check(
+            "slow leak under noise",
+            |i| base + 250.0 * i as f64 + 8000.0 * noise(i),
+            Verdict::Leak,
+            Pattern::Growing,
+        );
+        check(
+            "noise",
+            |i| base + 8000.0 * noise(i),
+            Verdict::NoLeak,
+            Pattern::Noisy,
+        );
+        check(
+            "shrinking",
+            |i| base + 60_000.0 - 1000.0 * i as f64,
+            Verdict::NoLeak,
+            Pattern::Shrinking,
+        );
+    }
+
+    #[test]
+    fn too_few_points() {
+        let j = judge(&series(|i| i as f64 * 1e6, MIN_POINTS - 1), MEM);
+        assert_eq!(j.verdict, Verdict::InsufficientData);
+    }
+
+    #[test]
+    fn immaterial_growth_is_not_a_leak() {
+        // 4 KiB per sample for 60 samples: 240 KiB, under 256 KiB.
+        let j = judge(&series(|i| 20_000.0 + 4.0 * i as f64, 60), MEM);
+        assert_eq!((j.verdict, j.pattern), (Verdict::NoLeak, Pattern::Flat));
+    }
+}

@@ -1,0 +1,104 @@
+//! `memtrail analyze FILE|-`: leak verdicts, live while a stream arrives.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use memtrail_diff::Analyzer;
+use memtrail_format::Record;
+use memtrail_report::analysis::{self, Source};
+use signal_hook::consts::{SIGINT, SIGTERM};
+
+use crate::cli::{AnalyzeArgs, ReportFormat};
+
+pub fn run(args: AnalyzeArgs) -> anyhow::Result<u8> {
+    // Live, Ctrl-C means "stop reading and give the verdict"; a second one
+    // quits at once.
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [SIGINT, SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop))
+            .context("cannot install signal handlers")?;
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .context("cannot install signal handlers")?;
+    }
+    let mut input = crate::input::open(&args.input, args.follow.then(|| Arc::clone(&stop)))?;
+    let mut analyzer = Analyzer::new();
+    let mut complete = false;
+    let mut last_update = Instant::now();
+    let mut out = std::io::stdout().lock();
+    let name = input.name.clone();
+    while let Some(frame) = input.reader.next() {
+        let frame = frame.with_context(|| format!("cannot read recording {name}"))?;
+        for w in input.reader.take_warnings() {
+            eprintln!("memtrail: warning: {name}: {}", w.message);
+        }
+        let end = matches!(frame.record, Record::End(_));
+        analyzer.add(frame.record);
+        if end {
+            complete = true;
+            if input.live {
+                break;
+            }
+        }
+        if input.live && last_update.elapsed() >= args.update.0 {
+            last_update = Instant::now();
+            let source = Source {
+                name: name.clone(),
+                complete: false,
+            };
+            print(&mut out, &analyzer, &source, args.format, args.all, true)?;
+        }
+        if stop.load(Ordering::Relaxed) && !input.live {
+            break;
+        }
+    }
+    for w in input.reader.take_warnings() {
+        eprintln!("memtrail: warning: {name}: {}", w.message);
+    }
+    if !complete {
+        eprintln!(
+            "memtrail: note: {name} has no end frame (still being written, or its recorder \
+             was killed): the verdicts cover what was read"
+        );
+    }
+    let source = Source { name, complete };
+    let analysis = print(&mut out, &analyzer, &source, args.format, args.all, input.live)?;
+    if args.fail_on_leak && analysis.leaks() > 0 {
+        return Ok(crate::EXIT_LEAK);
+    }
+    Ok(0)
+}
+
+fn print(
+    out: &mut impl Write,
+    analyzer: &Analyzer,
+    source: &Source,
+    format: ReportFormat,
+    all: bool,
+    live: bool,
+) -> anyhow::Result<memtrail_diff::Analysis> {
+    let analysis = analyzer.analysis();
+    match format {
+        ReportFormat::Json if live => {
+            // One document per line, so a consumer can read updates as
+            // they come.
+            serde_json::to_writer(&mut *out, &analysis::json(&analysis, source))?;
+            writeln!(out)?;
+        }
+        ReportFormat::Json => {
+            serde_json::to_writer_pretty(&mut *out, &analysis::json(&analysis, source))?;
+            writeln!(out)?;
+        }
+        ReportFormat::Text => {
+            if live {
+                let when = if source.complete { "final" } else { "so far" };
+                writeln!(out, "--- {when}: {} ---", analysis::status_line(&analysis))?;
+            }
+            write!(out, "{}", analysis::text(&analysis, all))?;
+        }
+    }
+    out.flush()?;
+    Ok(analysis)
+}

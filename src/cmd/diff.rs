@@ -1,0 +1,170 @@
+//! `memtrail diff A B` and `memtrail diff FILE --from T --to T`.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use memtrail_diff::{compare, ProcessDiff};
+use memtrail_format::{ProcessId, ProcessSample, Record};
+use memtrail_report::diff::{self, DiffFilter};
+
+use crate::cli::{DiffArgs, Moment, ReportFormat};
+
+pub fn run(args: DiffArgs) -> anyhow::Result<u8> {
+    let (before, after, before_name, after_name) = match &args.after {
+        Some(b) => {
+            if args.from.is_some() || args.to.is_some() {
+                bail!(
+                    "--from and --to pick two moments of one recording; with two files \
+                     the last sample of each is compared"
+                );
+            }
+            let a = tick_of(&args.before, &Moment::End, Pick::Last)?;
+            let b = tick_of(b, &Moment::End, Pick::Last)?;
+            (a.samples, b.samples, a.describe, b.describe)
+        }
+        None => {
+            let from = args.from.clone().unwrap_or(Moment::Start);
+            let to = args.to.clone().unwrap_or(Moment::End);
+            let a = tick_of(&args.before, &from, Pick::First)?;
+            let b = tick_of(&args.before, &to, Pick::Last)?;
+            if a.time_us > b.time_us {
+                bail!(
+                    "--from ({}) is later than --to ({}) in {}",
+                    a.describe,
+                    b.describe,
+                    args.before.display()
+                );
+            }
+            (a.samples, b.samples, a.describe, b.describe)
+        }
+    };
+    let mut before: HashMap<ProcessId, ProcessSample> =
+        before.into_iter().map(|s| (s.id, s)).collect();
+    let mut diffs: Vec<ProcessDiff> = Vec::new();
+    for s in &after {
+        let b = before.remove(&s.id);
+        diffs.extend(compare(b.as_ref(), Some(s)));
+    }
+    for s in before.values() {
+        diffs.extend(compare(Some(s), None));
+    }
+    if let Some(pid) = args.pid {
+        diffs.retain(|d| d.pid == pid);
+        if diffs.is_empty() {
+            bail!("process {pid} is in neither moment: see `memtrail dump` for the pids recorded");
+        }
+    }
+    diffs.sort_by(|a, b| b.growth().cmp(&a.growth()).then(a.id().cmp(&b.id())));
+    let filter = DiffFilter {
+        min_change_kib: args.min.map_or(1, |s| s.kib().max(1)),
+        anon_only: args.anon,
+        top: args.top,
+    };
+    match args.format {
+        ReportFormat::Text => print!("{}", diff::text(&diffs, &before_name, &after_name, &filter)),
+        ReportFormat::Json => {
+            let doc = diff::json(&diffs, &before_name, &after_name, &filter);
+            let mut out = std::io::stdout().lock();
+            serde_json::to_writer_pretty(&mut out, &doc)?;
+            println!();
+        }
+    }
+    Ok(0)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pick {
+    /// The first tick at or after the moment.
+    First,
+    /// The last tick at or before the moment.
+    Last,
+}
+
+/// Every process sample of one tick (one instant of sampling).
+struct Tick {
+    time_us: u64,
+    samples: Vec<ProcessSample>,
+    describe: String,
+}
+
+/// Reads `path` and returns the tick that `moment` names.
+fn tick_of(path: &Path, moment: &Moment, pick: Pick) -> anyhow::Result<Tick> {
+    let name = path.display().to_string();
+    let mut reader = memtrail_format::open(path)
+        .with_context(|| format!("cannot read recording {name}"))?;
+    let started = reader.header().started_us;
+    let mut chosen: Option<(u64, u64, Vec<ProcessSample>)> = None;
+    let mut current: Option<(u64, u64, Vec<ProcessSample>)> = None;
+    let mut index: u64 = 0;
+    let mut ticks: u64 = 0;
+    // Whether tick (index, time) is on the right side of the moment.
+    let fits = |index: u64, time: u64| -> bool {
+        let pos = match moment {
+            Moment::Start => return pick == Pick::First || index == 0,
+            Moment::End => return true,
+            Moment::Offset(us) => (time, started.saturating_add(*us)),
+            Moment::At(us) => (time, *us),
+            Moment::Tick(n) => (index, *n),
+        };
+        match pick {
+            Pick::First => pos.0 >= pos.1,
+            Pick::Last => pos.0 <= pos.1,
+        }
+    };
+    let close = |tick: (u64, u64, Vec<ProcessSample>), chosen: &mut Option<_>| {
+        if fits(tick.0, tick.1) {
+            match pick {
+                Pick::First => {
+                    if chosen.is_none() {
+                        *chosen = Some(tick);
+                    }
+                }
+                Pick::Last => *chosen = Some(tick),
+            }
+        }
+    };
+    for frame in reader.by_ref() {
+        let frame = frame.with_context(|| format!("cannot read recording {name}"))?;
+        let Record::Process(s) = frame.record else {
+            continue;
+        };
+        match &mut current {
+            Some(c) if c.1 == s.time_us => c.2.push(*s),
+            _ => {
+                if let Some(done) = current.take() {
+                    close(done, &mut chosen);
+                    index += 1;
+                }
+                current = Some((index, s.time_us, vec![*s]));
+                ticks = index + 1;
+            }
+        }
+        if pick == Pick::First && chosen.is_some() {
+            break;
+        }
+    }
+    if let Some(done) = current.take() {
+        close(done, &mut chosen);
+    }
+    for w in reader.take_warnings() {
+        eprintln!("memtrail: warning: {name}: {}", w.message);
+    }
+    let Some((index, time_us, samples)) = chosen else {
+        if ticks == 0 {
+            bail!("{name} holds no process samples");
+        }
+        bail!(
+            "{name} has no sample at {} ({ticks} ticks recorded, numbered 0 to {}): \
+             see `memtrail dump {name}`",
+            moment,
+            ticks - 1
+        );
+    };
+    let offset = time_us.saturating_sub(started) as f64 / 1e6;
+    Ok(Tick {
+        time_us,
+        samples,
+        describe: format!("{name}, tick {index} (+{offset:.1}s)"),
+    })
+}

@@ -1,0 +1,65 @@
+//! Where recordings come from: a file, standard input, or a file that is
+//! still being written (`--follow`).
+
+use std::fs::File;
+use std::io::{BufReader, IsTerminal, Read};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use memtrail_format::Reader;
+
+/// An opened recording, named for messages.
+pub struct Input {
+    pub name: String,
+    /// Standard input or a followed file: data may still be arriving.
+    pub live: bool,
+    pub reader: Reader<BufReader<Box<dyn Read + Send>>>,
+}
+
+/// Opens `path` (`-` for standard input). With `follow`, end of file means
+/// "wait for more" until `stop` is set.
+pub fn open(path: &Path, follow: Option<Arc<AtomicBool>>) -> anyhow::Result<Input> {
+    let stdin = path.as_os_str() == "-";
+    let (name, source): (String, Box<dyn Read + Send>) = if stdin {
+        if std::io::stdin().is_terminal() {
+            bail!(
+                "standard input is a terminal, not a recording: pipe one in \
+                 (`memtrail record --pid PID | memtrail analyze -`) or name a file"
+            );
+        }
+        ("standard input".into(), Box::new(std::io::stdin()))
+    } else {
+        let file = File::open(path)
+            .with_context(|| format!("cannot open recording {}", path.display()))?;
+        let name = path.display().to_string();
+        match follow.clone() {
+            Some(stop) => (name, Box::new(Follow { file, stop })),
+            None => (name, Box::new(file)),
+        }
+    };
+    let live = stdin || follow.is_some();
+    let reader = Reader::new(BufReader::with_capacity(64 * 1024, source))
+        .with_context(|| format!("cannot read recording {name}"))?;
+    Ok(Input { name, live, reader })
+}
+
+/// A file read like `tail -f`: at its end, wait for the writer to add more.
+struct Follow {
+    file: File,
+    stop: Arc<AtomicBool>,
+}
+
+impl Read for Follow {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            let n = self.file.read(buf)?;
+            if n > 0 || buf.is_empty() || self.stop.load(Ordering::Relaxed) {
+                return Ok(n);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
