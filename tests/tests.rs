@@ -4,6 +4,9 @@
 
 mod util;
 
+mod analyze_scenarios;
+mod cli_analyze;
+mod cli_diff;
 mod cli_docs;
 mod cli_dump;
 mod cli_errors;

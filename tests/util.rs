@@ -228,3 +228,57 @@ impl Drop for Background {
         let _ = self.0.wait();
     }
 }
+
+/// A directory on the target's disk (not a tmpfs /tmp, where file pages
+/// would count as shared memory), removed on drop.
+pub fn disk_tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("memtrail-test-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .expect("temporary directory under the target dir")
+}
+
+/// `tests/programs/leak.c`, compiled once per test run with gcc.
+pub fn leak_binary() -> PathBuf {
+    static BINARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BINARY
+        .get_or_init(|| {
+            let out =
+                Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("leak-{}", std::process::id()));
+            let status = Command::new("gcc")
+                .args(["-O1", "-Wall", "-o"])
+                .arg(&out)
+                .arg(program("leak.c"))
+                .status()
+                .expect("gcc runs (is it installed?)");
+            assert!(status.success(), "gcc failed to build leak.c");
+            out
+        })
+        .clone()
+}
+
+/// `memtrail analyze FILE --format json`, parsed.
+pub fn analyze_json(path: &Path) -> serde_json::Value {
+    let o = run(&["analyze", path.to_str().unwrap(), "--format", "json"]);
+    assert!(o.status.success(), "analyze failed: {}", stderr(&o));
+    serde_json::from_slice(&o.stdout).expect("analyze prints JSON")
+}
+
+/// The process with this pid in an analysis.
+pub fn verdict_of(analysis: &serde_json::Value, pid: u32) -> &serde_json::Value {
+    analysis["processes"]
+        .as_array()
+        .expect("processes array")
+        .iter()
+        .find(|p| p["pid"] == pid)
+        .unwrap_or_else(|| panic!("process {pid} not in the analysis: {analysis:#}"))
+}
+
+/// Reads VmRSS of a live process, KiB.
+pub fn vm_rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}

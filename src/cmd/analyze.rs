@@ -64,7 +64,14 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<u8> {
         );
     }
     let source = Source { name, complete };
-    let analysis = print(&mut out, &analyzer, &source, args.format, args.all, input.live)?;
+    let analysis = print(
+        &mut out,
+        &analyzer,
+        &source,
+        args.format,
+        args.all,
+        input.live,
+    )?;
     if args.fail_on_leak && analysis.leaks() > 0 {
         return Ok(crate::EXIT_LEAK);
     }

@@ -91,8 +91,8 @@ struct Tick {
 /// Reads `path` and returns the tick that `moment` names.
 fn tick_of(path: &Path, moment: &Moment, pick: Pick) -> anyhow::Result<Tick> {
     let name = path.display().to_string();
-    let mut reader = memtrail_format::open(path)
-        .with_context(|| format!("cannot read recording {name}"))?;
+    let mut reader =
+        memtrail_format::open(path).with_context(|| format!("cannot read recording {name}"))?;
     let started = reader.header().started_us;
     let mut chosen: Option<(u64, u64, Vec<ProcessSample>)> = None;
     let mut current: Option<(u64, u64, Vec<ProcessSample>)> = None;

@@ -299,7 +299,13 @@ impl ProcState {
 
     /// The trails, last descriptors and last regions to judge: with the
     /// held-back sample while the process may still be running.
-    fn view(&self) -> (std::borrow::Cow<'_, [Trail]>, Option<&Fds>, Option<&[Mapping]>) {
+    fn view(
+        &self,
+    ) -> (
+        std::borrow::Cow<'_, [Trail]>,
+        Option<&Fds>,
+        Option<&[Mapping]>,
+    ) {
         let held = self.held.as_ref().filter(|_| !self.exited);
         let Some(held) = held else {
             return (
@@ -423,10 +429,7 @@ impl Analyzer {
             .map(|(_, p)| judge_process(p, self.system.as_ref()))
             .collect();
         processes.sort_by(|a, b| {
-            let growth = |p: &ProcessVerdict| {
-                p.finding("rss")
-                    .map_or(0.0, |f| f.last - f.first)
-            };
+            let growth = |p: &ProcessVerdict| p.finding("rss").map_or(0.0, |f| f.last - f.first);
             a.verdict
                 .cmp(&b.verdict)
                 .then_with(|| growth(b).total_cmp(&growth(a)))
@@ -464,14 +467,11 @@ fn judge_process(p: &ProcState, system: Option<&SystemSample>) -> ProcessVerdict
         leaks("anon", &findings) || leaks("swap", &findings) || leaks("shmem", &findings);
     for f in &mut findings {
         match f.series.as_str() {
-            "file" => {
-                if f.verdict == Verdict::Leak {
-                    f.verdict = Verdict::NoLeak;
-                    f.note = Some(
-                        "file-backed pages grew: page cache mapped in, reclaimable; not a leak"
-                            .into(),
-                    );
-                }
+            "file" if f.verdict == Verdict::Leak => {
+                f.verdict = Verdict::NoLeak;
+                f.note = Some(
+                    "file-backed pages grew: page cache mapped in, reclaimable; not a leak".into(),
+                );
             }
             "rss" | "pss" if f.verdict == Verdict::Leak && has_anon && !private_leak => {
                 f.verdict = Verdict::NoLeak;
@@ -488,7 +488,10 @@ fn judge_process(p: &ProcState, system: Option<&SystemSample>) -> ProcessVerdict
     };
     for f in &mut findings {
         let interesting = f.verdict == Verdict::Leak
-            || matches!(f.pattern, Pattern::Growing | Pattern::Step | Pattern::Plateau);
+            || matches!(
+                f.pattern,
+                Pattern::Growing | Pattern::Step | Pattern::Plateau
+            );
         if !interesting {
             continue;
         }
@@ -501,8 +504,7 @@ fn judge_process(p: &ProcState, system: Option<&SystemSample>) -> ProcessVerdict
                 };
                 f.regions = grown_regions(&region_changes, keep);
                 if f.verdict == Verdict::Leak {
-                    f.time_to_limit =
-                        project(p, system, f.retained_per_hour / 3600.0);
+                    f.time_to_limit = project(p, system, f.retained_per_hour / 3600.0);
                 }
             }
             Kind::Fds => {
@@ -558,7 +560,11 @@ fn finding(def: &SeriesDef, trail: &Trail, j: Judgement) -> Finding {
         kind: def.kind,
         verdict: j.verdict,
         pattern: j.pattern,
-        unit: if def.kind == Kind::Memory { "KiB" } else { "count" },
+        unit: if def.kind == Kind::Memory {
+            "KiB"
+        } else {
+            "count"
+        },
         growth_per_hour: round(j.slope * 3600.0),
         retained_per_hour: round(j.floor_slope * 3600.0),
         confidence: j.confidence,

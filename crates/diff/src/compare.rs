@@ -117,15 +117,22 @@ pub fn command_of(s: &ProcessSample) -> String {
 
 /// Compares a process at two moments. At least one sample must be given;
 /// with both, they should be the same process (same [`ProcessId`]).
-pub fn compare(before: Option<&ProcessSample>, after: Option<&ProcessSample>) -> Option<ProcessDiff> {
+pub fn compare(
+    before: Option<&ProcessSample>,
+    after: Option<&ProcessSample>,
+) -> Option<ProcessDiff> {
     let any = after.or(before)?;
     let presence = match (before, after) {
         (Some(_), Some(_)) => Presence::Both,
         (None, Some(_)) => Presence::New,
         _ => Presence::Gone,
     };
-    let fig = |f: fn(&ProcessSample) -> Option<u64>| Figure::of(before.and_then(f), after.and_then(f));
-    let fds = match (before.and_then(|s| s.fds.as_ref()), after.and_then(|s| s.fds.as_ref())) {
+    let fig =
+        |f: fn(&ProcessSample) -> Option<u64>| Figure::of(before.and_then(f), after.and_then(f));
+    let fds = match (
+        before.and_then(|s| s.fds.as_ref()),
+        after.and_then(|s| s.fds.as_ref()),
+    ) {
         (None, None) => None,
         (a, b) => Some(fd_changes(a, b)),
     };
@@ -277,7 +284,12 @@ mod tests {
         let a = sample(100, &[(0, "/dev/null"), (3, "/tmp/a")]);
         let b = sample(
             350,
-            &[(0, "/dev/null"), (4, "/tmp/x"), (5, "/tmp/x"), (6, "socket:[99]")],
+            &[
+                (0, "/dev/null"),
+                (4, "/tmp/x"),
+                (5, "/tmp/x"),
+                (6, "socket:[99]"),
+            ],
         );
         let d = compare(Some(&a), Some(&b)).unwrap();
         assert_eq!(d.presence, Presence::Both);
@@ -289,11 +301,23 @@ mod tests {
         assert_eq!(
             fds.opened,
             vec![
-                TargetCount { target: "/tmp/x".into(), count: 2 },
-                TargetCount { target: "socket".into(), count: 1 },
+                TargetCount {
+                    target: "/tmp/x".into(),
+                    count: 2
+                },
+                TargetCount {
+                    target: "socket".into(),
+                    count: 1
+                },
             ]
         );
-        assert_eq!(fds.closed, vec![TargetCount { target: "/tmp/a".into(), count: 1 }]);
+        assert_eq!(
+            fds.closed,
+            vec![TargetCount {
+                target: "/tmp/a".into(),
+                count: 1
+            }]
+        );
     }
 
     #[test]

@@ -288,7 +288,12 @@ mod tests {
     #[test]
     fn labelled_shapes() {
         let base = 20_000.0;
-        check("linear", |i| base + 1000.0 * i as f64, Verdict::Leak, Pattern::Growing);
+        check(
+            "linear",
+            |i| base + 1000.0 * i as f64,
+            Verdict::Leak,
+            Pattern::Growing,
+        );
         check("flat", |_| base, Verdict::NoLeak, Pattern::Flat);
         check(
             "plateau",

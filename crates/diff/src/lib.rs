@@ -59,7 +59,7 @@ pub use analyze::{
     Analysis, Analyzer, FdKindGrowth, Finding, Kind, ProcessVerdict, Projection, RegionGrowth,
 };
 pub use compare::{
-    compare, compare_fds, command_of, target_group, FdChanges, Figure, KindChange, Presence,
+    command_of, compare, compare_fds, target_group, FdChanges, Figure, KindChange, Presence,
     ProcessDiff, TargetCount,
 };
 pub use judge::{

@@ -118,7 +118,11 @@ pub fn text(analysis: &Analysis, all: bool) -> String {
         // one line for all of them.
         let mut line = format!(
             "?    {} too short to judge (<{} samples):",
-            if brief.len() == 1 { "1 process".to_string() } else { format!("{} processes", brief.len()) },
+            if brief.len() == 1 {
+                "1 process".to_string()
+            } else {
+                format!("{} processes", brief.len())
+            },
             memtrail_diff::MIN_POINTS
         );
         let mut shown = 0;

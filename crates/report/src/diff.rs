@@ -56,14 +56,23 @@ struct JsonDiff<'a> {
 
 /// The JSON document: `before`, `after` (descriptions of the two moments)
 /// and `processes`, ranked by RSS growth, each with the kept `regions`.
-pub fn json(diffs: &[ProcessDiff], before: &str, after: &str, filter: &DiffFilter) -> serde_json::Value {
+pub fn json(
+    diffs: &[ProcessDiff],
+    before: &str,
+    after: &str,
+    filter: &DiffFilter,
+) -> serde_json::Value {
     let processes: Vec<serde_json::Value> = diffs
         .iter()
         .map(|d| {
             let regions = shown(d, filter);
             let mut v = serde_json::to_value(JsonDiff {
                 diff: d,
-                regions_changed: d.regions.iter().filter(|r| r.change != Change::Same).count(),
+                regions_changed: d
+                    .regions
+                    .iter()
+                    .filter(|r| r.change != Change::Same)
+                    .count(),
                 regions,
             })
             .unwrap_or_default();
@@ -108,7 +117,12 @@ fn delta_cell(f: &Figure, kib: bool) -> String {
 /// The diffs as text, fitting 80 columns.
 pub fn text(diffs: &[ProcessDiff], before: &str, after: &str, filter: &DiffFilter) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "before: {}\nafter:  {}", printable(before), printable(after));
+    let _ = writeln!(
+        out,
+        "before: {}\nafter:  {}",
+        printable(before),
+        printable(after)
+    );
     if diffs.is_empty() {
         let _ = writeln!(out, "\nno processes in either");
         return out;
@@ -124,7 +138,11 @@ pub fn text(diffs: &[ProcessDiff], before: &str, after: &str, filter: &DiffFilte
             memtrail_diff::Presence::Gone => " (exited in between)".into(),
         };
         let _ = writeln!(out, "\npid {} {}{}", d.pid, command, presence);
-        let _ = writeln!(out, "  {:<8} {:>12} {:>12} {:>12}", "", "before", "after", "change");
+        let _ = writeln!(
+            out,
+            "  {:<8} {:>12} {:>12} {:>12}",
+            "", "before", "after", "change"
+        );
         for (name, f, kib) in [
             ("RSS", &d.rss, true),
             ("Anon", &d.anon, true),
@@ -200,7 +218,11 @@ pub fn text(diffs: &[ProcessDiff], before: &str, after: &str, filter: &DiffFilte
                 );
             }
             if changed > regions.len() {
-                let _ = writeln!(out, "  ... {} more changed regions", changed - regions.len());
+                let _ = writeln!(
+                    out,
+                    "  ... {} more changed regions",
+                    changed - regions.len()
+                );
             }
         } else if !d.regions.is_empty() {
             let _ = writeln!(out, "  no region changed by the minimum asked for");
