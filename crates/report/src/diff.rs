@@ -3,7 +3,6 @@
 use std::fmt::Write;
 
 use memtrail_diff::{Change, Figure, ProcessDiff, RegionChange};
-use serde::Serialize;
 
 use crate::{human_kib, human_kib_signed, printable};
 
@@ -46,16 +45,9 @@ pub fn shown<'a>(d: &'a ProcessDiff, filter: &DiffFilter) -> Vec<&'a RegionChang
         .collect()
 }
 
-#[derive(Serialize)]
-struct JsonDiff<'a> {
-    #[serde(flatten)]
-    diff: &'a ProcessDiff,
-    regions: Vec<&'a RegionChange>,
-    regions_changed: usize,
-}
-
-/// The JSON document: `before`, `after` (descriptions of the two moments)
-/// and `processes`, ranked by RSS growth, each with the kept `regions`.
+/// The JSON document: `before`, `after` (descriptions of the two moments),
+/// `filter` and `processes`, ranked by RSS growth, each with the kept
+/// `regions` and the number of `regions_changed` in all.
 pub fn json(
     diffs: &[ProcessDiff],
     before: &str,
@@ -65,23 +57,18 @@ pub fn json(
     let processes: Vec<serde_json::Value> = diffs
         .iter()
         .map(|d| {
-            let regions = shown(d, filter);
-            let mut v = serde_json::to_value(JsonDiff {
-                diff: d,
-                regions_changed: d
-                    .regions
-                    .iter()
-                    .filter(|r| r.change != Change::Same)
-                    .count(),
-                regions,
-            })
-            .unwrap_or_default();
-            // `flatten` keeps the struct's own `regions` too: the kept list wins.
+            let mut v = serde_json::to_value(d).unwrap_or_default();
             if let Some(obj) = v.as_object_mut() {
                 obj.insert(
                     "regions".into(),
                     serde_json::to_value(shown(d, filter)).unwrap_or_default(),
                 );
+                let changed = d
+                    .regions
+                    .iter()
+                    .filter(|r| r.change != Change::Same)
+                    .count();
+                obj.insert("regions_changed".into(), changed.into());
             }
             v
         })
