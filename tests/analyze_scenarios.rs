@@ -41,17 +41,17 @@ impl Scenario {
 
 /// Runs `command` under `memtrail run --interval 100ms` and analyzes it.
 fn scenario(command: &[&str]) -> Scenario {
+    scenario_with(&[], command)
+}
+
+/// Like [`scenario`], with more `memtrail run` flags.
+fn scenario_with(flags: &[&str], command: &[&str]) -> Scenario {
     let dir = disk_tempdir();
     let out = dir.path().join("scenario.mtr");
     let child = memtrail()
-        .args([
-            "run",
-            "--interval",
-            "100ms",
-            "-o",
-            out.to_str().unwrap(),
-            "--",
-        ])
+        .args(["run", "--interval", "100ms", "-o", out.to_str().unwrap()])
+        .args(flags)
+        .arg("--")
         .args(command)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -78,14 +78,21 @@ fn scenario(command: &[&str]) -> Scenario {
 }
 
 fn python(name: &str) -> Scenario {
+    python_with(&[], name)
+}
+
+fn python_with(flags: &[&str], name: &str) -> Scenario {
     let dir = disk_tempdir();
-    let s = scenario(&[
-        "python3",
-        program("scenarios.py").to_str().unwrap(),
-        name,
-        SECONDS,
-        dir.path().to_str().unwrap(),
-    ]);
+    let s = scenario_with(
+        flags,
+        &[
+            "python3",
+            program("scenarios.py").to_str().unwrap(),
+            name,
+            SECONDS,
+            dir.path().to_str().unwrap(),
+        ],
+    );
     drop(dir);
     s
 }
@@ -149,12 +156,22 @@ fn list_append_leak_is_a_memory_leak() {
 }
 
 #[test]
-fn fd_leak_is_a_descriptor_leak() {
-    let s = python("fd-leak");
+fn fd_leak_is_a_descriptor_leak_naming_the_file() {
+    // At full detail every descriptor's target is recorded, so the finding
+    // can say what was opened and never closed.
+    let s = python_with(&["--detail", "full"], "fd-leak");
     assert_leaks(s.main(), &["fds"]);
     assert!(!leaking_kinds(s.main()).contains("threads"));
     let fds = finding(s.main(), "fds");
     assert_eq!(fds["fd_kinds"][0]["kind"], "file", "{fds:#}");
+    let top = &fds["fd_targets"][0];
+    assert!(
+        top["target"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("/fd-leak.txt")),
+        "{fds:#}"
+    );
+    assert!(top["count"].as_u64().unwrap() >= 50, "{fds:#}");
 }
 
 #[test]

@@ -215,6 +215,8 @@ struct ProcState {
     id: ProcessId,
     ppid: u32,
     comm: String,
+    /// argv[0] of the program being judged, when known.
+    argv0: Option<String>,
     command: String,
     cgroup: Option<String>,
     samples: u64,
@@ -249,6 +251,7 @@ impl ProcState {
             id: s.id,
             ppid: s.info.ppid,
             comm: s.info.comm.clone(),
+            argv0: s.info.cmdline.first().cloned(),
             command: command_of(s),
             cgroup: s.info.cgroup.clone(),
             samples: 0,
@@ -271,6 +274,19 @@ impl ProcState {
         self.exited = true;
         if self.held.take().is_some() {
             self.samples = self.samples.saturating_sub(1);
+        }
+    }
+
+    /// Whether `s` shows another program than the samples so far: its
+    /// `comm` or its argv[0] changed. (pyenv's `python3` shim is a bash
+    /// script whose comm is already `python3`; only argv[0] tells.)
+    fn execed(&self, s: &ProcessSample) -> bool {
+        if !s.info.comm.is_empty() && s.info.comm != self.comm {
+            return true;
+        }
+        match (s.info.cmdline.first(), &self.argv0) {
+            (Some(now), Some(before)) => now != before,
+            _ => false,
         }
     }
 
@@ -328,7 +344,7 @@ impl ProcState {
     }
 
     fn add(&mut self, s: ProcessSample) {
-        if s.info.comm != self.comm && !s.info.comm.is_empty() {
+        if self.execed(&s) {
             // The process exec'd another program (a shell or launcher that
             // execs the real one): judge the new program from its start.
             *self = ProcState::new(&s);
@@ -346,6 +362,9 @@ impl ProcState {
         self.had_memory |= s.status.vm_rss.is_some();
         if !s.info.cmdline.is_empty() {
             self.command = command_of(&s);
+            if self.argv0.is_none() {
+                self.argv0 = s.info.cmdline.first().cloned();
+            }
         }
         self.ppid = s.info.ppid;
         self.samples += 1;
