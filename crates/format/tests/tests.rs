@@ -1,5 +1,6 @@
 //! memtrail-format's integration tests, one binary.
 
+mod alloc;
 mod damage;
 mod golden;
 mod roundtrip;
