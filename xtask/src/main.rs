@@ -3,8 +3,10 @@
 //!
 //! Tasks:
 //!   ci     formatting check, clippy with warnings denied, every test
+//!   fuzz   the recording reader under cargo-fuzz
 
 mod ci;
+mod fuzz;
 
 use std::process::Command;
 
@@ -15,12 +17,16 @@ usage: cargo xtask <task>
 
 tasks:
   ci     check formatting, run clippy (warnings denied) and every test:
-         what .ci/run runs and what a change must pass";
+         what .ci/run runs and what a change must pass
+  fuzz [--seconds S]
+         fuzz the recording reader for S seconds (default 60) with
+         cargo-fuzz (installed if missing); prints executions and crashes";
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("ci") => ci::run(),
+        Some("fuzz") => fuzz::run(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");
             Ok(())
