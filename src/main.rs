@@ -54,7 +54,7 @@ fn io_error_kinds(err: &anyhow::Error) -> impl Iterator<Item = std::io::ErrorKin
 }
 
 /// What to do about the operating-system errors users meet most.
-fn hint(err: &anyhow::Error) -> Option<&'static str> {
+pub fn hint(err: &anyhow::Error) -> Option<&'static str> {
     use std::io::ErrorKind::*;
     match io_error_kinds(err).next()? {
         StorageFull => Some("the disk is full: free some space, or write elsewhere with -o FILE"),

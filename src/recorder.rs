@@ -110,17 +110,21 @@ pub fn sample_loop<W: Write>(
         if let Some(d) = limits.duration {
             next_tick = next_tick.min(started + d);
         }
+        // Signals are looked at after every tick, even one that overran:
+        // a recorder whose ticks take longer than its interval must still
+        // stop at Ctrl-C.
         let mut interrupted = None;
-        while interrupted.is_none() {
-            let now = Instant::now();
-            if now >= next_tick {
-                break;
-            }
-            match signals.wait(next_tick - now) {
-                Wake::Tick => {}
+        loop {
+            match signals.wait(next_tick.saturating_duration_since(Instant::now())) {
                 Wake::Signal(sig) => {
                     if hook.on_signal(sig) {
                         interrupted = Some(sig);
+                        break;
+                    }
+                }
+                Wake::Tick => {
+                    if Instant::now() >= next_tick {
+                        break;
                     }
                 }
             }

@@ -4,9 +4,11 @@
 
 mod util;
 
+mod churn;
 mod cli_docs;
 mod cli_dump;
 mod cli_errors;
 mod cli_record;
 mod cli_run;
 mod cli_snap;
+mod faults;

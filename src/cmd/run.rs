@@ -136,10 +136,11 @@ pub fn record_command(args: &RunArgs, quiet: bool) -> anyhow::Result<RunOutcome>
     })();
     if let Err(err) = &recorded {
         // Say so now, not when the command ends hours later.
-        eprintln!(
-            "memtrail: error: {err:#}
-             memtrail: recording stopped; waiting for the command (pid {pid}) to exit"
-        );
+        eprintln!("memtrail: error: {err:#}");
+        if let Some(hint) = crate::hint(err) {
+            eprintln!("  hint: {hint}");
+        }
+        eprintln!("memtrail: recording stopped; waiting for the command (pid {pid}) to exit");
     }
     let status = child
         .wait()
