@@ -78,7 +78,11 @@ pub fn sample_loop<W: Write>(
     loop {
         let tick = collector.sample();
         for notice in &tick.notices {
-            eprintln!("memtrail: warning: {}", notice.message);
+            // Notices quote paths and kernel text: escape before the terminal.
+            eprintln!(
+                "memtrail: warning: {}",
+                memtrail_report::printable(&notice.message)
+            );
         }
         write_tick(writer, &tick, &mut finished)
             .with_context(|| format!("cannot write the recording to {output_name}"))?;

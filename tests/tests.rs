@@ -12,3 +12,4 @@ mod cli_record;
 mod cli_run;
 mod cli_snap;
 mod faults;
+mod security;

@@ -105,14 +105,7 @@ pub fn record_command(args: &RunArgs, quiet: bool) -> anyhow::Result<RunOutcome>
             args.redact_cmdline,
             args.sampling.maps_every,
         ))?;
-        let description = format!(
-            "run -- {}",
-            args.command
-                .iter()
-                .map(|a| a.to_string_lossy())
-                .collect::<Vec<_>>()
-                .join(" ")
-        );
+        let description = describe_command(&args.command, args.redact_cmdline);
         let header = super::header(&collector, description, detail, Some(interval))?;
         let mut writer = Writer::new(out.sink, &header)
             .with_context(|| format!("cannot write the recording to {}", out.name))?;
@@ -159,6 +152,28 @@ pub fn record_command(args: &RunArgs, quiet: bool) -> anyhow::Result<RunOutcome>
         finished,
         status,
     })
+}
+
+/// The command as the recording's header names it: without its arguments
+/// under --redact-cmdline, like the command lines of the samples.
+fn describe_command(command: &[std::ffi::OsString], redact: bool) -> String {
+    let shown = if redact {
+        &command[..command.len().min(1)]
+    } else {
+        command
+    };
+    let mut description = format!(
+        "run -- {}",
+        shown
+            .iter()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    if shown.len() < command.len() {
+        description.push_str(" (arguments redacted)");
+    }
+    description
 }
 
 /// Sends SIGTERM to `pid` (our own child, so the pid cannot have been reused).
