@@ -13,3 +13,4 @@ mod cli_run;
 mod cli_snap;
 mod faults;
 mod security;
+mod soak;
