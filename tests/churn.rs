@@ -193,7 +193,9 @@ fn unshare() -> Command {
     if !root {
         cmd.args(["--user", "--map-root-user"]);
     }
-    cmd.args(["--pid", "--fork", "--mount-proc"]);
+    // --kill-child: if the test fails and unshare is killed, the whole
+    // namespace goes with it.
+    cmd.args(["--pid", "--fork", "--mount-proc", "--kill-child"]);
     cmd
 }
 
