@@ -69,6 +69,6 @@ pub fn hint(err: &anyhow::Error) -> Option<&'static str> {
 
 /// A closed pipe downstream (`memtrail dump x.mtr | head`) is a normal end,
 /// not an error.
-fn is_broken_pipe(err: &anyhow::Error) -> bool {
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     io_error_kinds(err).any(|kind| kind == std::io::ErrorKind::BrokenPipe)
 }

@@ -237,6 +237,31 @@ fn record_into_a_closed_pipe_ends_quietly() {
     helper.finish();
 }
 
+/// `memtrail run -o - -- CMD | head -c 100`: the command runs to its end,
+/// memtrail says nothing and exits with the command's status.
+#[test]
+fn run_into_a_closed_pipe_ends_quietly_with_the_commands_status() {
+    let mut rec = memtrail()
+        .args(["run", "--interval", "10ms", "-o", "-", "--"])
+        .args(["sh", "-c", "read _; exit 3"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = rec.stdout.take().unwrap();
+    let mut first = [0u8; 100];
+    stdout.read_exact(&mut first).unwrap();
+    drop(stdout);
+    // The command ends when its standard input (memtrail's) closes.
+    drop(rec.stdin.take());
+    let mut err = String::new();
+    rec.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    let status = rec.wait().unwrap();
+    assert_eq!(status.code(), Some(3), "{err}");
+    assert_eq!(err, "", "no message for a closed pipe");
+}
+
 /// Set when this test binary re-runs itself as nobody (see below).
 const AS_NOBODY: &str = "MEMTRAIL_TEST_RECORD_AS_NOBODY";
 

@@ -6,7 +6,7 @@ use std::process::{Child, ExitStatus};
 
 use anyhow::Context;
 use memtrail_collect::{Collector, Target, Tick};
-use memtrail_format::{ProcessExit, ProcessId, Record, Writer};
+use memtrail_format::{EndReason, ProcessExit, ProcessId, Record, Writer};
 use signal_hook::consts::SIGTERM;
 
 use crate::cli::RunArgs;
@@ -20,10 +20,16 @@ pub struct RunOutcome {
     pub output: PathBuf,
     pub finished: Finished,
     pub status: ExitStatus,
+    /// The reader of the recording went away (`run -o - ... | head`): a
+    /// normal end, as for every command, though the recording stopped there.
+    pub downstream_closed: bool,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     let outcome = record_command(&args, false)?;
+    if outcome.downstream_closed {
+        return Ok(exit_code(outcome.status));
+    }
     eprintln!(
         "memtrail: recorded {} samples of {} processes to {} ({})",
         outcome.finished.samples,
@@ -127,7 +133,8 @@ pub fn record_command(args: &RunArgs, quiet: bool) -> anyhow::Result<RunOutcome>
         recorder::finish(writer, &finished, &out.name)?;
         Ok(finished)
     })();
-    if let Err(err) = &recorded {
+    let downstream_closed = recorded.as_ref().err().is_some_and(crate::is_broken_pipe);
+    if let (Err(err), false) = (&recorded, downstream_closed) {
         // Say so now, not when the command ends hours later.
         eprintln!("memtrail: error: {err:#}");
         if let Some(hint) = crate::hint(err) {
@@ -140,6 +147,12 @@ pub fn record_command(args: &RunArgs, quiet: bool) -> anyhow::Result<RunOutcome>
         .with_context(|| format!("cannot wait for process {pid}"))?;
     let finished = match recorded {
         Ok(r) => r,
+        Err(_) if downstream_closed => Finished {
+            reason: EndReason::Error("the reader of the recording went away".into()),
+            samples: 0,
+            ticks: 0,
+            processes: Default::default(),
+        },
         Err(_) => {
             anyhow::bail!(
                 "recording failed (see above); the command ran to the end and {}",
@@ -151,6 +164,7 @@ pub fn record_command(args: &RunArgs, quiet: bool) -> anyhow::Result<RunOutcome>
         output,
         finished,
         status,
+        downstream_closed,
     })
 }
 
