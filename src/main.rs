@@ -57,7 +57,7 @@ fn io_error_kinds(err: &anyhow::Error) -> impl Iterator<Item = std::io::ErrorKin
 }
 
 /// What to do about the operating-system errors users meet most.
-fn hint(err: &anyhow::Error) -> Option<&'static str> {
+pub fn hint(err: &anyhow::Error) -> Option<&'static str> {
     use std::io::ErrorKind::*;
     match io_error_kinds(err).next()? {
         StorageFull => Some("the disk is full: free some space, or write elsewhere with -o FILE"),
@@ -72,6 +72,6 @@ fn hint(err: &anyhow::Error) -> Option<&'static str> {
 
 /// A closed pipe downstream (`memtrail dump x.mtr | head`) is a normal end,
 /// not an error.
-fn is_broken_pipe(err: &anyhow::Error) -> bool {
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     io_error_kinds(err).any(|kind| kind == std::io::ErrorKind::BrokenPipe)
 }

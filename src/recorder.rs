@@ -78,7 +78,11 @@ pub fn sample_loop<W: Write>(
     loop {
         let tick = collector.sample();
         for notice in &tick.notices {
-            eprintln!("memtrail: warning: {}", notice.message);
+            // Notices quote paths and kernel text: escape before the terminal.
+            eprintln!(
+                "memtrail: warning: {}",
+                memtrail_report::printable(&notice.message)
+            );
         }
         write_tick(writer, &tick, &mut finished)
             .with_context(|| format!("cannot write the recording to {output_name}"))?;
@@ -110,17 +114,21 @@ pub fn sample_loop<W: Write>(
         if let Some(d) = limits.duration {
             next_tick = next_tick.min(started + d);
         }
+        // Signals are looked at after every tick, even one that overran:
+        // a recorder whose ticks take longer than its interval must still
+        // stop at Ctrl-C.
         let mut interrupted = None;
-        while interrupted.is_none() {
-            let now = Instant::now();
-            if now >= next_tick {
-                break;
-            }
-            match signals.wait(next_tick - now) {
-                Wake::Tick => {}
+        loop {
+            match signals.wait(next_tick.saturating_duration_since(Instant::now())) {
                 Wake::Signal(sig) => {
                     if hook.on_signal(sig) {
                         interrupted = Some(sig);
+                        break;
+                    }
+                }
+                Wake::Tick => {
+                    if Instant::now() >= next_tick {
+                        break;
                     }
                 }
             }

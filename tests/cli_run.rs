@@ -98,9 +98,10 @@ fn run_dump_shows_growing_rss() {
                     .is_some_and(|a| a.ends_with("leaky.py"))
         })
         .collect();
+    // A sample taken while the script exits has no memory figures.
     let rss: Vec<u64> = memtrail_children
         .iter()
-        .map(|l| l["status"]["vm_rss"].as_u64().expect("vm_rss"))
+        .filter_map(|l| l["status"]["vm_rss"].as_u64())
         .collect();
     assert!(rss.len() >= 4, "{rss:?}");
     assert!(

@@ -5,6 +5,7 @@
 mod util;
 
 mod analyze_scenarios;
+mod churn;
 mod cli_analyze;
 mod cli_diff;
 mod cli_docs;
@@ -13,3 +14,6 @@ mod cli_errors;
 mod cli_record;
 mod cli_run;
 mod cli_snap;
+mod faults;
+mod security;
+mod soak;

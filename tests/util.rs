@@ -192,25 +192,28 @@ impl Background {
         )
     }
 
-    /// Waits for it to exit by itself.
+    /// Waits for it to exit by itself. Its output is read meanwhile, so a
+    /// chatty process cannot block on a full pipe.
     pub fn wait(mut self) -> Output {
-        let start = Instant::now();
-        loop {
-            if self.0.try_wait().expect("try_wait").is_some() {
-                break;
-            }
-            if start.elapsed() > PATIENCE {
-                panic!("memtrail did not exit within {PATIENCE:?}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let pid = self.0.id();
         let child = std::mem::replace(
             &mut self.0,
             Command::new("true").spawn().expect("spawn true"),
         );
-        let out = child.wait_with_output().expect("collect output");
         let _ = self.0.wait();
-        out
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        });
+        match rx.recv_timeout(PATIENCE) {
+            Ok(out) => out.expect("collect output"),
+            Err(_) => {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+                panic!("memtrail did not exit within {PATIENCE:?}");
+            }
+        }
     }
 
     pub fn signal(&self, sig: &str) {

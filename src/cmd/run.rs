@@ -6,7 +6,7 @@ use std::process::{Child, ExitStatus};
 
 use anyhow::Context;
 use memtrail_collect::{Collector, Target, Tick};
-use memtrail_format::{ProcessExit, ProcessId, Record, Writer};
+use memtrail_format::{EndReason, ProcessExit, ProcessId, Record, Writer};
 use signal_hook::consts::SIGTERM;
 
 use crate::cli::RunArgs;
@@ -20,10 +20,22 @@ pub struct RunOutcome {
     pub output: PathBuf,
     pub finished: Finished,
     pub status: ExitStatus,
+    /// The reader of the recording went away (`run -o - ... | head`): a
+    /// normal end, as for every command, though the recording stopped there.
+    pub downstream_closed: bool,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<u8> {
+    if args.fail_on_leak && args.output.as_deref() == Some(std::path::Path::new("-")) {
+        anyhow::bail!(
+            "--fail-on-leak reads the recording back from its file, and -o - sends it down a \
+             pipe: pipe it into `memtrail analyze - --fail-on-leak` instead"
+        );
+    }
     let outcome = record_command(&args, false)?;
+    if outcome.downstream_closed {
+        return Ok(exit_code(outcome.status));
+    }
     eprintln!(
         "memtrail: recorded {} samples of {} processes to {} ({})",
         outcome.finished.samples,
@@ -31,13 +43,27 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         outcome.output.display(),
         super::record::describe_end(&outcome.finished.reason),
     );
-    let analysis = analyze_file(&outcome.output)?;
+    let code = exit_code(outcome.status);
+    if outcome.output.as_os_str() == "-" {
+        // The recording went down a pipe: whoever reads it can analyze it
+        // (`memtrail run -o - -- CMD | memtrail analyze -`).
+        return Ok(code);
+    }
+    let analysis = match analyze_file(&outcome.output) {
+        Ok(analysis) => analysis,
+        Err(err) if !args.fail_on_leak => {
+            // The command ran and was recorded; not being able to read the
+            // file back (a FIFO, a device) does not make that a failure.
+            eprintln!("memtrail: no analysis: {err:#}");
+            return Ok(code);
+        }
+        Err(err) => return Err(err.context("--fail-on-leak needs the analysis")),
+    };
     eprint!(
         "\nmemtrail: analysis (details: memtrail analyze {} --all)\n{}",
         outcome.output.display(),
         memtrail_report::analysis::text(&analysis, false)
     );
-    let code = exit_code(outcome.status);
     if code == 0 && args.fail_on_leak && analysis.leaks() > 0 {
         return Ok(crate::EXIT_LEAK);
     }
@@ -127,14 +153,7 @@ pub fn record_command(args: &RunArgs, quiet: bool) -> anyhow::Result<RunOutcome>
             args.redact_cmdline,
             args.sampling.maps_every,
         ))?;
-        let description = format!(
-            "run -- {}",
-            args.command
-                .iter()
-                .map(|a| a.to_string_lossy())
-                .collect::<Vec<_>>()
-                .join(" ")
-        );
+        let description = describe_command(&args.command, args.redact_cmdline);
         let header = super::header(&collector, description, detail, Some(interval))?;
         let mut writer = Writer::new(out.sink, &header)
             .with_context(|| format!("cannot write the recording to {}", out.name))?;
@@ -156,18 +175,26 @@ pub fn record_command(args: &RunArgs, quiet: bool) -> anyhow::Result<RunOutcome>
         recorder::finish(writer, &finished, &out.name)?;
         Ok(finished)
     })();
-    if let Err(err) = &recorded {
+    let downstream_closed = recorded.as_ref().err().is_some_and(crate::is_broken_pipe);
+    if let (Err(err), false) = (&recorded, downstream_closed) {
         // Say so now, not when the command ends hours later.
-        eprintln!(
-            "memtrail: error: {err:#}
-             memtrail: recording stopped; waiting for the command (pid {pid}) to exit"
-        );
+        eprintln!("memtrail: error: {err:#}");
+        if let Some(hint) = crate::hint(err) {
+            eprintln!("  hint: {hint}");
+        }
+        eprintln!("memtrail: recording stopped; waiting for the command (pid {pid}) to exit");
     }
     let status = child
         .wait()
         .with_context(|| format!("cannot wait for process {pid}"))?;
     let finished = match recorded {
         Ok(r) => r,
+        Err(_) if downstream_closed => Finished {
+            reason: EndReason::Error("the reader of the recording went away".into()),
+            samples: 0,
+            ticks: 0,
+            processes: Default::default(),
+        },
         Err(_) => {
             anyhow::bail!(
                 "recording failed (see above); the command ran to the end and {}",
@@ -179,7 +206,30 @@ pub fn record_command(args: &RunArgs, quiet: bool) -> anyhow::Result<RunOutcome>
         output,
         finished,
         status,
+        downstream_closed,
     })
+}
+
+/// The command as the recording's header names it: without its arguments
+/// under --redact-cmdline, like the command lines of the samples.
+fn describe_command(command: &[std::ffi::OsString], redact: bool) -> String {
+    let shown = if redact {
+        &command[..command.len().min(1)]
+    } else {
+        command
+    };
+    let mut description = format!(
+        "run -- {}",
+        shown
+            .iter()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    if shown.len() < command.len() {
+        description.push_str(" (arguments redacted)");
+    }
+    description
 }
 
 /// Sends SIGTERM to `pid` (our own child, so the pid cannot have been reused).

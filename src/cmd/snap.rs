@@ -27,7 +27,11 @@ pub fn run(args: SnapArgs) -> anyhow::Result<u8> {
     let header = super::header(&collector, description, detail, None)?;
     let tick = collector.sample();
     for notice in &tick.notices {
-        eprintln!("memtrail: warning: {}", notice.message);
+        // Notices quote paths and kernel text: escape before the terminal.
+        eprintln!(
+            "memtrail: warning: {}",
+            memtrail_report::printable(&notice.message)
+        );
     }
 
     if let Some(path) = &args.output {

@@ -3,8 +3,12 @@
 //!
 //! Tasks:
 //!   ci     formatting check, clippy with warnings denied, every test
+//!   fuzz   the recording reader under cargo-fuzz
+//!   soak   memtrail recording a sibling recorder for minutes
 
 mod ci;
+mod fuzz;
+mod soak;
 
 use std::process::Command;
 
@@ -15,12 +19,21 @@ usage: cargo xtask <task>
 
 tasks:
   ci     check formatting, run clippy (warnings denied) and every test:
-         what .ci/run runs and what a change must pass";
+         what .ci/run runs and what a change must pass
+  fuzz [--seconds S]
+         fuzz the recording reader for S seconds (default 60) with
+         cargo-fuzz (installed if missing); prints executions and crashes
+  soak [--minutes M | --seconds S]
+         record a sibling `memtrail record` at full detail every 10 ms for
+         M minutes (default 5), keep the recording in target/soak, and
+         require `memtrail analyze` to judge the recorder no-leak";
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("ci") => ci::run(),
+        Some("fuzz") => fuzz::run(&args[1..]),
+        Some("soak") => soak::run(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");
             Ok(())

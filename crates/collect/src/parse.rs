@@ -16,6 +16,11 @@ use procfs::process::{SmapsRollup, Stat};
 /// space, so its smaps_rollup read fails with ESRCH and its smaps is empty.
 const PF_KTHREAD: u32 = 0x0020_0000;
 
+/// `PF_EXITING` in `/proc/PID/stat` flags: the process is exiting. Its
+/// address space may already be gone while its state is not yet `Z`, and
+/// then its memory files fail with ENOENT as if the kernel lacked them.
+const PF_EXITING: u32 = 0x0000_0004;
+
 /// What memtrail takes from /proc/PID/stat.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct StatLine {
@@ -24,8 +29,9 @@ pub(crate) struct StatLine {
     pub(crate) ppid: u32,
     pub(crate) start_time: u64,
     pub(crate) kernel_thread: bool,
-    /// State `Z` (zombie) or `X` (dead): exited, not yet reaped; its
-    /// address space is gone.
+    /// State `Z` (zombie) or `X` (dead), or exiting (`PF_EXITING`):
+    /// exited or on its way, not yet reaped; its address space is gone or
+    /// going.
     pub(crate) exited: bool,
     pub(crate) cpu: Cpu,
 }
@@ -42,7 +48,7 @@ fn from_stat(stat: &Stat) -> StatLine {
         ppid: stat.ppid.max(0) as u32,
         start_time: stat.starttime,
         kernel_thread: stat.flags & PF_KTHREAD != 0,
-        exited: matches!(stat.state, 'Z' | 'X' | 'x'),
+        exited: matches!(stat.state, 'Z' | 'X' | 'x') || stat.flags & PF_EXITING != 0,
         cpu: Cpu {
             utime: stat.utime,
             stime: stat.stime,
@@ -329,6 +335,17 @@ mod tests {
     fn stat_of_a_kernel_thread() {
         let kthreadd = b"2 (kthreadd) S 0 0 0 0 -1 2129984 0 0 0 0 0 0 0 0 20 0 1 0 24 0 0 18446744073709551615 0 0 0 0 0 0 0 2147483647 0 1 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n";
         assert!(stat(kthreadd).unwrap().kernel_thread);
+    }
+
+    /// Regression test: a process caught between starting to exit and
+    /// becoming a zombie (state still `R`) had its memory files reported as
+    /// missing from the kernel ("needs Linux 4.14") under process churn.
+    #[test]
+    fn a_process_that_is_exiting_counts_as_exited() {
+        let exiting = b"77 (sh) R 1 77 77 0 -1 4194628 0 0 0 0 0 0 0 0 20 0 1 0 5000 0 0 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n";
+        assert_eq!(4194628 & PF_EXITING, PF_EXITING);
+        assert!(stat(exiting).unwrap().exited);
+        assert!(!stat(STAT).unwrap().exited);
     }
 
     #[test]

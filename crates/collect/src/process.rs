@@ -203,6 +203,16 @@ impl Reader {
                 self.uid = Some(uid);
             }
         }
+        if stat.exited {
+            // An exiting process is tearing its memory down: its figures
+            // fall to nothing as pages are freed, which says nothing about
+            // the program (and would look like a last-moment drop). Keep
+            // them out, as the kernel does for a zombie.
+            status = Status {
+                threads: status.threads,
+                ..Status::default()
+            };
+        }
         let cmdline = self
             .read("cmdline")?
             .map(|b| parse::cmdline(&b, plan.redact_cmdline))

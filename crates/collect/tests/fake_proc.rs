@@ -434,3 +434,29 @@ fn system_sample_reads_meminfo_and_the_cgroups_of_sampled_processes() {
     assert_eq!(tick.notices[0].process, None);
     assert!(c.sample().notices.is_empty());
 }
+
+/// A process caught exiting (`PF_EXITING`, state still `R`) whose memory
+/// files are already gone: no notice, and no memory figures, which would
+/// only show its teardown.
+#[test]
+fn an_exiting_process_has_no_memory_figures_and_no_notices() {
+    let fake = FakeProc::new();
+    let stat = fake.read(&format!("{FAKE_PID}/stat"));
+    // Field 9 (flags) 4194304 plus PF_EXITING (4); state R.
+    let exiting = stat
+        .replacen(" S ", " R ", 1)
+        .replacen(" 4194304 ", " 4194308 ", 1);
+    assert_ne!(exiting, stat);
+    fake.write(&format!("{FAKE_PID}/stat"), exiting.as_bytes());
+    for file in ["smaps_rollup", "smaps"] {
+        std::fs::remove_file(fake.root().join(format!("{FAKE_PID}/{file}"))).unwrap();
+    }
+    let mut c = Collector::new(config(&fake, Target::Pid(FAKE_PID), Detail::Full)).unwrap();
+    let tick = c.sample();
+    assert_eq!(tick.notices, vec![], "exiting is not a problem");
+    let s = &tick.processes[0];
+    assert_eq!(s.status.vm_rss, None);
+    assert_eq!(s.status.vm_hwm, None);
+    assert_eq!(s.status.threads, Some(1));
+    assert_eq!((s.rollup, &s.mappings), (None, &None));
+}

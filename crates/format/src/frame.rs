@@ -47,6 +47,61 @@ pub(crate) fn checksum(kind: u8, flags: u8, len: u32, payload: &[u8]) -> u32 {
     hasher.finalize()
 }
 
+/// The reflected CRC-32 polynomial, as in zlib.
+const POLY: u32 = 0xEDB8_8320;
+
+/// `a * b` modulo the CRC polynomial, both in the reflected bit order of
+/// the CRC (zlib's `multmodp`).
+const fn mul_mod_p(a: u32, mut b: u32) -> u32 {
+    let mut product = 0;
+    let mut bit = 0;
+    while bit < 32 {
+        if a & (1 << (31 - bit)) != 0 {
+            product ^= b;
+        }
+        b = if b & 1 != 0 { (b >> 1) ^ POLY } else { b >> 1 };
+        bit += 1;
+    }
+    product
+}
+
+/// `x^(2^k)` modulo the CRC polynomial, for k in 0..64.
+const X_POW_2K: [u32; 64] = {
+    let mut table = [0; 64];
+    let mut p = 1 << 30; // x^1
+    let mut k = 0;
+    while k < 64 {
+        table[k] = p;
+        p = mul_mod_p(p, p);
+        k += 1;
+    }
+    table
+};
+
+/// The operator that appends `len` bytes to a CRC: `x^(8 * len)` modulo
+/// the polynomial (zlib's `x2nmodp(len, 3)`).
+pub(crate) fn crc_shift_op(len: u64) -> u32 {
+    let mut p = 1 << 31; // x^0
+    let mut n = len;
+    let mut k = 3;
+    while n != 0 {
+        if n & 1 != 0 {
+            p = mul_mod_p(X_POW_2K[k], p);
+        }
+        n >>= 1;
+        k += 1;
+    }
+    p
+}
+
+/// Given `crc(A)` and the operator for `len(B)`, the term that CRC-32's
+/// linearity adds to `crc(B)`: `crc(A ++ B) == crc_shift(crc(A), op) ^ crc(B)`
+/// (zlib's `crc32_combine`). This checks a frame from two prefix checksums
+/// in constant time, whatever its length.
+pub(crate) fn crc_shift(crc: u32, op: u32) -> u32 {
+    mul_mod_p(op, crc)
+}
+
 /// Appends one complete frame to `out`. The caller checked the payload length.
 pub(crate) fn encode(out: &mut Vec<u8>, kind: u8, payload: &[u8]) {
     let len = u32::try_from(payload.len()).expect("payload length checked against MAX_FRAME_LEN");
@@ -80,4 +135,32 @@ pub enum Encoding {
     Delta,
     /// Any record other than a process sample.
     Plain,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn crc(bytes: &[u8]) -> u32 {
+        crc32fast::hash(bytes)
+    }
+
+    #[test]
+    fn crc_shift_combines_like_zlib() {
+        let data: Vec<u8> = (0..5000u32).map(|i| (i * 7919 % 251) as u8).collect();
+        for split in [0, 1, 2, 7, 64, 100, 1000, 4999, 5000] {
+            let (a, b) = data.split_at(split);
+            let op = crc_shift_op(b.len() as u64);
+            assert_eq!(
+                crc(&data),
+                crc_shift(crc(a), op) ^ crc(b),
+                "split at {split}"
+            );
+        }
+    }
+
+    #[test]
+    fn crc_shift_by_nothing_is_the_identity() {
+        assert_eq!(crc_shift(0xCBF4_3926, crc_shift_op(0)), 0xCBF4_3926);
+    }
 }

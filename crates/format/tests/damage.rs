@@ -2,11 +2,20 @@
 //! touched by the damage is recovered.
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
 
 use memtrail_format::*;
 
+use crate::alloc::peak_during;
 use crate::util::*;
+
+/// The most memory reading a small damaged recording may take: one input
+/// chunk (64 KiB) and the frames read, with room to spare.
+const SMALL_READ_MEMORY: usize = 256 * 1024;
+
+/// The most memory reading any input may take: the window holding one
+/// frame of the largest size (16 MiB) and a chunk, with the slack of the
+/// window's growth and the prefix checksums kept to check it.
+const ANY_READ_MEMORY: usize = 3 * MAX_FRAME_LEN as usize;
 
 /// A small recording of every kind of frame: two processes with keyframes
 /// and deltas (keyframe interval 3), a system sample, a marker, an exit and
@@ -71,10 +80,18 @@ fn frame_end(frames: &[Frame], i: usize, total: usize) -> u64 {
 fn truncation_at_every_byte() {
     let bytes = small_recording();
     let (frames, header_end) = clean(&bytes);
+    let mut most = 0;
     for cut in 0..=bytes.len() {
         let input = &bytes[..cut];
-        let mut reader = match Reader::new(input) {
-            Ok(reader) => reader,
+        let (read, peak) = peak_during(|| {
+            let mut reader = Reader::new(input)?;
+            let got = reader.by_ref().collect::<Result<Vec<_>, _>>();
+            Ok::<_, ReadError>((got, reader.take_warnings()))
+        });
+        assert!(peak <= SMALL_READ_MEMORY, "cut at {cut}: {peak} bytes");
+        most = most.max(peak);
+        let (got, warnings) = match read {
+            Ok(read) => read,
             Err(error) => {
                 assert!((cut as u64) < header_end, "cut at {cut}: {error}");
                 match (cut, &error) {
@@ -88,7 +105,7 @@ fn truncation_at_every_byte() {
             cut as u64 >= header_end,
             "cut at {cut} inside the header was accepted"
         );
-        let got = reader.by_ref().collect::<Result<Vec<_>, _>>().unwrap();
+        let got = got.unwrap();
         let complete: Vec<Frame> = frames
             .iter()
             .enumerate()
@@ -96,7 +113,6 @@ fn truncation_at_every_byte() {
             .map(|(_, f)| f.clone())
             .collect();
         assert_eq!(got, complete, "cut at {cut}");
-        let warnings = reader.take_warnings();
         let cut64 = cut as u64;
         let torn = (0..frames.len())
             .position(|i| frames[i].offset < cut64 && cut64 < frame_end(&frames, i, bytes.len()));
@@ -120,6 +136,12 @@ fn truncation_at_every_byte() {
             }
         }
     }
+    eprintln!(
+        "truncation: {} cuts of a {}-byte recording of {} frames, peak memory {most} bytes",
+        bytes.len() + 1,
+        bytes.len(),
+        frames.len()
+    );
 }
 
 /// What a reader should recover when frame `hit` is destroyed: every other
@@ -156,20 +178,26 @@ fn expected_after_losing(frames: &[Frame], hit: usize) -> (Vec<Frame>, bool) {
 fn single_bit_flips_everywhere() {
     let bytes = small_recording();
     let (frames, header_end) = clean(&bytes);
+    let mut most = 0;
     for bit in 0..bytes.len() * 8 {
         let mut damaged = bytes.clone();
         damaged[bit / 8] ^= 1 << (bit % 8);
         let at = (bit / 8) as u64;
-        let mut reader = match Reader::new(damaged.as_slice()) {
-            Ok(reader) => reader,
+        let (read, peak) = peak_during(|| {
+            let mut reader = Reader::new(damaged.as_slice())?;
+            let got = reader.by_ref().collect::<Result<Vec<_>, _>>();
+            Ok::<_, ReadError>((got, reader.take_warnings()))
+        });
+        assert!(peak <= SMALL_READ_MEMORY, "flip at bit {bit}: {peak} bytes");
+        most = most.max(peak);
+        let (got, warnings) = match read {
+            Ok((got, warnings)) => (got.unwrap(), warnings),
             Err(error) => {
                 assert!(at < header_end, "flip at bit {bit}: {error}");
                 assert!(!error.to_string().is_empty());
                 continue;
             }
         };
-        let got = reader.by_ref().collect::<Result<Vec<_>, _>>().unwrap();
-        let warnings = reader.take_warnings();
         if at < header_end {
             // Only the reserved bytes of the file header may change unnoticed.
             assert!((10..12).contains(&at), "flip at bit {bit} was not noticed");
@@ -204,6 +232,11 @@ fn single_bit_flips_everywhere() {
             "flip at bit {bit}: {warnings:?}"
         );
     }
+    eprintln!(
+        "bit flips: {} single-bit flips of a {}-byte recording, peak memory {most} bytes",
+        bytes.len() * 8,
+        bytes.len()
+    );
 }
 
 /// A frame with a valid checksum around any payload.
@@ -241,14 +274,11 @@ fn splice(middle: &[u8]) -> (Vec<u8>, Vec<Frame>, u64) {
     (out, shifted, at as u64)
 }
 
-fn read_promptly(bytes: &[u8]) -> (Vec<Frame>, Vec<Warning>) {
-    let start = Instant::now();
-    let (_, frames, warnings) = read(bytes);
-    assert!(
-        start.elapsed() < Duration::from_secs(10),
-        "took {:?}",
-        start.elapsed()
-    );
+/// Reads hostile input within the memory bound. (Its CRC work is bounded
+/// by the reader's own tests, which can count it.)
+fn read_bounded(bytes: &[u8]) -> (Vec<Frame>, Vec<Warning>) {
+    let ((_, frames, warnings), peak) = peak_during(|| read(bytes));
+    assert!(peak <= ANY_READ_MEMORY, "{peak} bytes");
     (frames, warnings)
 }
 
@@ -258,7 +288,7 @@ fn a_length_of_u32_max_is_refused() {
     bogus.extend_from_slice(&u32::MAX.to_le_bytes());
     bogus.extend_from_slice(&[0; 4]);
     let (bytes, frames, at) = splice(&bogus);
-    let (got, warnings) = read_promptly(&bytes);
+    let (got, warnings) = read_bounded(&bytes);
     assert_eq!(got, frames);
     assert_eq!(warnings.len(), 1);
     assert_eq!(
@@ -280,7 +310,7 @@ fn a_length_just_under_the_limit_at_the_end_is_a_torn_tail() {
     bytes.extend_from_slice(&[0x4D, 0x46, 0x10, 0]);
     bytes.extend_from_slice(&MAX_FRAME_LEN.to_le_bytes());
     bytes.extend_from_slice(&[0; 100]);
-    let (_, warnings) = read_promptly(&bytes);
+    let (_, warnings) = read_bounded(&bytes);
     assert_eq!(warnings.len(), 1);
     assert_eq!(
         (warnings[0].kind, warnings[0].offset),
@@ -308,7 +338,7 @@ fn a_vec_length_of_2_60_does_not_allocate() {
     bogus.extend(raw_frame(0x11, 0, &delta));
     bogus.extend(raw_frame(0x40, 0, &marker));
     let (bytes, frames, _) = splice(&bogus);
-    let (got, warnings) = read_promptly(&bytes);
+    let (got, warnings) = read_bounded(&bytes);
     assert_eq!(got, frames);
     assert_eq!(warnings.len(), 3, "{warnings:?}");
     assert!(
@@ -329,7 +359,7 @@ fn unknown_kinds_and_flags_are_skipped_with_one_warning_each() {
     extra.extend(raw_frame(0x40, 1, b"a marker with a flag"));
     extra.extend(raw_frame(0x61, 0, b""));
     let (bytes, frames, at) = splice(&extra);
-    let (got, warnings) = read_promptly(&bytes);
+    let (got, warnings) = read_bounded(&bytes);
     assert_eq!(got, frames);
     let kinds: Vec<_> = warnings.iter().map(|w| w.kind).collect();
     use WarningKind::UnknownKind;
@@ -347,7 +377,7 @@ fn garbage_between_frames_is_skipped() {
         .chain([0x4D, 0x46, 0x4D])
         .collect();
     let (bytes, frames, at) = splice(&garbage);
-    let (got, warnings) = read_promptly(&bytes);
+    let (got, warnings) = read_bounded(&bytes);
     assert_eq!(got, frames);
     assert_eq!(warnings.len(), 1);
     assert_eq!(
@@ -367,7 +397,7 @@ fn garbage_at_the_end_is_reported() {
     let (frames, _) = clean(&bytes);
     let at = bytes.len() as u64;
     bytes.extend_from_slice(b"trailing junk");
-    let (got, warnings) = read_promptly(&bytes);
+    let (got, warnings) = read_bounded(&bytes);
     assert_eq!(got, frames);
     assert_eq!(warnings.len(), 1);
     assert_eq!(
@@ -382,7 +412,7 @@ fn a_second_header_is_skipped() {
     let (frames, header_end) = clean(&bytes);
     let header_frame = bytes[12..header_end as usize].to_vec();
     let (bytes, shifted, _) = splice(&header_frame);
-    let (got, warnings) = read_promptly(&bytes);
+    let (got, warnings) = read_bounded(&bytes);
     assert_eq!(got.len(), frames.len());
     assert_eq!(got, shifted);
     assert_eq!(warnings.len(), 1);
@@ -475,4 +505,51 @@ fn an_input_error_ends_the_iteration() {
     );
     assert!(error.to_string().contains("device gone"));
     assert!(reader.next().is_none());
+}
+
+/// `size` bytes of frame headers that each claim `claimed` payload bytes
+/// (a checksum that never matches): what a reader must scan past.
+fn fake_headers(size: usize, claimed: u32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(size + 12);
+    while out.len() < size {
+        out.extend_from_slice(&[0x4D, 0x46, 0x10, 0]);
+        out.extend_from_slice(&claimed.to_le_bytes());
+        out.extend_from_slice(&[0xAA; 4]);
+    }
+    out
+}
+
+#[test]
+fn memory_stays_bounded_on_hostile_input_of_any_size() {
+    // Headers claiming the largest frame make the reader hold 16 MiB ahead
+    // at each candidate; twice as much input must not take more memory.
+    let mut peaks = Vec::new();
+    for size in [17 << 20, 34 << 20] {
+        let (bytes, frames, at) = splice(&fake_headers(size, MAX_FRAME_LEN));
+        let ((got, warnings), peak) = peak_during(|| read_bounded(&bytes));
+        assert_eq!(got, frames);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert_eq!(
+            (warnings[0].kind, warnings[0].offset),
+            (WarningKind::Corrupt, at)
+        );
+        assert!(
+            warnings[0].message.contains(&format!("offset {at}")),
+            "{}",
+            warnings[0].message
+        );
+        peaks.push(peak);
+    }
+    eprintln!(
+        "hostile input: 17 and 34 MiB of fake 16 MiB headers read with peak memory {peaks:?} bytes"
+    );
+    // Garbage without a single sync byte is read in constant memory.
+    let garbage = vec![0x00; 32 << 20];
+    let (bytes, frames, _) = splice(&garbage);
+    let ((got, _), peak) = peak_during(|| read_bounded(&bytes));
+    assert_eq!(got, frames);
+    assert!(
+        peak <= SMALL_READ_MEMORY,
+        "{peak} bytes for 32 MiB of zeros"
+    );
 }

@@ -57,18 +57,28 @@ pub fn human_kib_signed(kib: i64) -> String {
 }
 
 /// Makes a string from the recorded system safe to print on a terminal:
-/// control characters (which could move the cursor or change colours) are
-/// shown escaped.
+/// control characters (C0, DEL and C1, which could move the cursor, change
+/// colours, set the window title or start an escape sequence) and the
+/// invisible bidirectional-text controls (which reorder what is shown,
+/// as in "Trojan Source", CVE-2021-42574) are shown escaped.
 pub fn printable(s: &str) -> String {
     s.chars()
         .flat_map(|c| {
-            if c.is_control() {
+            if needs_escape(c) {
                 c.escape_default().collect::<Vec<_>>()
             } else {
                 vec![c]
             }
         })
         .collect()
+}
+
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+        )
 }
 
 #[cfg(test)]
@@ -93,5 +103,81 @@ mod tests {
     fn control_characters_are_escaped() {
         assert_eq!(printable("a\x1b[31mb\n"), "a\\u{1b}[31mb\\n");
         assert_eq!(printable("plain /usr/lib"), "plain /usr/lib");
+        for (hostile, shown) in [
+            ("\x07", "\\u{7}"),
+            ("\x7f", "\\u{7f}"),
+            ("\u{9b}31m", "\\u{9b}31m"), // C1 CSI
+            ("\x1b]0;title\x07", "\\u{1b}]0;title\\u{7}"),
+            ("\u{202E}gpj.exe", "\\u{202e}gpj.exe"),
+            ("\u{2066}x\u{2069}", "\\u{2066}x\\u{2069}"),
+            ("\r\t", "\\r\\t"),
+        ] {
+            assert_eq!(printable(hostile), shown, "{hostile:?}");
+        }
+        // Other non-ASCII text is left alone.
+        assert_eq!(
+            printable("café 日本 [anon:jemalloc]"),
+            "café 日本 [anon:jemalloc]"
+        );
+    }
+
+    /// No renderer passes a hostile command line, comm or path through raw.
+    #[test]
+    fn renderers_escape_hostile_strings() {
+        use memtrail_format::*;
+        let hostile = "\x1b]0;owned\x07\x1b[2J\u{9b}1m\u{202E}\x7f";
+        let mapping = |start: u64, rss: u64| Mapping {
+            start,
+            end: start + 4096,
+            perms: "rw-p".into(),
+            path: format!("/tmp/{hostile}.bin"),
+            size: 4,
+            rss,
+            ..Mapping::default()
+        };
+        let sample = |t: u64, rss: u64, cmdline: Vec<String>| ProcessSample {
+            time_us: t,
+            id: ProcessId {
+                pid: 7,
+                start_time: 1,
+            },
+            info: ProcessInfo {
+                comm: hostile.into(),
+                cmdline,
+                ..ProcessInfo::default()
+            },
+            detail: Detail::Maps,
+            status: Status {
+                vm_rss: Some(rss),
+                ..Status::default()
+            },
+            cpu: None,
+            rollup: None,
+            fds: None,
+            mappings: Some(vec![mapping(0x1000, rss)]),
+            mappings_fresh: true,
+        };
+        let args = vec![hostile.to_string(), format!("--arg={hostile}")];
+        let a = sample(0, 4, args.clone());
+        let b = sample(1_000_000, 8, args);
+        let no_args = sample(0, 4, Vec::new());
+        let table = snapshot::table(
+            &[a.clone(), no_args],
+            &snapshot::Filter::default(),
+            snapshot::Sort::Rss,
+        );
+        let mut summarizer = summary::Summarizer::new();
+        summarizer.add(&a);
+        summarizer.add(&b);
+        let text = summary::text(&summarizer.finish(), 5);
+        for (name, out) in [("table", &table), ("summary", &text)] {
+            let raw: Vec<char> = out
+                .chars()
+                .filter(|&c| c != '\n' && needs_escape(c))
+                .collect();
+            assert!(raw.is_empty(), "{name} passes {raw:?} raw:\n{out}");
+            assert!(out.contains("\\u{1b}]0;owned"), "{name}:\n{out}");
+        }
+        assert!(table.contains(".bin"), "the path is shown:\n{table}");
     }
 }
