@@ -1,7 +1,7 @@
 //! The short version of `cargo xtask soak`: memtrail recording a sibling
-//! recorder. The long soak leaves the verdict to `memtrail analyze`; this
-//! one checks that both recorders run cleanly side by side and that the
-//! sibling's memory stays put over a few hundred of its ticks.
+//! recorder. It checks that both recorders run cleanly side by side, that
+//! the sibling's memory stays put over a few hundred of its ticks, and that
+//! `memtrail analyze` judges the sibling `no-leak`.
 
 use memtrail_format::{EndReason, Record};
 
@@ -38,6 +38,7 @@ fn a_recorder_recorded_by_a_recorder() {
         observed.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
+    let sibling_pid = sibling.0.id();
     sibling.signal("INT");
     let s = sibling.wait();
     assert!(s.status.success(), "{}", stderr(&s));
@@ -72,6 +73,10 @@ fn a_recorder_recorded_by_a_recorder() {
         "the sibling grew by {} KiB: {rss:?}",
         last - settled
     );
+    // And our own analyzer, eating its own dog food, agrees.
+    let analysis = analyze_json(&observed);
+    let judged = verdict_of(&analysis, sibling_pid);
+    assert_eq!(judged["verdict"], "no-leak", "{judged:#}");
     helper.finish();
 }
 
