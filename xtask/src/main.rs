@@ -3,29 +3,37 @@
 //!
 //! Tasks:
 //!   ci     formatting check, clippy with warnings denied, every test
+//!   bench  whole-command benchmarks against the kernel floor and other
+//!          tools (never run by `ci`: it takes minutes and needs quiet)
 
+mod bench;
 mod ci;
 
 use std::process::Command;
 
 use anyhow::{bail, Context};
 
-const USAGE: &str = "\
+const USAGE_TASKS: &str = "\
 usage: cargo xtask <task>
 
 tasks:
   ci     check formatting, run clippy (warnings denied) and every test:
          what .ci/run runs and what a change must pass";
 
+fn usage() -> String {
+    format!("{USAGE_TASKS}\n{}", bench::USAGE)
+}
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("ci") => ci::run(),
+        Some("bench") => bench::run(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
-            println!("{USAGE}");
+            println!("{}", usage());
             Ok(())
         }
-        Some(other) => bail!("unknown task `{other}`\n\n{USAGE}"),
+        Some(other) => bail!("unknown task `{other}`\n\n{}", usage()),
     }
 }
 

@@ -11,7 +11,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use memtrail_format::{
-    Detail, Fd, Fds, Mapping, NoticeKind, ProcessId, ProcessInfo, ProcessSample, Rollup, Status,
+    Cpu, Detail, Fd, Fds, Mapping, NoticeKind, ProcessId, ProcessInfo, ProcessSample, Rollup,
+    Status,
 };
 use procfs::process::Process;
 use procfs::ProcError;
@@ -32,22 +33,25 @@ pub(crate) struct Problem {
     pub(crate) message: String,
 }
 
-/// The cheap figures whose change makes the adaptive policy re-read smaps.
+/// The cheap figures whose change makes the adaptive policy re-read smaps:
+/// status's memory counters and stat's fault counts. None of them walks
+/// the page tables (smaps_rollup would: it costs a seventh of smaps).
+/// The fault counts catch what the counters miss, such as a copy-on-write
+/// fault that turns a shared page private.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ChangeKey([Option<u64>; 8]);
 
 impl ChangeKey {
-    fn of(status: &Status, rollup: Option<&Rollup>) -> ChangeKey {
-        let r = rollup.copied().unwrap_or_default();
+    fn of(status: &Status, cpu: &Cpu) -> ChangeKey {
         ChangeKey([
             status.vm_size,
             status.vm_rss,
             status.rss_anon,
+            status.rss_file,
+            status.rss_shmem,
             status.vm_swap,
-            r.rss,
-            r.pss,
-            r.anonymous,
-            r.swap,
+            Some(cpu.minflt),
+            Some(cpu.majflt),
         ])
     }
 }
@@ -58,6 +62,8 @@ pub(crate) struct Carry {
     /// The cheap figures as they were at the last full smaps read.
     pub(crate) key: ChangeKey,
     pub(crate) mappings: Vec<Mapping>,
+    /// The rollup summed from `mappings`.
+    pub(crate) rollup: Rollup,
     /// Samples taken since the last full read.
     pub(crate) since_full: u32,
 }
@@ -213,20 +219,12 @@ impl Reader {
         // A kernel thread or an exited (zombie) process has no address
         // space: nothing to read, and nothing worth a notice.
         let has_memory = !stat.kernel_thread && !stat.exited;
-        let rollup = if plan.detail >= Detail::Rollup && has_memory {
-            match self.read("smaps_rollup")? {
-                Some(bytes) => self.parse("smaps_rollup", &bytes, parse::rollup),
-                None => None,
-            }
-        } else {
-            None
-        };
-
+        let mut rollup = None;
         let mut smaps = SmapsRead::None;
         let mut mappings = None;
         let mut mappings_fresh = false;
         if plan.detail >= Detail::Maps && has_memory {
-            let key = ChangeKey::of(&status, rollup.as_ref());
+            let key = ChangeKey::of(&status, &stat.cpu);
             let carried = match plan.carry {
                 Some(c) if plan.detail == Detail::Maps => {
                     let due = c.since_full.saturating_add(1) >= plan.maps_every.max(1);
@@ -236,14 +234,25 @@ impl Reader {
             };
             if let Some(c) = carried {
                 mappings = Some(c.mappings.clone());
+                rollup = Some(c.rollup);
                 smaps = SmapsRead::Carried;
             } else if let Some(bytes) = self.read("smaps")? {
                 if let Some(m) = self.parse("smaps", &bytes, parse::smaps) {
+                    // smaps_rollup would walk every page again to add up
+                    // the same figures.
+                    rollup = Some(parse::rollup_of(&m));
                     mappings = Some(m);
                     mappings_fresh = true;
                     smaps = SmapsRead::Fresh(key);
                 }
             }
+        }
+        // At `rollup`, or when smaps could not be read: smaps_rollup.
+        if plan.detail >= Detail::Rollup && has_memory && rollup.is_none() {
+            rollup = match self.read("smaps_rollup")? {
+                Some(bytes) => self.parse("smaps_rollup", &bytes, parse::rollup),
+                None => None,
+            };
         }
 
         // The detail really collected: each level needs the one before.
