@@ -236,15 +236,13 @@ impl Reader {
                 mappings = Some(c.mappings.clone());
                 rollup = Some(c.rollup);
                 smaps = SmapsRead::Carried;
-            } else if let Some(bytes) = self.read("smaps")? {
-                if let Some(m) = self.parse("smaps", &bytes, parse::smaps) {
-                    // smaps_rollup would walk every page again to add up
-                    // the same figures.
-                    rollup = Some(parse::rollup_of(&m));
-                    mappings = Some(m);
-                    mappings_fresh = true;
-                    smaps = SmapsRead::Fresh(key);
-                }
+            } else if let Some(m) = self.smaps()? {
+                // smaps_rollup would walk every page again to add up the
+                // same figures.
+                rollup = Some(parse::rollup_of(&m));
+                mappings = Some(m);
+                mappings_fresh = true;
+                smaps = SmapsRead::Fresh(key);
             }
         }
         // At `rollup`, or when smaps could not be read: smaps_rollup.
@@ -361,6 +359,25 @@ impl Reader {
         Ok(Some(fds))
     }
 
+    /// Reads and parses smaps as it comes (see [`parse::read_smaps`]).
+    fn smaps(&mut self) -> Result<Option<Vec<Mapping>>, Gone> {
+        let parsed = match self.proc.open_relative("smaps") {
+            Ok(mut f) => parse::read_smaps(&mut f).map_err(|e| failure_of_io(&e)),
+            Err(e) => Err(failure_of_proc(e)),
+        };
+        match parsed {
+            Ok(Ok(maps)) => Ok(Some(maps)),
+            Ok(Err(e)) => {
+                self.malformed("smaps", e);
+                Ok(None)
+            }
+            Err(failure) => {
+                self.failed("smaps", failure)?;
+                Ok(None)
+            }
+        }
+    }
+
     /// Reads a whole file of the process's directory. `Ok(None)`: it could
     /// not be read, and a problem was recorded if that is news to anyone.
     fn read(&mut self, file: &'static str) -> Result<Option<Vec<u8>>, Gone> {
@@ -447,20 +464,24 @@ impl Reader {
         match parse(bytes) {
             Ok(v) => Some(v),
             Err(e) => {
-                let path = self.dir.join(file).display().to_string();
-                self.problems.push(Problem {
-                    file,
-                    kind: NoticeKind::Malformed,
-                    message: format!(
-                        "cannot parse {path}: {e}; memtrail records what it can. This kernel's \
-                         format is not what memtrail expects: please report it with the file's \
-                         contents."
-                    ),
-                    path,
-                });
+                self.malformed(file, e);
                 None
             }
         }
+    }
+
+    fn malformed(&mut self, file: &'static str, e: String) {
+        let path = self.dir.join(file).display().to_string();
+        self.problems.push(Problem {
+            file,
+            kind: NoticeKind::Malformed,
+            message: format!(
+                "cannot parse {path}: {e}; memtrail records what it can. This kernel's \
+                 format is not what memtrail expects: please report it with the file's \
+                 contents."
+            ),
+            path,
+        });
     }
 
     /// `Err(Gone)` unless the process is still there with the same identity.

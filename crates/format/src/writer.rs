@@ -36,7 +36,8 @@ pub struct Writer<W: Write> {
 
 /// The last sample written for a process: what its next delta is made from.
 struct Base {
-    sample: ProcessSample,
+    /// `None` when every sample is a keyframe: nothing is ever made from it.
+    sample: Option<ProcessSample>,
     seq: u64,
     /// Deltas written since its last keyframe.
     since_keyframe: u32,
@@ -123,31 +124,37 @@ impl<W: Write> Writer<W> {
         let base = self.processes.get(&sample.id);
         let seq = base.map_or(0, |b| b.seq.wrapping_add(1));
         let delta = base
-            .filter(|b| {
-                b.since_keyframe.saturating_add(1) < self.keyframe_interval
-                    && b.sample.detail == sample.detail
-            })
+            .filter(|b| b.since_keyframe.saturating_add(1) < self.keyframe_interval)
+            .and_then(|b| b.sample.as_ref())
+            .filter(|b| b.detail == sample.detail)
             .and_then(|b| {
-                let delta = delta::diff(&b.sample, sample, seq).ok()?;
-                // Only a delta that gives back exactly this sample will do.
-                (delta::apply(&b.sample, &delta).ok()? == *sample).then_some(delta)
+                let delta = delta::diff(b, sample, seq).ok()?;
+                // Only a delta that gives back exactly this sample will do;
+                // what it gives back is then the next base (no clone).
+                let rebuilt = delta::apply(b, &delta).ok()?;
+                (rebuilt == *sample).then_some((delta, rebuilt))
             });
         let next_since_keyframe = base.map_or(0, |b| b.since_keyframe + 1);
-        let since_keyframe = match &delta {
-            Some(delta) => {
-                self.write_payload(kind::DELTA, delta, "process sample")?;
-                next_since_keyframe
+        let (since_keyframe, rebuilt) = match delta {
+            Some((delta, rebuilt)) => {
+                self.write_payload(kind::DELTA, &delta, "process sample")?;
+                (next_since_keyframe, Some(rebuilt))
             }
             None => {
                 let wire = KeyframeWire::from_model(sample, seq).map_err(unrepresentable)?;
                 self.write_payload(kind::KEYFRAME, &wire, "process sample")?;
-                0
+                (0, None)
             }
+        };
+        let base = match rebuilt {
+            Some(rebuilt) => Some(rebuilt),
+            None if self.keyframe_interval > 1 => Some(sample.clone()),
+            None => None,
         };
         self.processes.insert(
             sample.id,
             Base {
-                sample: sample.clone(),
+                sample: base,
                 seq,
                 since_keyframe,
             },
