@@ -318,7 +318,8 @@ impl SmapsParser {
             self.maps.push(map);
             return Ok(());
         }
-        let Some(colon) = memchr::memchr(b':', line) else {
+        // Keys are short: a plain loop beats a vectorised search here.
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
             return Err(malformed("no `:`"));
         };
         let Some(map) = self.maps.last_mut() else {
@@ -353,17 +354,25 @@ impl SmapsParser {
 
 /// `   1234 kB` -> 1234: a decimal number, then nothing or `kB`.
 fn kib_value(rest: &[u8]) -> Option<u64> {
-    let rest = rest.trim_ascii_start();
-    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-    if digits == 0 {
+    let mut i = 0;
+    while rest.get(i).is_some_and(u8::is_ascii_whitespace) {
+        i += 1;
+    }
+    let digits = i;
+    let mut number: u64 = 0;
+    while let Some(&d) = rest.get(i).filter(|d| d.is_ascii_digit()) {
+        number = number.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+        i += 1;
+    }
+    if i == digits {
         return None;
     }
-    let mut number: u64 = 0;
-    for &d in &rest[..digits] {
-        number = number.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+    let unit = &rest[i..];
+    // What the kernel writes, first.
+    if unit == b" kB" || unit.is_empty() {
+        return Some(number);
     }
-    let unit = &rest[digits..];
-    if unit.first().is_some_and(|b| !b.is_ascii_whitespace()) {
+    if !unit[0].is_ascii_whitespace() {
         return None;
     }
     match unit.trim_ascii() {
@@ -372,26 +381,61 @@ fn kib_value(rest: &[u8]) -> Option<u64> {
     }
 }
 
+/// `w` cut at the first `at`.
+fn split(w: &[u8], at: u8) -> Option<(&[u8], &[u8])> {
+    let i = w.iter().position(|&b| b == at)?;
+    Some((&w[..i], &w[i + 1..]))
+}
+
+/// Hexadecimal digits (at most 16) as a number.
+fn hex(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 16 {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &d| {
+        let v = match d {
+            b'0'..=b'9' => d - b'0',
+            b'a'..=b'f' => d - b'a' + 10,
+            b'A'..=b'F' => d - b'A' + 10,
+            _ => return None,
+        };
+        Some(n << 4 | u64::from(v))
+    })
+}
+
+/// Decimal digits as a number.
+fn decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &d| {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
+}
+
 /// `start-end perms offset major:minor inode    path`
 fn smaps_header(line: &[u8]) -> Option<Mapping> {
     let mut rest = line;
     let mut word = || {
         let end = rest.iter().position(|&b| b == b' ').unwrap_or(rest.len());
-        let w = std::str::from_utf8(&rest[..end]).ok();
+        let w = &rest[..end];
         rest = rest.get(end + 1..).unwrap_or(&[]);
         w
     };
-    let (start, end) = word()?.split_once('-')?;
-    let perms = word()?.to_owned();
-    let offset = u64::from_str_radix(word()?, 16).ok()?;
-    let (major, minor) = word()?.split_once(':')?;
-    let inode = word()?.parse().ok()?;
+    let (start, end) = split(word(), b'-')?;
+    let perms = std::str::from_utf8(word()).ok()?.to_owned();
+    let offset = hex(word())?;
+    let (major, minor) = split(word(), b':')?;
+    let inode = decimal(word())?;
     // The kernel pads with spaces up to a column, then writes the path
     // verbatim (` (deleted)` included); it escapes `\n` in it as `\012`.
     let path = String::from_utf8_lossy(rest.trim_ascii_start()).into_owned();
-    let start = u64::from_str_radix(start, 16).ok()?;
-    let end = u64::from_str_radix(end, 16).ok()?;
-    let dev = (u64::from_str_radix(major, 16).ok()? << 32) | u64::from_str_radix(minor, 16).ok()?;
+    let start = hex(start)?;
+    let end = hex(end)?;
+    let dev = (hex(major)? << 32) | hex(minor)?;
     Some(Mapping {
         start,
         end,
@@ -753,6 +797,21 @@ mod tests {
         check(" -1 kB", None);
         check(" kB", None);
         check("", None);
+        check(" 5 kB ", Some(5));
+        check(" 5  kB", Some(5));
+        assert_eq!(hex(b"7fff0a"), Some(0x7fff0a));
+        assert_eq!(hex(b"FFFFFFFFFFFFFFFF"), Some(u64::MAX));
+        assert_eq!(hex(b"10000000000000000"), None);
+        assert_eq!((hex(b""), hex(b"g")), (None, None));
+        assert_eq!(decimal(b"247282"), Some(247282));
+        assert_eq!(
+            (
+                decimal(b""),
+                decimal(b"1x"),
+                decimal(b"99999999999999999999")
+            ),
+            (None, None, None)
+        );
     }
 
     #[test]
