@@ -78,9 +78,12 @@ pub fn run(args: SnapArgs) -> anyhow::Result<u8> {
             stdout.write_all(text.as_bytes())?;
         }
         SnapFormat::Json => {
-            let doc = snapshot::json(&header, &tick.system, &tick.processes, &filter, sort);
-            serde_json::to_writer_pretty(&mut stdout, &doc)?;
-            writeln!(stdout)?;
+            let doc = snapshot::json_doc(&header, &tick.system, &tick.processes, &filter, sort);
+            // Streamed, through a buffer: one write(2) per 64 KiB.
+            let mut out = std::io::BufWriter::with_capacity(64 * 1024, &mut stdout);
+            serde_json::to_writer_pretty(&mut out, &doc)?;
+            writeln!(out)?;
+            out.flush()?;
         }
     }
     stdout.flush()?;

@@ -121,21 +121,23 @@ impl<W: Write> Writer<W> {
     }
 
     fn write_sample(&mut self, sample: &ProcessSample) -> Result<(), WriteError> {
-        let base = self.processes.get(&sample.id);
-        let seq = base.map_or(0, |b| b.seq.wrapping_add(1));
-        let delta = base
+        // Taken out: the delta check consumes it. If writing fails the
+        // process starts again from a keyframe.
+        let prev = self.processes.remove(&sample.id);
+        let seq = prev.as_ref().map_or(0, |b| b.seq.wrapping_add(1));
+        let next_since_keyframe = prev.as_ref().map_or(0, |b| b.since_keyframe + 1);
+        let delta = prev
             .filter(|b| b.since_keyframe.saturating_add(1) < self.keyframe_interval)
-            .and_then(|b| b.sample.as_ref())
+            .and_then(|b| b.sample)
             .filter(|b| b.detail == sample.detail)
             .and_then(|b| {
-                let delta = delta::diff(b, sample, seq).ok()?;
+                let delta = delta::diff(&b, sample, seq).ok()?;
                 // Only a delta that gives back exactly this sample will do;
-                // what it gives back is then the next base (no clone).
+                // what it gives back is then the next base (no copy).
                 let rebuilt = delta::apply(b, &delta).ok()?;
                 (rebuilt == *sample).then_some((delta, rebuilt))
             });
-        let next_since_keyframe = base.map_or(0, |b| b.since_keyframe + 1);
-        let (since_keyframe, rebuilt) = match delta {
+        let (since_keyframe, base) = match delta {
             Some((delta, rebuilt)) => {
                 self.write_payload(kind::DELTA, &delta, "process sample")?;
                 (next_since_keyframe, Some(rebuilt))
@@ -143,13 +145,10 @@ impl<W: Write> Writer<W> {
             None => {
                 let wire = KeyframeWire::from_model(sample, seq).map_err(unrepresentable)?;
                 self.write_payload(kind::KEYFRAME, &wire, "process sample")?;
-                (0, None)
+                // Nothing is ever made from the base if every sample is a
+                // keyframe.
+                (0, (self.keyframe_interval > 1).then(|| sample.clone()))
             }
-        };
-        let base = match rebuilt {
-            Some(rebuilt) => Some(rebuilt),
-            None if self.keyframe_interval > 1 => Some(sample.clone()),
-            None => None,
         };
         self.processes.insert(
             sample.id,

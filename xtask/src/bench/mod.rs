@@ -343,3 +343,27 @@ fn thousands(n: usize) -> String {
         n.to_string()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--write-docs` needs its region, and the page must say what each
+    /// section measures.
+    #[test]
+    fn performance_doc_has_the_generated_region_and_every_section() {
+        let path = workspace_root().join("docs/performance.md");
+        let doc = std::fs::read_to_string(&path).unwrap();
+        let (Some(b), Some(e)) = (doc.find(BEGIN), doc.find(END)) else {
+            panic!("{} lacks the generated region", path.display());
+        };
+        assert!(b < e);
+        for section in SECTIONS {
+            assert!(
+                doc.contains(&format!("`{}`", section.name)),
+                "docs/performance.md does not describe section {}",
+                section.name
+            );
+        }
+    }
+}

@@ -340,6 +340,9 @@ pub(crate) fn record_cpu(ctx: &Ctx) -> anyhow::Result<Table> {
 struct FrameSizes {
     /// Process frames after each process's first (its first keyframe).
     process: Vec<u64>,
+    /// The same, split: delta frames and the periodic keyframes.
+    deltas: Vec<u64>,
+    keyframes: Vec<u64>,
     system: Vec<u64>,
 }
 
@@ -355,21 +358,35 @@ fn frame_sizes(ctx: &Ctx, file: &Path) -> anyhow::Result<FrameSizes> {
         let end = rest.find(['"', ',', '}'])?;
         Some(rest[..end].to_owned())
     };
-    let frames: Vec<(u64, String)> = dump
+    let frames: Vec<(u64, String, String)> = dump
         .lines()
-        .filter_map(|l| Some((field(l, "offset")?.parse().ok()?, field(l, "type")?)))
+        .filter_map(|l| {
+            Some((
+                field(l, "offset")?.parse().ok()?,
+                field(l, "type")?,
+                field(l, "encoding")?,
+            ))
+        })
         .collect();
     let mut sizes = FrameSizes {
         process: Vec::new(),
+        deltas: Vec::new(),
+        keyframes: Vec::new(),
         system: Vec::new(),
     };
     let mut first_process = true;
-    for (i, (offset, kind)) in frames.iter().enumerate() {
+    for (i, (offset, kind, encoding)) in frames.iter().enumerate() {
         let next = frames.get(i + 1).map_or(len, |f| f.0);
         let size = next - offset;
         match kind.as_str() {
             "process" if first_process => first_process = false,
-            "process" => sizes.process.push(size),
+            "process" => {
+                sizes.process.push(size);
+                match encoding.as_str() {
+                    "delta" => sizes.deltas.push(size),
+                    _ => sizes.keyframes.push(size),
+                }
+            }
             "system" => sizes.system.push(size),
             _ => {}
         }
@@ -388,13 +405,17 @@ fn mean(v: &[u64]) -> f64 {
 /// and for one whose regions change 1% per sample; procpath's SQLite for
 /// comparison.
 pub(crate) fn bytes(ctx: &Ctx) -> anyhow::Result<Table> {
-    let count: u32 = if ctx.quick { 120 } else { 300 };
+    // Whole keyframe periods (a keyframe every 60th sample) after the
+    // first sample, so the mean is the steady state.
+    let count: u32 = if ctx.quick { 121 } else { 301 };
     let mut table = Table::new(
         "bytes per sample in steady state (one process with 1k mappings)",
         &[
             "recording",
             "regions changing",
-            "B/sample (process frame)",
+            "B/sample (process frames, mean)",
+            "delta frame (median)",
+            "keyframe",
             "B/tick (system frame)",
         ],
     );
@@ -422,6 +443,10 @@ pub(crate) fn bytes(ctx: &Ctx) -> anyhow::Result<Table> {
             .arg(&out),
         )?;
         let sizes = frame_sizes(ctx, &out)?;
+        let median_u64 = |mut v: Vec<u64>| {
+            v.sort_unstable();
+            v.get(v.len() / 2).map_or("-".to_owned(), u64::to_string)
+        };
         table.row(vec![
             format!("`memtrail record --detail {detail}`"),
             if churn_ms > 0 {
@@ -430,6 +455,8 @@ pub(crate) fn bytes(ctx: &Ctx) -> anyhow::Result<Table> {
                 "none".into()
             },
             format!("{:.0}", mean(&sizes.process)),
+            median_u64(sizes.deltas),
+            median_u64(sizes.keyframes),
             format!("{:.0}", mean(&sizes.system)),
         ]);
     }
@@ -454,11 +481,13 @@ pub(crate) fn bytes(ctx: &Ctx) -> anyhow::Result<Table> {
             "none".into(),
             format!("{:.0}", (many - one) as f64 / f64::from(count - 1)),
             "-".into(),
+            "-".into(),
+            "-".into(),
         ]);
     }
     table.note(format!(
         "{count} samples per recording. B/sample: the mean size of a process's frames after its \
-         first (deltas, and the keyframe every 60th sample), from the frame offsets `memtrail \
+         first (deltas, and the keyframe every 60th sample: whole periods), from the frame offsets `memtrail \
          dump` prints. Every tick also writes one system frame (meminfo, cgroup memory). \
          procpath: (database size after {count} samples - after 1) / {}.",
         count - 1
