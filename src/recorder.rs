@@ -76,7 +76,7 @@ pub fn sample_loop<W: Write>(
     };
     let mut next_tick = started;
     loop {
-        let tick = collector.sample();
+        let mut tick = collector.sample();
         for notice in &tick.notices {
             // Notices quote paths and kernel text: escape before the terminal.
             eprintln!(
@@ -84,7 +84,7 @@ pub fn sample_loop<W: Write>(
                 memtrail_report::printable(&notice.message)
             );
         }
-        write_tick(writer, &tick, &mut finished)
+        write_tick(writer, &mut tick, &mut finished)
             .with_context(|| format!("cannot write the recording to {output_name}"))?;
         finished.ticks += 1;
 
@@ -149,26 +149,36 @@ pub fn sample_loop<W: Write>(
 /// Writes one tick, flushing after every frame: a recorder killed at any
 /// moment loses at most the frame it was writing, and a reader downstream
 /// of a pipe sees each frame as soon as it exists.
+///
+/// Samples are moved into their records and back rather than cloned: a
+/// sample can hold tens of thousands of regions.
 fn write_tick<W: Write>(
     writer: &mut Writer<W>,
-    tick: &Tick,
+    tick: &mut Tick,
     finished: &mut Finished,
 ) -> anyhow::Result<()> {
-    let mut put = |record: Record| -> anyhow::Result<()> {
-        writer.write(&record)?;
+    let mut put = |record: &Record| -> anyhow::Result<()> {
+        writer.write(record)?;
         writer.flush()?;
         Ok(())
     };
-    put(Record::System(tick.system.clone()))?;
+    put(&Record::System(tick.system.clone()))?;
     for notice in &tick.notices {
-        put(Record::Notice(notice.clone()))?;
+        put(&Record::Notice(notice.clone()))?;
     }
     for exit in &tick.exited {
-        put(Record::Exit(exit.clone()))?;
+        put(&Record::Exit(exit.clone()))?;
     }
-    for sample in &tick.processes {
+    let samples = std::mem::take(&mut tick.processes);
+    tick.processes.reserve(samples.len());
+    for sample in samples {
         finished.processes.insert(sample.id);
-        put(Record::Process(Box::new(sample.clone())))?;
+        let record = Record::Process(Box::new(sample));
+        let written = put(&record);
+        if let Record::Process(sample) = record {
+            tick.processes.push(*sample);
+        }
+        written?;
         finished.samples += 1;
     }
     Ok(())

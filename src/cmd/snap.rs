@@ -37,28 +37,28 @@ pub fn run(args: SnapArgs) -> anyhow::Result<u8> {
     if let Some(path) = &args.output {
         let out = open_binary(path)?;
         let name = out.name.clone();
+        let processes = tick.processes.len();
         let write = || -> anyhow::Result<()> {
             let mut writer = Writer::new(out.sink, &header)?.keyframe_interval(1);
-            writer.write(&Record::System(tick.system.clone()))?;
-            for notice in &tick.notices {
-                writer.write(&Record::Notice(notice.clone()))?;
+            writer.write(&Record::System(tick.system))?;
+            for notice in tick.notices {
+                writer.write(&Record::Notice(notice))?;
             }
-            for sample in &tick.processes {
-                writer.write(&Record::Process(Box::new(sample.clone())))?;
+            // Moved, not cloned: a sample can hold tens of thousands of
+            // regions.
+            for sample in tick.processes {
+                writer.write(&Record::Process(Box::new(sample)))?;
             }
             writer.finish(&End {
                 time_us: crate::recorder::now_us(),
                 reason: EndReason::Completed,
-                samples: tick.processes.len() as u64,
+                samples: processes as u64,
             })?;
             Ok(())
         };
         write().with_context(|| format!("cannot write the snapshot to {name}"))?;
         if out.path.is_some() {
-            eprintln!(
-                "memtrail: wrote a snapshot of {} processes to {name}",
-                tick.processes.len()
-            );
+            eprintln!("memtrail: wrote a snapshot of {processes} processes to {name}");
         }
         return Ok(0);
     }
@@ -82,9 +82,12 @@ pub fn run(args: SnapArgs) -> anyhow::Result<u8> {
             stdout.write_all(text.as_bytes())?;
         }
         SnapFormat::Json => {
-            let doc = snapshot::json(&header, &tick.system, &tick.processes, &filter, sort);
-            serde_json::to_writer_pretty(&mut stdout, &doc)?;
-            writeln!(stdout)?;
+            let doc = snapshot::json_doc(&header, &tick.system, &tick.processes, &filter, sort);
+            // Streamed, through a buffer: one write(2) per 64 KiB.
+            let mut out = std::io::BufWriter::with_capacity(64 * 1024, &mut stdout);
+            serde_json::to_writer_pretty(&mut out, &doc)?;
+            writeln!(out)?;
+            out.flush()?;
         }
     }
     stdout.flush()?;

@@ -5,7 +5,10 @@
 //!   ci     formatting check, clippy with warnings denied, every test
 //!   fuzz   the recording reader under cargo-fuzz
 //!   soak   memtrail recording a sibling recorder for minutes
+//!   bench  whole-command benchmarks against the kernel floor and other
+//!          tools (never run by `ci`: it takes minutes and needs quiet)
 
+mod bench;
 mod ci;
 mod fuzz;
 mod soak;
@@ -14,7 +17,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context};
 
-const USAGE: &str = "\
+const USAGE_TASKS: &str = "\
 usage: cargo xtask <task>
 
 tasks:
@@ -28,17 +31,22 @@ tasks:
          M minutes (default 5), keep the recording in target/soak, and
          require `memtrail analyze` to judge the recorder no-leak";
 
+fn usage() -> String {
+    format!("{USAGE_TASKS}\n{}", bench::USAGE)
+}
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("ci") => ci::run(),
         Some("fuzz") => fuzz::run(&args[1..]),
         Some("soak") => soak::run(&args[1..]),
+        Some("bench") => bench::run(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
-            println!("{USAGE}");
+            println!("{}", usage());
             Ok(())
         }
-        Some(other) => bail!("unknown task `{other}`\n\n{USAGE}"),
+        Some(other) => bail!("unknown task `{other}`\n\n{}", usage()),
     }
 }
 

@@ -115,11 +115,17 @@ impl Collector {
                 } => {
                     problems.extend(p.into_iter().map(|p| (Some(id), p)));
                     let carry = match smaps {
-                        SmapsRead::Fresh(key) => Some(Carry {
-                            key,
-                            mappings: sample.mappings.clone().unwrap_or_default(),
-                            since_full: 0,
-                        }),
+                        // Only `maps` carries mappings over: `full` reads
+                        // smaps every time and would only hold a copy.
+                        SmapsRead::Fresh(key) if self.config.detail == Detail::Maps => {
+                            Some(Carry {
+                                key,
+                                mappings: sample.mappings.clone().unwrap_or_default(),
+                                rollup: sample.rollup.unwrap_or_default(),
+                                since_full: 0,
+                            })
+                        }
+                        SmapsRead::Fresh(_) => None,
                         SmapsRead::Carried => self.tracked.remove(&id).flatten().map(|mut c| {
                             c.since_full = c.since_full.saturating_add(1);
                             c

@@ -44,7 +44,7 @@ use std::path::{Path, PathBuf};
 pub use collector::Collector;
 pub use error::CollectError;
 pub use memtrail_format::Detail;
-use memtrail_format::{Notice, ProcessExit, ProcessSample, SystemSample};
+use memtrail_format::{Mapping, Notice, ProcessExit, ProcessSample, SystemSample};
 
 /// Which processes to sample.
 #[derive(Debug, Clone)]
@@ -146,6 +146,15 @@ pub fn read_process(
             })
         }
     }
+}
+
+/// Parses the text of a /proc/PID/smaps file (read or captured by the
+/// caller) into mappings sorted by start address, as the collector does.
+pub fn parse_smaps(text: &[u8]) -> Result<Vec<Mapping>, CollectError> {
+    parse::smaps(text).map_err(|message| CollectError::Malformed {
+        path: PathBuf::from("smaps"),
+        message,
+    })
 }
 
 fn unix_time_us() -> u64 {

@@ -108,6 +108,38 @@ pub(crate) fn rollup(bytes: &[u8]) -> Result<Rollup, String> {
     })
 }
 
+/// The rollup of a process whose smaps was read: each figure is the sum of
+/// that figure over its mappings, which is what the kernel's smaps_rollup
+/// adds up too (it walks the same pages), without a second page walk.
+///
+/// Two differences, both documented in docs/collection.md: Pss is the sum
+/// of per-region values the kernel has already rounded down to KiB, so it
+/// can be lower than smaps_rollup's by under 1 KiB per region; and
+/// Pss_Anon, Pss_File and Pss_Shmem are only printed in smaps_rollup, never
+/// per region, so they are `None`. No mappings (no address space) gives
+/// every figure `None`, as an empty smaps_rollup does.
+pub(crate) fn rollup_of(maps: &[Mapping]) -> Rollup {
+    if maps.is_empty() {
+        return Rollup::default();
+    }
+    let sum = |f: fn(&Mapping) -> u64| Some(maps.iter().map(f).sum());
+    Rollup {
+        rss: sum(|m| m.rss),
+        pss: sum(|m| m.pss),
+        pss_anon: None,
+        pss_file: None,
+        pss_shmem: None,
+        shared_clean: sum(|m| m.shared_clean),
+        shared_dirty: sum(|m| m.shared_dirty),
+        private_clean: sum(|m| m.private_clean),
+        private_dirty: sum(|m| m.private_dirty),
+        anonymous: sum(|m| m.anonymous),
+        swap: sum(|m| m.swap),
+        // An older kernel prints SwapPss nowhere.
+        swap_pss: maps.iter().map(|m| m.swap_pss).sum(),
+    }
+}
+
 /// /proc/meminfo (KiB).
 pub(crate) fn meminfo(bytes: &[u8]) -> Result<MemInfo, String> {
     let m = procfs::Meminfo::from_read(Cursor::new(bytes)).map_err(|e| e.to_string())?;
@@ -211,30 +243,133 @@ pub(crate) fn fd_kind(target: &str) -> FdKind {
 /// of a `/SYSV` path (and slices it unchecked, so a short path starting with
 /// `/SYSV` panics), and builds a `HashMap<String, u64>` per region.
 pub(crate) fn smaps(bytes: &[u8]) -> Result<Vec<Mapping>, String> {
-    let mut maps: Vec<Mapping> = Vec::new();
-    for (n, line) in bytes.split(|&b| b == b'\n').enumerate() {
-        if line.is_empty() {
-            continue;
+    let mut parser = SmapsParser::default();
+    let mut rest = bytes;
+    while let Some(nl) = memchr::memchr(b'\n', rest) {
+        parser.line(&rest[..nl])?;
+        rest = &rest[nl + 1..];
+    }
+    parser.line(rest)?;
+    Ok(parser.finish())
+}
+
+/// Reads smaps from `file` and parses it as it comes, a chunk at a time:
+/// the text of a big process (about 720 bytes per region, 36 MB for 50k
+/// regions) is never held whole, and each chunk is parsed while it is
+/// still in cache. The outer error is the read's, the inner the parse's.
+///
+/// When the text is longer than one chunk, another thread reads (the
+/// kernel producing the text is most of the cost) while this one parses,
+/// so on a machine with a spare core the wall time approaches that of
+/// reading alone. A small process is read and parsed on this thread.
+pub(crate) fn read_smaps<R: std::io::Read + Send>(
+    file: &mut R,
+) -> std::io::Result<Result<Vec<Mapping>, String>> {
+    use std::sync::mpsc;
+
+    let mut parser = SmapsParser::default();
+    let mut partial = Vec::new();
+    let mut first = vec![0u8; SMAPS_CHUNK];
+    let n = read_chunk(file, &mut first)?;
+    if let Err(e) = parser.feed(&mut partial, &first[..n]) {
+        return Ok(Err(e));
+    }
+    if n == first.len() {
+        let outcome = std::thread::scope(|scope| {
+            let (full_tx, full) = mpsc::sync_channel::<std::io::Result<(Vec<u8>, usize)>>(1);
+            let (empty, empty_rx) = mpsc::channel::<Vec<u8>>();
+            let _ = empty.send(first);
+            let _ = empty.send(vec![0u8; SMAPS_CHUNK]);
+            scope.spawn(move || {
+                // Ends at the end of the file, on an error, or when the
+                // parser hangs up (it found an error).
+                while let Ok(mut buf) = empty_rx.recv() {
+                    match read_chunk(file, &mut buf) {
+                        Ok(0) => return,
+                        Ok(n) => {
+                            if full_tx.send(Ok((buf, n))).is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            let _ = full_tx.send(Err(e));
+                            return;
+                        }
+                    }
+                }
+            });
+            for chunk in full {
+                let (buf, n) = chunk?;
+                if let Err(e) = parser.feed(&mut partial, &buf[..n]) {
+                    return Ok(Err(e));
+                }
+                let _ = empty.send(buf);
+            }
+            Ok(Ok(()))
+        });
+        match outcome {
+            Ok(Ok(())) => {}
+            other => return other.map(|r| r.map(|()| Vec::new())),
         }
+    }
+    if let Err(e) = parser.line(&partial) {
+        return Ok(Err(e));
+    }
+    Ok(Ok(parser.finish()))
+}
+
+/// As `cat` reads; the kernel fills it in one read(2).
+const SMAPS_CHUNK: usize = 128 * 1024;
+
+/// Fills `buf` unless the file ends first; how much was read.
+fn read_chunk(file: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// The state of an smaps parse: the regions so far, and where it is.
+#[derive(Debug, Default)]
+struct SmapsParser {
+    maps: Vec<Mapping>,
+    /// Lines seen, for error messages.
+    lines: usize,
+}
+
+impl SmapsParser {
+    /// One line, without its `\n`.
+    fn line(&mut self, line: &[u8]) -> Result<(), String> {
+        self.lines += 1;
+        let Some(&first) = line.first() else {
+            return Ok(());
+        };
         let malformed = |what: &str| {
             format!(
                 "line {}: {what}: `{}`",
-                n + 1,
+                self.lines,
                 String::from_utf8_lossy(&line[..line.len().min(120)])
             )
         };
-        if line[0].is_ascii_digit() || line[0].is_ascii_lowercase() {
-            maps.push(smaps_header(line).ok_or_else(|| malformed("not a mapping line"))?);
-            continue;
+        if first.is_ascii_digit() || first.is_ascii_lowercase() {
+            let map = smaps_header(line).ok_or_else(|| malformed("not a mapping line"))?;
+            self.maps.push(map);
+            return Ok(());
         }
-        let Some(map) = maps.last_mut() else {
-            return Err(malformed("figures before the first mapping"));
-        };
+        // Keys are short: a plain loop beats a vectorised search here.
         let Some(colon) = line.iter().position(|&b| b == b':') else {
             return Err(malformed("no `:`"));
         };
-        let key = &line[..colon];
-        let field: &mut u64 = match key {
+        let Some(map) = self.maps.last_mut() else {
+            return Err(malformed("figures before the first mapping"));
+        };
+        let field: &mut u64 = match &line[..colon] {
             b"Size" => &mut map.size,
             b"Rss" => &mut map.rss,
             b"Pss" => &mut map.pss,
@@ -247,23 +382,104 @@ pub(crate) fn smaps(bytes: &[u8]) -> Result<Vec<Mapping>, String> {
             b"SwapPss" => map.swap_pss.insert(0),
             b"Locked" => map.locked.insert(0),
             // VmFlags, THPeligible, KernelPageSize, ... are not recorded.
-            _ => continue,
+            _ => return Ok(()),
         };
         *field = kib_value(&line[colon + 1..]).ok_or_else(|| malformed("bad number"))?;
+        Ok(())
     }
-    maps.sort_by_key(|m| m.start);
-    Ok(maps)
+
+    /// The complete lines of `data`; `partial` holds the unfinished line
+    /// carried from one chunk to the next.
+    fn feed(&mut self, partial: &mut Vec<u8>, data: &[u8]) -> Result<(), String> {
+        let mut rest = data;
+        if !partial.is_empty() {
+            let Some(nl) = memchr::memchr(b'\n', rest) else {
+                partial.extend_from_slice(rest);
+                return Ok(());
+            };
+            partial.extend_from_slice(&rest[..nl]);
+            self.line(partial)?;
+            partial.clear();
+            rest = &rest[nl + 1..];
+        }
+        while let Some(nl) = memchr::memchr(b'\n', rest) {
+            self.line(&rest[..nl])?;
+            rest = &rest[nl + 1..];
+        }
+        partial.extend_from_slice(rest);
+        Ok(())
+    }
+
+    fn finish(mut self) -> Vec<Mapping> {
+        // The kernel lists regions in address order; sorting sorted input
+        // is one pass.
+        self.maps.sort_by_key(|m| m.start);
+        self.maps
+    }
 }
 
-/// `   1234 kB` -> 1234.
+/// `   1234 kB` -> 1234: a decimal number, then nothing or `kB`.
 fn kib_value(rest: &[u8]) -> Option<u64> {
-    let text = std::str::from_utf8(rest).ok()?;
-    let mut words = text.split_ascii_whitespace();
-    let number = words.next()?.parse().ok()?;
-    match words.next() {
-        None | Some("kB") => Some(number),
-        Some(_) => None,
+    let mut i = 0;
+    while rest.get(i).is_some_and(u8::is_ascii_whitespace) {
+        i += 1;
     }
+    let digits = i;
+    let mut number: u64 = 0;
+    while let Some(&d) = rest.get(i).filter(|d| d.is_ascii_digit()) {
+        number = number.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+        i += 1;
+    }
+    if i == digits {
+        return None;
+    }
+    let unit = &rest[i..];
+    // What the kernel writes, first.
+    if unit == b" kB" || unit.is_empty() {
+        return Some(number);
+    }
+    if !unit[0].is_ascii_whitespace() {
+        return None;
+    }
+    match unit.trim_ascii() {
+        b"" | b"kB" => Some(number),
+        _ => None,
+    }
+}
+
+/// `w` cut at the first `at`.
+fn split(w: &[u8], at: u8) -> Option<(&[u8], &[u8])> {
+    let i = w.iter().position(|&b| b == at)?;
+    Some((&w[..i], &w[i + 1..]))
+}
+
+/// Hexadecimal digits (at most 16) as a number.
+fn hex(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 16 {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &d| {
+        let v = match d {
+            b'0'..=b'9' => d - b'0',
+            b'a'..=b'f' => d - b'a' + 10,
+            b'A'..=b'F' => d - b'A' + 10,
+            _ => return None,
+        };
+        Some(n << 4 | u64::from(v))
+    })
+}
+
+/// Decimal digits as a number.
+fn decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &d| {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
 }
 
 /// `start-end perms offset major:minor inode    path`
@@ -271,21 +487,21 @@ fn smaps_header(line: &[u8]) -> Option<Mapping> {
     let mut rest = line;
     let mut word = || {
         let end = rest.iter().position(|&b| b == b' ').unwrap_or(rest.len());
-        let w = std::str::from_utf8(&rest[..end]).ok();
+        let w = &rest[..end];
         rest = rest.get(end + 1..).unwrap_or(&[]);
         w
     };
-    let (start, end) = word()?.split_once('-')?;
-    let perms = word()?.to_owned();
-    let offset = u64::from_str_radix(word()?, 16).ok()?;
-    let (major, minor) = word()?.split_once(':')?;
-    let inode = word()?.parse().ok()?;
+    let (start, end) = split(word(), b'-')?;
+    let perms = std::str::from_utf8(word()).ok()?.to_owned();
+    let offset = hex(word())?;
+    let (major, minor) = split(word(), b':')?;
+    let inode = decimal(word())?;
     // The kernel pads with spaces up to a column, then writes the path
     // verbatim (` (deleted)` included); it escapes `\n` in it as `\012`.
     let path = String::from_utf8_lossy(rest.trim_ascii_start()).into_owned();
-    let start = u64::from_str_radix(start, 16).ok()?;
-    let end = u64::from_str_radix(end, 16).ok()?;
-    let dev = (u64::from_str_radix(major, 16).ok()? << 32) | u64::from_str_radix(minor, 16).ok()?;
+    let start = hex(start)?;
+    let end = hex(end)?;
+    let dev = (hex(major)? << 32) | hex(minor)?;
     Some(Mapping {
         start,
         end,
@@ -441,6 +657,29 @@ mod tests {
         assert_eq!(r.pss_shmem, None);
         assert_eq!(r.swap_pss, None);
         assert_eq!(r.swap, Some(0));
+    }
+
+    #[test]
+    fn rollup_of_smaps_is_smaps_rollup_but_the_pss_split() {
+        let r = rollup(ROLLUP).unwrap();
+        let derived = rollup_of(&smaps(SMAPS).unwrap());
+        assert_eq!(
+            derived,
+            Rollup {
+                pss_anon: None,
+                pss_file: None,
+                pss_shmem: None,
+                // Sums of values each rounded down to KiB.
+                pss: derived.pss,
+                ..r
+            }
+        );
+        let pss = derived.pss.unwrap();
+        assert!(pss <= r.pss.unwrap() && pss + 37 >= r.pss.unwrap(), "{pss}");
+        assert_eq!(rollup_of(&[]), Rollup::default());
+        let old = smaps(b"1000-2000 rw-p 0 00:00 0\nRss: 4 kB\n").unwrap();
+        assert_eq!(rollup_of(&old).swap_pss, None, "no SwapPss line, no sum");
+        assert_eq!(rollup_of(&old).rss, Some(4));
     }
 
     #[test]
@@ -618,6 +857,81 @@ mod tests {
         assert_eq!(m.rss, 24);
         assert_eq!(m.swap_pss, None);
         assert_eq!(m.locked, None);
+    }
+
+    #[test]
+    fn kib_values() {
+        let check = |text: &str, expected: Option<u64>| {
+            assert_eq!(kib_value(text.as_bytes()), expected, "{text:?}");
+        };
+        check("   1234 kB", Some(1234));
+        check(" 0 kB", Some(0));
+        check("\t7", Some(7));
+        check(" 18446744073709551615 kB", Some(u64::MAX));
+        check(" 18446744073709551616 kB", None);
+        check(" 12kB", None);
+        check(" 12 MB", None);
+        check(" -1 kB", None);
+        check(" kB", None);
+        check("", None);
+        check(" 5 kB ", Some(5));
+        check(" 5  kB", Some(5));
+        assert_eq!(hex(b"7fff0a"), Some(0x7fff0a));
+        assert_eq!(hex(b"FFFFFFFFFFFFFFFF"), Some(u64::MAX));
+        assert_eq!(hex(b"10000000000000000"), None);
+        assert_eq!((hex(b""), hex(b"g")), (None, None));
+        assert_eq!(decimal(b"247282"), Some(247282));
+        assert_eq!(
+            (
+                decimal(b""),
+                decimal(b"1x"),
+                decimal(b"99999999999999999999")
+            ),
+            (None, None, None)
+        );
+    }
+
+    #[test]
+    fn read_smaps_in_chunks_of_any_size() {
+        /// Hands out at most `n` bytes per read, like a slow pipe.
+        struct Trickle<'a>(&'a [u8], usize);
+        impl std::io::Read for Trickle<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let n = self.1.min(buf.len()).min(self.0.len());
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let whole = smaps(SMAPS).unwrap();
+        for n in [1, 7, 4096, usize::MAX] {
+            let read = read_smaps(&mut Trickle(SMAPS, n)).unwrap().unwrap();
+            assert_eq!(read, whole, "chunks of {n}");
+        }
+        // A path longer than the 128 KiB buffer.
+        let long = format!(
+            "7f00-7f01 r--p 00000000 fe:00 12  /{}\nRss: 4 kB\n",
+            "x".repeat(300_000)
+        );
+        let maps = read_smaps(&mut Trickle(long.as_bytes(), 65536))
+            .unwrap()
+            .unwrap();
+        assert_eq!((maps[0].path.len(), maps[0].rss), (300_001, 4));
+        // Many chunks (read on another thread), with an error near the end.
+        let mut big = SMAPS.repeat(20);
+        let whole = smaps(&big).unwrap();
+        assert_eq!(
+            read_smaps(&mut Trickle(&big, 10_000)).unwrap().unwrap(),
+            whole
+        );
+        big.extend_from_slice(b"Rss: x kB\n");
+        big.extend_from_slice(SMAPS);
+        let err = read_smaps(&mut &big[..]).unwrap().unwrap_err();
+        assert!(err.contains("bad number"), "{err}");
+        let err = read_smaps(&mut Trickle(b"1000-2000 rw-p 0 00:00 0\nRss: x kB\n", 3))
+            .unwrap()
+            .unwrap_err();
+        assert!(err.starts_with("line 2: bad number"), "{err}");
     }
 
     #[test]

@@ -11,7 +11,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use memtrail_format::{
-    Detail, Fd, Fds, Mapping, NoticeKind, ProcessId, ProcessInfo, ProcessSample, Rollup, Status,
+    Cpu, Detail, Fd, Fds, Mapping, NoticeKind, ProcessId, ProcessInfo, ProcessSample, Rollup,
+    Status,
 };
 use procfs::process::Process;
 use procfs::ProcError;
@@ -32,22 +33,25 @@ pub(crate) struct Problem {
     pub(crate) message: String,
 }
 
-/// The cheap figures whose change makes the adaptive policy re-read smaps.
+/// The cheap figures whose change makes the adaptive policy re-read smaps:
+/// status's memory counters and stat's fault counts. None of them walks
+/// the page tables (smaps_rollup would: it costs a seventh of smaps).
+/// The fault counts catch what the counters miss, such as a copy-on-write
+/// fault that turns a shared page private.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ChangeKey([Option<u64>; 8]);
 
 impl ChangeKey {
-    fn of(status: &Status, rollup: Option<&Rollup>) -> ChangeKey {
-        let r = rollup.copied().unwrap_or_default();
+    fn of(status: &Status, cpu: &Cpu) -> ChangeKey {
         ChangeKey([
             status.vm_size,
             status.vm_rss,
             status.rss_anon,
+            status.rss_file,
+            status.rss_shmem,
             status.vm_swap,
-            r.rss,
-            r.pss,
-            r.anonymous,
-            r.swap,
+            Some(cpu.minflt),
+            Some(cpu.majflt),
         ])
     }
 }
@@ -58,6 +62,8 @@ pub(crate) struct Carry {
     /// The cheap figures as they were at the last full smaps read.
     pub(crate) key: ChangeKey,
     pub(crate) mappings: Vec<Mapping>,
+    /// The rollup summed from `mappings`.
+    pub(crate) rollup: Rollup,
     /// Samples taken since the last full read.
     pub(crate) since_full: u32,
 }
@@ -223,20 +229,12 @@ impl Reader {
         // A kernel thread or an exited (zombie) process has no address
         // space: nothing to read, and nothing worth a notice.
         let has_memory = !stat.kernel_thread && !stat.exited;
-        let rollup = if plan.detail >= Detail::Rollup && has_memory {
-            match self.read("smaps_rollup")? {
-                Some(bytes) => self.parse("smaps_rollup", &bytes, parse::rollup),
-                None => None,
-            }
-        } else {
-            None
-        };
-
+        let mut rollup = None;
         let mut smaps = SmapsRead::None;
         let mut mappings = None;
         let mut mappings_fresh = false;
         if plan.detail >= Detail::Maps && has_memory {
-            let key = ChangeKey::of(&status, rollup.as_ref());
+            let key = ChangeKey::of(&status, &stat.cpu);
             let carried = match plan.carry {
                 Some(c) if plan.detail == Detail::Maps => {
                     let due = c.since_full.saturating_add(1) >= plan.maps_every.max(1);
@@ -246,14 +244,23 @@ impl Reader {
             };
             if let Some(c) = carried {
                 mappings = Some(c.mappings.clone());
+                rollup = Some(c.rollup);
                 smaps = SmapsRead::Carried;
-            } else if let Some(bytes) = self.read("smaps")? {
-                if let Some(m) = self.parse("smaps", &bytes, parse::smaps) {
-                    mappings = Some(m);
-                    mappings_fresh = true;
-                    smaps = SmapsRead::Fresh(key);
-                }
+            } else if let Some(m) = self.smaps()? {
+                // smaps_rollup would walk every page again to add up the
+                // same figures.
+                rollup = Some(parse::rollup_of(&m));
+                mappings = Some(m);
+                mappings_fresh = true;
+                smaps = SmapsRead::Fresh(key);
             }
+        }
+        // At `rollup`, or when smaps could not be read: smaps_rollup.
+        if plan.detail >= Detail::Rollup && has_memory && rollup.is_none() {
+            rollup = match self.read("smaps_rollup")? {
+                Some(bytes) => self.parse("smaps_rollup", &bytes, parse::rollup),
+                None => None,
+            };
         }
 
         // The detail really collected: each level needs the one before.
@@ -362,6 +369,25 @@ impl Reader {
         Ok(Some(fds))
     }
 
+    /// Reads and parses smaps as it comes (see [`parse::read_smaps`]).
+    fn smaps(&mut self) -> Result<Option<Vec<Mapping>>, Gone> {
+        let parsed = match self.proc.open_relative("smaps") {
+            Ok(mut f) => parse::read_smaps(&mut f).map_err(|e| failure_of_io(&e)),
+            Err(e) => Err(failure_of_proc(e)),
+        };
+        match parsed {
+            Ok(Ok(maps)) => Ok(Some(maps)),
+            Ok(Err(e)) => {
+                self.malformed("smaps", e);
+                Ok(None)
+            }
+            Err(failure) => {
+                self.failed("smaps", failure)?;
+                Ok(None)
+            }
+        }
+    }
+
     /// Reads a whole file of the process's directory. `Ok(None)`: it could
     /// not be read, and a problem was recorded if that is news to anyone.
     fn read(&mut self, file: &'static str) -> Result<Option<Vec<u8>>, Gone> {
@@ -448,20 +474,24 @@ impl Reader {
         match parse(bytes) {
             Ok(v) => Some(v),
             Err(e) => {
-                let path = self.dir.join(file).display().to_string();
-                self.problems.push(Problem {
-                    file,
-                    kind: NoticeKind::Malformed,
-                    message: format!(
-                        "cannot parse {path}: {e}; memtrail records what it can. This kernel's \
-                         format is not what memtrail expects: please report it with the file's \
-                         contents."
-                    ),
-                    path,
-                });
+                self.malformed(file, e);
                 None
             }
         }
+    }
+
+    fn malformed(&mut self, file: &'static str, e: String) {
+        let path = self.dir.join(file).display().to_string();
+        self.problems.push(Problem {
+            file,
+            kind: NoticeKind::Malformed,
+            message: format!(
+                "cannot parse {path}: {e}; memtrail records what it can. This kernel's \
+                 format is not what memtrail expects: please report it with the file's \
+                 contents."
+            ),
+            path,
+        });
     }
 
     /// `Err(Gone)` unless the process is still there with the same identity.

@@ -221,20 +221,53 @@ fn adaptive_policy_rereads_smaps_on_change_or_every_nth_sample() {
     fake.set_status(FAKE_PID, "VmRSS:", "2000 kB");
     assert_eq!(tick(), (true, 37));
     assert_eq!(tick(), (false, 37));
-    fake.copy(
-        &fixture("smaps_rollup.old"),
-        &format!("{FAKE_PID}/smaps_rollup"),
+    // smaps_rollup is not read at `maps`: it walks every page, as smaps does.
+    std::fs::remove_file(fake.root().join(format!("{FAKE_PID}/smaps_rollup"))).unwrap();
+    assert_eq!(tick(), (false, 37), "nothing cheap changed");
+    // A page fault (stat's minflt, field 10) changes no status figure
+    // when it turns a shared page private, but smaps shows it.
+    let stat = fake.read(&format!("{FAKE_PID}/stat"));
+    fake.write(
+        &format!("{FAKE_PID}/stat"),
+        stat.replace(" 4194304 98 0 1 0 ", " 4194304 99 0 1 0 ")
+            .as_bytes(),
     );
+    assert_eq!(tick(), (true, 37));
+    assert_eq!(tick(), (false, 37));
+    fake.set_status(FAKE_PID, "RssFile:", "1700 kB");
+    assert_eq!(tick(), (true, 37));
+}
+
+#[test]
+fn maps_sums_the_rollup_from_smaps_and_carries_it() {
+    let fake = FakeProc::new();
+    let mut c = Collector::new(config(&fake, Target::Pid(FAKE_PID), Detail::Maps)).unwrap();
+    let first = c.sample().processes.remove(0);
+    let r = first.rollup.unwrap();
+    let maps = first.mappings.as_ref().unwrap();
+    assert_eq!(r.rss, Some(maps.iter().map(|m| m.rss).sum()));
+    assert_eq!(r.rss, Some(1808));
+    assert_eq!(r.anonymous, Some(112));
     assert_eq!(
-        tick(),
-        (false, 37),
-        "Pss_Anon is not one of the figures watched"
+        (r.pss_anon, r.pss_file, r.pss_shmem),
+        (None, None, None),
+        "smaps has no per-region Pss split"
     );
+    // smaps_rollup now says otherwise, but it is not read at `maps`: the
+    // carried sample's rollup is that of its carried regions.
     let rollup = fake
         .read(&format!("{FAKE_PID}/smaps_rollup"))
         .replace("Swap:                  0 kB", "Swap:                  8 kB");
     fake.write(&format!("{FAKE_PID}/smaps_rollup"), rollup.as_bytes());
-    assert_eq!(tick(), (true, 37));
+    let second = c.sample().processes.remove(0);
+    assert!(!second.mappings_fresh);
+    assert_eq!(second.rollup, first.rollup);
+    // At `rollup`, smaps_rollup is what is read.
+    let r = read_process(fake.root(), FAKE_PID, Detail::Rollup)
+        .unwrap()
+        .rollup
+        .unwrap();
+    assert_eq!((r.swap, r.pss_anon), (Some(8), Some(112)));
 }
 
 #[test]
@@ -285,16 +318,11 @@ fn malformed_file_is_noticed_once_and_the_rest_is_kept() {
 fn missing_file_lowers_detail_and_is_noticed_once() {
     let fake = FakeProc::new();
     std::fs::remove_file(fake.root().join(format!("{FAKE_PID}/smaps_rollup"))).unwrap();
-    let mut c = Collector::new(config(&fake, Target::Pid(FAKE_PID), Detail::Maps)).unwrap();
+    let mut c = Collector::new(config(&fake, Target::Pid(FAKE_PID), Detail::Rollup)).unwrap();
     let tick = c.sample();
     let s = &tick.processes[0];
     assert_eq!(s.rollup, None);
-    assert!(s.mappings.is_some(), "smaps was read");
-    assert_eq!(
-        s.detail,
-        Detail::Summary,
-        "Maps needs the rollup level under it"
-    );
+    assert_eq!(s.detail, Detail::Summary);
     assert_eq!(tick.notices.len(), 1);
     assert_eq!(tick.notices[0].kind, NoticeKind::Other);
     assert!(
@@ -303,6 +331,32 @@ fn missing_file_lowers_detail_and_is_noticed_once() {
         tick.notices[0].message
     );
     assert!(c.sample().notices.is_empty());
+
+    // `maps` sums its rollup from smaps and does not need smaps_rollup.
+    let tick = Collector::new(config(&fake, Target::Pid(FAKE_PID), Detail::Maps))
+        .unwrap()
+        .sample();
+    assert_eq!(tick.processes[0].detail, Detail::Maps);
+    assert_eq!(tick.processes[0].rollup.unwrap().rss, Some(1808));
+    assert!(tick.notices.is_empty(), "{:?}", tick.notices);
+
+    // Without smaps either, `maps` falls back to the levels below it.
+    std::fs::remove_file(fake.root().join(format!("{FAKE_PID}/smaps"))).unwrap();
+    let tick = Collector::new(config(&fake, Target::Pid(FAKE_PID), Detail::Maps))
+        .unwrap()
+        .sample();
+    let s = &tick.processes[0];
+    assert_eq!(
+        (s.detail, s.rollup, s.mappings.as_ref()),
+        (Detail::Summary, None, None)
+    );
+    let mut files: Vec<&str> = tick
+        .notices
+        .iter()
+        .map(|n| n.path.rsplit('/').next().unwrap())
+        .collect();
+    files.sort();
+    assert_eq!(files, ["smaps", "smaps_rollup"]);
 }
 
 #[test]

@@ -157,7 +157,10 @@ fn diff_mappings(
 
 /// The sample `delta` describes, given the sample it was made from. The
 /// error says why the delta does not fit `base`.
-pub(crate) fn apply(base: &ProcessSample, delta: &DeltaWire) -> Result<ProcessSample, String> {
+///
+/// The base is taken by value: what the delta leaves unchanged (nearly
+/// every region, usually) is moved into the new sample, not copied.
+pub(crate) fn apply(base: ProcessSample, delta: &DeltaWire) -> Result<ProcessSample, String> {
     // `base` was decoded from slots (or checked by the writer), so its
     // counters are all below 2^64-1 and re-encode.
     let fits = |what: &str| format!("{what} of the base cannot be re-encoded");
@@ -189,7 +192,7 @@ pub(crate) fn apply(base: &ProcessSample, delta: &DeltaWire) -> Result<ProcessSa
                 &base_slots(base.fds.as_ref().map(wire::fd_count_slots))?,
                 &d.counts,
             );
-            let base_targets = base.fds.as_ref().and_then(|f| f.targets.as_deref());
+            let base_targets = base.fds.and_then(|f| f.targets);
             Some(wire::fds_from(
                 &counts,
                 apply_targets(base_targets, &d.targets)?,
@@ -199,30 +202,30 @@ pub(crate) fn apply(base: &ProcessSample, delta: &DeltaWire) -> Result<ProcessSa
     Ok(ProcessSample {
         time_us: base.time_us.wrapping_add(delta.time_delta as u64),
         id: base.id,
-        info: delta
-            .info
-            .as_ref()
-            .map_or_else(|| base.info.clone(), InfoWire::to_model),
+        info: delta.info.as_ref().map_or(base.info, InfoWire::to_model),
         detail: base.detail,
         status,
         cpu,
         rollup,
         fds,
-        mappings: apply_mappings(base.mappings.as_deref(), &delta.mappings)?,
+        mappings: apply_mappings(base.mappings, &delta.mappings)?,
         mappings_fresh: delta.mappings_fresh,
     })
 }
 
-fn apply_targets(base: Option<&[Fd]>, delta: &TargetsDeltaWire) -> Result<Option<Vec<Fd>>, String> {
+fn apply_targets(
+    base: Option<Vec<Fd>>,
+    delta: &TargetsDeltaWire,
+) -> Result<Option<Vec<Fd>>, String> {
     let (closed, opened) = match delta {
-        TargetsDeltaWire::Same => return Ok(base.map(<[Fd]>::to_vec)),
+        TargetsDeltaWire::Same => return Ok(base),
         TargetsDeltaWire::Absent => return Ok(None),
         TargetsDeltaWire::Changed { closed, opened } => (closed, opened),
     };
     let mut fds: BTreeMap<u32, String> = base
         .unwrap_or_default()
-        .iter()
-        .map(|f| (f.fd, f.target.clone()))
+        .into_iter()
+        .map(|f| (f.fd, f.target))
         .collect();
     for fd in closed {
         if fds.remove(fd).is_none() {
@@ -240,11 +243,11 @@ fn apply_targets(base: Option<&[Fd]>, delta: &TargetsDeltaWire) -> Result<Option
 }
 
 fn apply_mappings(
-    base: Option<&[Mapping]>,
+    base: Option<Vec<Mapping>>,
     delta: &MappingsDeltaWire,
 ) -> Result<Option<Vec<Mapping>>, String> {
     let (removed, changed, added) = match delta {
-        MappingsDeltaWire::Same => return Ok(base.map(<[Mapping]>::to_vec)),
+        MappingsDeltaWire::Same => return Ok(base),
         MappingsDeltaWire::Absent => return Ok(None),
         MappingsDeltaWire::Changed {
             removed,
@@ -276,12 +279,12 @@ fn apply_mappings(
         }
     }
     let mut list = Vec::with_capacity(base.len() - removed.len() + added.len());
-    for (m, fate) in base.iter().zip(fate) {
+    for (m, fate) in base.into_iter().zip(fate) {
         match fate {
-            None => list.push(m.clone()),
+            None => list.push(m),
             Some(None) => {}
             Some(Some(c)) => {
-                let mut m = m.clone();
+                let mut m = m;
                 m.end = m.end.wrapping_add(c.end_delta as u64);
                 let counters = wire::mapping_slots(&m)
                     .map_err(|_| "a mapping of the base cannot be re-encoded".to_string())?;

@@ -251,29 +251,31 @@ impl<R: Read> Reader<R> {
             Some((_, base_seq)) if base_seq.wrapping_add(1) as u16 != seq => {
                 "a sample between it and the last one read was lost"
             }
-            Some((base, base_seq)) => match delta::apply(base, delta) {
-                Ok(sample) => {
-                    let seq = base_seq.wrapping_add(1);
-                    self.bases.insert(id, (sample.clone(), seq));
-                    return Some(Frame {
-                        offset,
-                        encoding: Encoding::Delta,
-                        record: Record::Process(Box::new(sample)),
-                    });
-                }
-                Err(why) => {
-                    self.bases.remove(&id);
-                    self.skipping.insert(id);
-                    self.warn(
+            Some(&(_, base_seq)) => {
+                match delta::apply(self.bases.remove(&id).expect("just found").0, delta) {
+                    Ok(sample) => {
+                        let seq = base_seq.wrapping_add(1);
+                        self.bases.insert(id, (sample.clone(), seq));
+                        return Some(Frame {
+                            offset,
+                            encoding: Encoding::Delta,
+                            record: Record::Process(Box::new(sample)),
+                        });
+                    }
+                    Err(why) => {
+                        self.bases.remove(&id);
+                        self.skipping.insert(id);
+                        self.warn(
                         offset,
                         WarningKind::Corrupt,
                         format!(
                             "the delta frame at offset {offset} for process {id} does not fit the sample before it ({why}): it and the next deltas of that process are skipped until its next keyframe"
                         ),
                     );
-                    return None;
+                        return None;
+                    }
                 }
-            },
+            }
         };
         self.bases.remove(&id);
         if self.skipping.insert(id) {

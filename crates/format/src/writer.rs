@@ -36,7 +36,8 @@ pub struct Writer<W: Write> {
 
 /// The last sample written for a process: what its next delta is made from.
 struct Base {
-    sample: ProcessSample,
+    /// `None` when every sample is a keyframe: nothing is ever made from it.
+    sample: Option<ProcessSample>,
     seq: u64,
     /// Deltas written since its last keyframe.
     since_keyframe: u32,
@@ -120,34 +121,39 @@ impl<W: Write> Writer<W> {
     }
 
     fn write_sample(&mut self, sample: &ProcessSample) -> Result<(), WriteError> {
-        let base = self.processes.get(&sample.id);
-        let seq = base.map_or(0, |b| b.seq.wrapping_add(1));
-        let delta = base
-            .filter(|b| {
-                b.since_keyframe.saturating_add(1) < self.keyframe_interval
-                    && b.sample.detail == sample.detail
-            })
+        // Taken out: the delta check consumes it. If writing fails the
+        // process starts again from a keyframe.
+        let prev = self.processes.remove(&sample.id);
+        let seq = prev.as_ref().map_or(0, |b| b.seq.wrapping_add(1));
+        let next_since_keyframe = prev.as_ref().map_or(0, |b| b.since_keyframe + 1);
+        let delta = prev
+            .filter(|b| b.since_keyframe.saturating_add(1) < self.keyframe_interval)
+            .and_then(|b| b.sample)
+            .filter(|b| b.detail == sample.detail)
             .and_then(|b| {
-                let delta = delta::diff(&b.sample, sample, seq).ok()?;
-                // Only a delta that gives back exactly this sample will do.
-                (delta::apply(&b.sample, &delta).ok()? == *sample).then_some(delta)
+                let delta = delta::diff(&b, sample, seq).ok()?;
+                // Only a delta that gives back exactly this sample will do;
+                // what it gives back is then the next base (no copy).
+                let rebuilt = delta::apply(b, &delta).ok()?;
+                (rebuilt == *sample).then_some((delta, rebuilt))
             });
-        let next_since_keyframe = base.map_or(0, |b| b.since_keyframe + 1);
-        let since_keyframe = match &delta {
-            Some(delta) => {
-                self.write_payload(kind::DELTA, delta, "process sample")?;
-                next_since_keyframe
+        let (since_keyframe, base) = match delta {
+            Some((delta, rebuilt)) => {
+                self.write_payload(kind::DELTA, &delta, "process sample")?;
+                (next_since_keyframe, Some(rebuilt))
             }
             None => {
                 let wire = KeyframeWire::from_model(sample, seq).map_err(unrepresentable)?;
                 self.write_payload(kind::KEYFRAME, &wire, "process sample")?;
-                0
+                // Nothing is ever made from the base if every sample is a
+                // keyframe.
+                (0, (self.keyframe_interval > 1).then(|| sample.clone()))
             }
         };
         self.processes.insert(
             sample.id,
             Base {
-                sample: sample.clone(),
+                sample: base,
                 seq,
                 since_keyframe,
             },
