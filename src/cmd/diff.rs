@@ -19,15 +19,21 @@ pub fn run(args: DiffArgs) -> anyhow::Result<u8> {
                      the last sample of each is compared"
                 );
             }
-            let a = tick_of(&args.before, &Moment::End, Pick::Last)?;
-            let b = tick_of(b, &Moment::End, Pick::Last)?;
+            let (a, b) = both(
+                || tick_of(&args.before, &Moment::End, Pick::Last),
+                || tick_of(b, &Moment::End, Pick::Last),
+            );
+            let (a, b) = (a?, b?);
             (a.samples, b.samples, a.describe, b.describe)
         }
         None => {
             let from = args.from.clone().unwrap_or(Moment::Start);
             let to = args.to.clone().unwrap_or(Moment::End);
-            let a = tick_of(&args.before, &from, Pick::First)?;
-            let b = tick_of(&args.before, &to, Pick::Last)?;
+            let (a, b) = both(
+                || tick_of(&args.before, &from, Pick::First),
+                || tick_of(&args.before, &to, Pick::Last),
+            );
+            let (a, b) = (a?, b?);
             if a.time_us > b.time_us {
                 bail!(
                     "--from ({}) is later than --to ({}) in {}",
@@ -64,13 +70,27 @@ pub fn run(args: DiffArgs) -> anyhow::Result<u8> {
     match args.format {
         ReportFormat::Text => print!("{}", diff::text(&diffs, &before_name, &after_name, &filter)),
         ReportFormat::Json => {
-            let doc = diff::json(&diffs, &before_name, &after_name, &filter);
+            let doc = diff::json(diffs, &before_name, &after_name, &filter);
             let mut out = std::io::stdout().lock();
             serde_json::to_writer_pretty(&mut out, &doc)?;
             println!();
         }
     }
     Ok(0)
+}
+
+/// Runs two reads side by side: decoding big snapshots is most of a diff's
+/// time, and the two files (or moments) are independent.
+fn both<A: Send, B: Send>(a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B + Send) -> (A, B) {
+    std::thread::scope(|scope| {
+        let other = scope.spawn(b);
+        let first = a();
+        let second = match other.join() {
+            Ok(v) => v,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        (first, second)
+    })
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -47,27 +47,26 @@ pub fn shown<'a>(d: &'a ProcessDiff, filter: &DiffFilter) -> Vec<&'a RegionChang
 
 /// The JSON document: `before`, `after` (descriptions of the two moments),
 /// `filter` and `processes`, ranked by RSS growth, each with the kept
-/// `regions` and the number of `regions_changed` in all.
+/// `regions` and the number of `regions_changed` in all. Takes the diffs by
+/// value so that the regions left out are never serialized.
 pub fn json(
-    diffs: &[ProcessDiff],
+    diffs: Vec<ProcessDiff>,
     before: &str,
     after: &str,
     filter: &DiffFilter,
 ) -> serde_json::Value {
     let processes: Vec<serde_json::Value> = diffs
-        .iter()
-        .map(|d| {
-            let mut v = serde_json::to_value(d).unwrap_or_default();
+        .into_iter()
+        .map(|mut d| {
+            let changed = d
+                .regions
+                .iter()
+                .filter(|r| r.change != Change::Same)
+                .count();
+            let kept: Vec<RegionChange> = shown(&d, filter).into_iter().cloned().collect();
+            d.regions = kept;
+            let mut v = serde_json::to_value(&d).unwrap_or_default();
             if let Some(obj) = v.as_object_mut() {
-                obj.insert(
-                    "regions".into(),
-                    serde_json::to_value(shown(d, filter)).unwrap_or_default(),
-                );
-                let changed = d
-                    .regions
-                    .iter()
-                    .filter(|r| r.change != Change::Same)
-                    .count();
                 obj.insert("regions_changed".into(), changed.into());
             }
             v

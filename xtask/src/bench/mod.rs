@@ -45,6 +45,11 @@ const SECTIONS: &[Section] = &[
         run: sections::bytes,
     },
     Section {
+        name: "analyze",
+        about: "memtrail analyze on 10^4..10^6 samples, memtrail diff of 50k mappings",
+        run: sections::analyze,
+    },
+    Section {
         name: "recorder-rss",
         about: "the recorder's peak RSS while recording a tree of 50 processes",
         run: sections::recorder_rss,
@@ -54,7 +59,8 @@ const SECTIONS: &[Section] = &[
 pub const USAGE: &str = "\
   bench  [--quick] [--write-docs] [SECTION...]
          compare whole commands with the kernel floor and other tools;
-         sections: snap, record-cpu, bytes, recorder-rss (default: all).
+         sections: snap, record-cpu, bytes, analyze, recorder-rss (default:
+         all).
          --quick: fewer rounds and sizes. --write-docs: also replace the
          generated tables in docs/performance.md. MEMTRAIL_BIN=path
          measures that memtrail binary instead of a fresh release build";
