@@ -61,7 +61,7 @@ impl ChangeKey {
 pub(crate) struct Carry {
     /// The cheap figures as they were at the last full smaps read.
     pub(crate) key: ChangeKey,
-    pub(crate) mappings: Vec<Mapping>,
+    pub(crate) mappings: std::sync::Arc<Vec<Mapping>>,
     /// The rollup summed from `mappings`.
     pub(crate) rollup: Rollup,
     /// Samples taken since the last full read.
@@ -243,14 +243,14 @@ impl Reader {
                 _ => None,
             };
             if let Some(c) = carried {
-                mappings = Some(c.mappings.clone());
+                mappings = Some(std::sync::Arc::clone(&c.mappings));
                 rollup = Some(c.rollup);
                 smaps = SmapsRead::Carried;
             } else if let Some(m) = self.smaps()? {
                 // smaps_rollup would walk every page again to add up the
                 // same figures.
                 rollup = Some(parse::rollup_of(&m));
-                mappings = Some(m);
+                mappings = Some(std::sync::Arc::new(m));
                 mappings_fresh = true;
                 smaps = SmapsRead::Fresh(key);
             }

@@ -64,9 +64,9 @@ fn bench(c: &mut Criterion) {
 
 fn bench_compare(c: &mut Criterion) {
     let mut before = sample(0);
-    before.mappings = Some(synthetic::regions(50_000, 0));
+    before.mappings = Some(synthetic::regions(50_000, 0).into());
     let mut after = sample(1);
-    after.mappings = Some(synthetic::regions(50_000, 64));
+    after.mappings = Some(synthetic::regions(50_000, 64).into());
     c.bench_function("compare/50000", |b| {
         b.iter(|| {
             let d = memtrail_diff::compare(Some(&before), Some(&after)).expect("both");

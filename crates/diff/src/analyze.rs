@@ -3,6 +3,7 @@
 //! [`Analyzer::analysis`] judges every series of every process.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use memtrail_format::{Fds, Mapping, Marker, ProcessId, ProcessSample, Record, SystemSample};
 use rayon::prelude::*;
@@ -223,8 +224,8 @@ struct ProcState {
     first_us: u64,
     last_us: u64,
     trails: Vec<Trail>,
-    first_maps: Option<Vec<Mapping>>,
-    last_maps: Option<Vec<Mapping>>,
+    first_maps: Option<Arc<Vec<Mapping>>>,
+    last_maps: Option<Arc<Vec<Mapping>>>,
     first_fds: Option<Fds>,
     last_fds: Option<Fds>,
     exited: bool,
@@ -242,7 +243,7 @@ struct Held {
     values: Vec<Option<u64>>,
     fds: Option<Fds>,
     /// Freshly read regions only.
-    maps: Option<Vec<Mapping>>,
+    maps: Option<Arc<Vec<Mapping>>>,
 }
 
 impl ProcState {
@@ -327,7 +328,7 @@ impl ProcState {
             return (
                 std::borrow::Cow::Borrowed(&self.trails),
                 self.last_fds.as_ref(),
-                self.last_maps.as_deref(),
+                self.last_maps.as_deref().map(Vec::as_slice),
             );
         };
         let mut trails = self.trails.clone();
@@ -339,7 +340,10 @@ impl ProcState {
         (
             std::borrow::Cow::Owned(trails),
             held.fds.as_ref().or(self.last_fds.as_ref()),
-            held.maps.as_deref().or(self.last_maps.as_deref()),
+            held.maps
+                .as_deref()
+                .or(self.last_maps.as_deref())
+                .map(Vec::as_slice),
         )
     }
 

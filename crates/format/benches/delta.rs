@@ -70,7 +70,8 @@ fn sample(n: u64) -> ProcessSample {
                     locked: Some(0),
                     ..Mapping::default()
                 })
-                .collect(),
+                .collect::<Vec<_>>()
+                .into(),
         ),
         mappings_fresh: true,
     }
@@ -80,7 +81,11 @@ fn sample(n: u64) -> ProcessSample {
 fn next(base: &ProcessSample) -> ProcessSample {
     let mut next = base.clone();
     next.time_us += 1_000_000;
-    let maps = next.mappings.as_mut().unwrap();
+    let maps = next
+        .mappings
+        .as_mut()
+        .map(std::sync::Arc::make_mut)
+        .unwrap();
     let n = maps.len();
     for m in maps.iter_mut().step_by(100.min(n)) {
         m.rss += 4;

@@ -57,7 +57,15 @@ pub(crate) fn diff(
                 ),
             }),
         },
-        mappings: diff_mappings(base.mappings.as_deref(), new.mappings.as_deref())?,
+        mappings: match (&base.mappings, &new.mappings) {
+            // Regions carried over by the adaptive policy are the very same
+            // list: nothing to compare.
+            (Some(a), Some(b)) if std::sync::Arc::ptr_eq(a, b) => MappingsDeltaWire::Same,
+            (a, b) => diff_mappings(
+                a.as_deref().map(Vec::as_slice),
+                b.as_deref().map(Vec::as_slice),
+            )?,
+        },
         mappings_fresh: new.mappings_fresh,
     })
 }
@@ -243,9 +251,9 @@ fn apply_targets(
 }
 
 fn apply_mappings(
-    base: Option<Vec<Mapping>>,
+    base: Option<std::sync::Arc<Vec<Mapping>>>,
     delta: &MappingsDeltaWire,
-) -> Result<Option<Vec<Mapping>>, String> {
+) -> Result<Option<std::sync::Arc<Vec<Mapping>>>, String> {
     let (removed, changed, added) = match delta {
         MappingsDeltaWire::Same => return Ok(base),
         MappingsDeltaWire::Absent => return Ok(None),
@@ -255,7 +263,9 @@ fn apply_mappings(
             added,
         } => (removed, changed, added),
     };
-    let base = base.unwrap_or_default();
+    let base = base
+        .map(std::sync::Arc::unwrap_or_clone)
+        .unwrap_or_default();
     // What happens to each mapping of the base: None keeps it, Some(None)
     // removes it, Some(Some(change)) changes it.
     let mut fate: Vec<Option<Option<&MappingChangeWire>>> = vec![None; base.len()];
@@ -295,5 +305,5 @@ fn apply_mappings(
     }
     list.extend(added.iter().map(MappingWire::to_model));
     list.sort_by_key(|m| m.start);
-    Ok(Some(list))
+    Ok(Some(std::sync::Arc::new(list)))
 }

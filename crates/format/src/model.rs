@@ -16,6 +16,8 @@
 //! private wire types (see `docs/format.md`), so the model can grow without
 //! changing the bytes of format version 1.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 /// How much is collected per process, from cheapest to most expensive.
@@ -288,8 +290,11 @@ pub struct ProcessSample {
     pub cpu: Option<Cpu>,
     pub rollup: Option<Rollup>,
     pub fds: Option<Fds>,
-    /// Per-mapping smaps, sorted by start address.
-    pub mappings: Option<Vec<Mapping>>,
+    /// Per-mapping smaps, sorted by start address. Shared (`Arc`): when
+    /// the adaptive policy carries regions over from an earlier sample,
+    /// the collector, the sample and the writer's delta base hold one list
+    /// between them instead of a copy each.
+    pub mappings: Option<Arc<Vec<Mapping>>>,
     /// False when `mappings` was carried over from an earlier sample because
     /// cheaper reads showed nothing had changed (the adaptive policy).
     pub mappings_fresh: bool,

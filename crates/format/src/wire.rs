@@ -498,7 +498,7 @@ impl KeyframeWire {
                 .map(|f| fds_from(&f.counts, f.targets.map(fds_from_wires))),
             mappings: self
                 .mappings
-                .map(|l| l.iter().map(MappingWire::to_model).collect()),
+                .map(|l| std::sync::Arc::new(l.iter().map(MappingWire::to_model).collect())),
             mappings_fresh: self.mappings_fresh,
         };
         (sample, self.seq)

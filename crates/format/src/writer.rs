@@ -330,12 +330,17 @@ mod tests {
                     locked: Some(0),
                     ..Mapping::default()
                 })
-                .collect(),
+                .collect::<Vec<_>>()
+                .into(),
         );
         base.mappings_fresh = true;
         let mut next = base.clone();
         next.time_us += 5_000_000;
-        let maps = next.mappings.as_mut().unwrap();
+        let maps = next
+            .mappings
+            .as_mut()
+            .map(std::sync::Arc::make_mut)
+            .unwrap();
         for i in [3, 100, 250, 400, 555, 700, 850, 999] {
             let m = &mut maps[i];
             m.end += 0x4_0000;

@@ -28,7 +28,7 @@ fn small_recording() -> Vec<u8> {
         a.time_us += 1_000_000;
         a.status.vm_rss = Some(100 + t);
         b.time_us += 1_000_000;
-        b.mappings.as_mut().unwrap()[1].rss += t;
+        std::sync::Arc::make_mut(b.mappings.as_mut().unwrap())[1].rss += t;
         records.push(process(a.clone()));
         records.push(process(b.clone()));
         if t == 2 {

@@ -149,19 +149,22 @@ pub fn golden_recording() -> (Header, Vec<Record>) {
             target: "socket:[202]".to_string(),
         },
     ]);
-    a.mappings = Some(vec![
-        mapping(0x5555_5555_4000, 2, "/usr/bin/leaky", 8),
-        mapping(0x5555_5600_0000, 64, "[heap]", 256),
-        mapping(0x7f00_0000_0000, 16, "", 64),
-        mapping(0x7fff_ffde_0000, 33, "[stack]", 12),
-    ]);
+    a.mappings = Some(
+        vec![
+            mapping(0x5555_5555_4000, 2, "/usr/bin/leaky", 8),
+            mapping(0x5555_5600_0000, 64, "[heap]", 256),
+            mapping(0x7f00_0000_0000, 16, "", 64),
+            mapping(0x7fff_ffde_0000, 33, "[stack]", 12),
+        ]
+        .into(),
+    );
     a.mappings_fresh = true;
     push(&mut records, &a);
 
     // The heap grows, a descriptor opens, an anonymous region moves.
     a.time_us += 1_000_000;
     {
-        let maps = a.mappings.as_mut().unwrap();
+        let maps = a.mappings.as_mut().map(std::sync::Arc::make_mut).unwrap();
         maps[1].end += 16 * 4096;
         maps[1].size += 64;
         maps[1].rss += 64;
@@ -179,7 +182,11 @@ pub fn golden_recording() -> (Header, Vec<Record>) {
 
     // A descriptor closes, a library is unmapped, the command line changes.
     a.time_us += 1_000_000;
-    a.mappings.as_mut().unwrap().remove(0);
+    a.mappings
+        .as_mut()
+        .map(std::sync::Arc::make_mut)
+        .unwrap()
+        .remove(0);
     a.fds.as_mut().unwrap().targets.as_mut().unwrap().remove(1);
     a.fds.as_mut().unwrap().pipe = 0;
     a.info.cmdline.push("--verbose".to_string());

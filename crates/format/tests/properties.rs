@@ -171,7 +171,7 @@ fn sample() -> impl Strategy<Value = ProcessSample> {
                     cpu,
                     rollup,
                     fds,
-                    mappings,
+                    mappings: mappings.map(Into::into),
                     mappings_fresh: fresh,
                 }
             },
@@ -187,7 +187,7 @@ fn evolve(s: &ProcessSample, step: u64) -> ProcessSample {
     if let Some(cpu) = &mut next.cpu {
         cpu.utime = (cpu.utime + step) % 1_000_000;
     }
-    if let Some(maps) = &mut next.mappings {
+    if let Some(maps) = next.mappings.as_mut().map(std::sync::Arc::make_mut) {
         if let Some(m) = maps.first_mut() {
             m.rss = (m.rss + step) % 1_000_000;
         }

@@ -125,8 +125,8 @@ fn rollup_and_detail_changes() {
 #[test]
 fn mappings_added_removed_changed_and_moved() {
     let records = series(full(11, 0, 20), 12, |i, s| {
-        let Some(maps) = s.mappings.as_mut() else {
-            s.mappings = Some(vec![]);
+        let Some(maps) = s.mappings.as_mut().map(std::sync::Arc::make_mut) else {
+            s.mappings = Some(Vec::new().into());
             return;
         };
         match i {
@@ -192,7 +192,7 @@ fn what_a_delta_cannot_express_is_a_keyframe() {
     let mut s = full(13, 0, 4);
     let mut records = vec![process(s.clone())];
     // Unsorted mappings and duplicate descriptors are kept as they are.
-    s.mappings.as_mut().unwrap().reverse();
+    std::sync::Arc::make_mut(s.mappings.as_mut().unwrap()).reverse();
     records.push(process(s.clone()));
     s.fds.as_mut().unwrap().targets.as_mut().unwrap().push(Fd {
         fd: 0,
@@ -201,7 +201,7 @@ fn what_a_delta_cannot_express_is_a_keyframe() {
     records.push(process(s.clone()));
     // Time going backwards is fine.
     s.time_us = 0;
-    s.mappings.as_mut().unwrap().reverse();
+    std::sync::Arc::make_mut(s.mappings.as_mut().unwrap()).reverse();
     s.fds.as_mut().unwrap().targets = None;
     records.push(process(s.clone()));
     use Encoding::*;

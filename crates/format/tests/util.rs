@@ -162,7 +162,8 @@ pub fn full(pid: u32, time_us: u64, n: usize) -> ProcessSample {
                     4 + i as u64 % 5,
                 )
             })
-            .collect(),
+            .collect::<Vec<_>>()
+            .into(),
     );
     s.mappings_fresh = true;
     s

@@ -154,7 +154,7 @@ mod tests {
             cpu: None,
             rollup: None,
             fds: None,
-            mappings: Some(vec![mapping(0x1000, rss)]),
+            mappings: Some(vec![mapping(0x1000, rss)].into()),
             mappings_fresh: true,
         };
         let args = vec![hostile.to_string(), format!("--arg={hostile}")];

@@ -87,7 +87,7 @@ pub fn selected<'a>(sample: &'a ProcessSample, filter: &Filter, sort: Sort) -> V
     let mut list: Vec<&Mapping> = sample
         .mappings
         .iter()
-        .flatten()
+        .flat_map(|m| m.iter())
         .filter(|m| filter.keeps(m))
         .collect();
     match sort {
@@ -135,7 +135,7 @@ pub fn table(processes: &[ProcessSample], filter: &Filter, sort: Sort) -> String
         if i > 0 {
             out.push('\n');
         }
-        let all = s.mappings.as_deref().unwrap_or(&[]);
+        let all = s.mappings.as_deref().map_or(&[][..], Vec::as_slice);
         let shown = selected(s, filter, sort);
         let _ = writeln!(out, "{}:   {}", s.id.pid, command_line(s));
         let _ = writeln!(
@@ -317,7 +317,7 @@ impl Serialize for ProcessJson<'_> {
         else {
             return Err(S::Error::custom("a sample is not a JSON object"));
         };
-        let totals = s.mappings.as_deref().map(Totals::of);
+        let totals = s.mappings.as_deref().map(|m| Totals::of(m));
         fields.insert(
             "totals".into(),
             serde_json::to_value(totals).map_err(S::Error::custom)?,
@@ -486,7 +486,7 @@ mod tests {
             cpu: Some(Cpu::default()),
             rollup: Some(Rollup::default()),
             fds: Some(Fds::default()),
-            mappings: Some((0..5).map(mapping).collect()),
+            mappings: Some(std::sync::Arc::new((0..5).map(mapping).collect())),
             mappings_fresh: false,
         };
         let without = ProcessSample {
@@ -503,7 +503,7 @@ mod tests {
                 pid: 12,
                 start_time: 7,
             },
-            mappings: Some(Vec::new()),
+            mappings: Some(Vec::new().into()),
             ..with_maps.clone()
         };
         let processes = [with_maps, without, empty];

@@ -53,8 +53,8 @@ pub struct Summarizer {
 struct Acc {
     summary: ProcessSummary,
     comm: String,
-    first_maps: Option<Vec<memtrail_format::Mapping>>,
-    last_maps: Option<Vec<memtrail_format::Mapping>>,
+    first_maps: Option<std::sync::Arc<Vec<memtrail_format::Mapping>>>,
+    last_maps: Option<std::sync::Arc<Vec<memtrail_format::Mapping>>>,
 }
 
 impl Summarizer {
