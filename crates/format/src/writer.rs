@@ -132,10 +132,12 @@ impl<W: Write> Writer<W> {
             .filter(|b| b.detail == sample.detail)
             .and_then(|b| {
                 let delta = delta::diff(&b, sample, seq).ok()?;
-                // Only a delta that gives back exactly this sample will do;
-                // what it gives back is then the next base (no copy).
+                // Only a delta that gives back exactly this sample will do.
+                // The sample itself is then the next base: its regions are
+                // shared with whoever else holds them (the collector's
+                // carried copy), where the rebuilt list would be one more.
                 let rebuilt = delta::apply(b, &delta).ok()?;
-                (rebuilt == *sample).then_some((delta, rebuilt))
+                (rebuilt == *sample).then(|| (delta, sample.clone()))
             });
         let (since_keyframe, base) = match delta {
             Some((delta, rebuilt)) => {
