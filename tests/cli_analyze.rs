@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::util::*;
 
-/// Records `leak malloc` (or `sleep`) for `count` samples at 50 ms.
+/// Records `leak malloc` (or `sleep`) for 40 samples at 50 ms.
 fn recording(dir: &std::path::Path, leaking: bool) -> std::path::PathBuf {
     let out = dir.join(if leaking { "leak.mtr" } else { "flat.mtr" });
     let mut child = if leaking {
@@ -17,20 +17,13 @@ fn recording(dir: &std::path::Path, leaking: bool) -> std::path::PathBuf {
         Command::new("sleep").arg("60").spawn()
     }
     .expect("target starts");
-    let o = run(&[
-        "record",
-        "--pid",
-        &child.id().to_string(),
-        "--interval",
-        "50ms",
-        "--count",
-        "40",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    // Killed even if recording fails: the target must not outlive the test.
+    let recorded = std::panic::catch_unwind(|| record_samples(child.id(), &out, "50ms", 40, &[]));
     let _ = child.kill();
     let _ = child.wait();
-    assert!(o.status.success(), "{}", stderr(&o));
+    if let Err(panic) = recorded {
+        std::panic::resume_unwind(panic);
+    }
     out
 }
 
@@ -204,32 +197,24 @@ fn run_prints_the_analysis_and_fails_on_leak() {
     let dir = tempdir();
     let out = dir.path().join("run.mtr");
     let binary = leak_binary();
-    let o = run(&[
-        "run",
-        "--interval",
-        "100ms",
-        "--fail-on-leak",
-        "-o",
-        out.to_str().unwrap(),
-        "--",
-        binary.to_str().unwrap(),
-        "malloc",
-        "3",
-    ]);
+    let run_failing_on_leak = |command: &[&str]| {
+        let mut args = vec![
+            "run",
+            "--interval",
+            "100ms",
+            "--fail-on-leak",
+            "-o",
+            out.to_str().unwrap(),
+            "--",
+        ];
+        args.extend_from_slice(command);
+        run(&args)
+    };
+    let o = run_failing_on_leak(&[binary.to_str().unwrap(), "malloc", "3"]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(stderr(&o).contains("LEAK"), "{}", stderr(&o));
 
-    let o = run(&[
-        "run",
-        "--interval",
-        "100ms",
-        "--fail-on-leak",
-        "-o",
-        out.to_str().unwrap(),
-        "--",
-        "sleep",
-        "3",
-    ]);
+    let o = run_failing_on_leak(&["sleep", "3"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("0 of 1 processes leak"),

@@ -120,19 +120,7 @@ fn moments_of_one_recording() {
     let dir = tempdir();
     let out = dir.path().join("r.mtr");
     let leaker = Leaker::start();
-    let pid = leaker.pid().to_string();
-    let o = run(&[
-        "record",
-        "--pid",
-        &pid,
-        "--interval",
-        "100ms",
-        "--count",
-        "15",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    record_samples(leaker.pid(), &out, "100ms", 15, &[]);
     let file = out.to_str().unwrap();
 
     let json = |args: &[&str]| -> Value {
@@ -161,20 +149,13 @@ fn moments_of_one_recording() {
 fn diff_errors_name_the_problem() {
     let dir = tempdir();
     let out = dir.path().join("r.mtr");
-    let o = run(&[
-        "record",
-        "--pid",
-        &std::process::id().to_string(),
-        "--count",
-        "3",
-        "--interval",
+    record_samples(
+        std::process::id(),
+        &out,
         "10ms",
-        "--detail",
-        "summary",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+        3,
+        &["--detail", "summary"],
+    );
     let file = out.to_str().unwrap();
 
     let o = run(&["diff", file, "--from", "#2", "--to", "#0"]);

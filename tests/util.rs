@@ -285,3 +285,23 @@ pub fn vm_rss(pid: u32) -> Option<u64> {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
+
+/// `memtrail record --pid PID --interval INTERVAL --count COUNT -o OUT
+/// EXTRA...`, run to the end; panics if it fails.
+pub fn record_samples(pid: u32, out: &Path, interval: &str, count: u32, extra: &[&str]) {
+    let (pid, count) = (pid.to_string(), count.to_string());
+    let mut args = vec![
+        "record",
+        "--pid",
+        &pid,
+        "--interval",
+        interval,
+        "--count",
+        &count,
+        "-o",
+        out.to_str().expect("UTF-8 temporary path"),
+    ];
+    args.extend_from_slice(extra);
+    let o = run(&args);
+    assert!(o.status.success(), "record failed: {}", stderr(&o));
+}
