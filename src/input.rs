@@ -2,13 +2,13 @@
 //! still being written (`--follow`).
 
 use std::fs::File;
-use std::io::{BufReader, IsTerminal, Read};
+use std::io::{BufReader, Read};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use memtrail_format::Reader;
 
 /// An opened recording, named for messages.
@@ -24,12 +24,6 @@ pub struct Input {
 pub fn open(path: &Path, follow: Option<Arc<AtomicBool>>) -> anyhow::Result<Input> {
     let stdin = path.as_os_str() == "-";
     let (name, source): (String, Box<dyn Read + Send>) = if stdin {
-        if std::io::stdin().is_terminal() {
-            bail!(
-                "standard input is a terminal, not a recording: pipe one in \
-                 (`memtrail record --pid PID | memtrail analyze -`) or name a file"
-            );
-        }
         ("standard input".into(), Box::new(std::io::stdin()))
     } else {
         let file = File::open(path)
@@ -44,6 +38,22 @@ pub fn open(path: &Path, follow: Option<Arc<AtomicBool>>) -> anyhow::Result<Inpu
     let reader = Reader::new(BufReader::with_capacity(64 * 1024, source))
         .with_context(|| format!("cannot read recording {name}"))?;
     Ok(Input { name, live, reader })
+}
+
+impl Input {
+    /// Tells on standard error what the reader skipped (torn tails, damaged
+    /// frames) since it was last asked.
+    pub fn warn(&mut self) {
+        warn(&self.name, &mut self.reader);
+    }
+}
+
+/// Tells on standard error what `reader` of the recording `name` skipped
+/// since it was last asked.
+pub fn warn<R: Read>(name: &str, reader: &mut Reader<R>) {
+    for w in reader.take_warnings() {
+        eprintln!("memtrail: warning: {name}: {}", w.message);
+    }
 }
 
 /// A file read like `tail -f`: at its end, wait for the writer to add more.

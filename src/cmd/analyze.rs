@@ -1,6 +1,6 @@
 //! `memtrail analyze FILE|-`: leak verdicts, live while a stream arrives.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -23,6 +23,12 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<u8> {
         signal_hook::flag::register(sig, Arc::clone(&stop))
             .context("cannot install signal handlers")?;
     }
+    if args.input.as_os_str() == "-" && std::io::stdin().is_terminal() {
+        anyhow::bail!(
+            "standard input is a terminal, not a recording: pipe one in \
+             (`memtrail record --pid PID | memtrail analyze -`) or name a file"
+        );
+    }
     let mut input = crate::input::open(&args.input, args.follow.then(|| Arc::clone(&stop)))?;
     let mut analyzer = Analyzer::new();
     let mut complete = false;
@@ -31,9 +37,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<u8> {
     let name = input.name.clone();
     while let Some(frame) = input.reader.next() {
         let frame = frame.with_context(|| format!("cannot read recording {name}"))?;
-        for w in input.reader.take_warnings() {
-            eprintln!("memtrail: warning: {name}: {}", w.message);
-        }
+        input.warn();
         let end = matches!(frame.record, Record::End(_));
         analyzer.add(frame.record);
         if end {
@@ -54,9 +58,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<u8> {
             break;
         }
     }
-    for w in input.reader.take_warnings() {
-        eprintln!("memtrail: warning: {name}: {}", w.message);
-    }
+    input.warn();
     if !complete {
         eprintln!(
             "memtrail: note: {name} has no end frame (still being written, or its recorder \

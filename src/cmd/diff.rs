@@ -167,9 +167,7 @@ fn tick_of(path: &Path, moment: &Moment, pick: Pick) -> anyhow::Result<Tick> {
     if let Some(done) = current.take() {
         close(done, &mut chosen);
     }
-    for w in reader.take_warnings() {
-        eprintln!("memtrail: warning: {name}: {}", w.message);
-    }
+    crate::input::warn(&name, &mut reader);
     let Some((index, time_us, samples)) = chosen else {
         if ticks == 0 {
             bail!("{name} holds no process samples");

@@ -1,25 +1,16 @@
 //! `memtrail dump FILE|-`: every frame as one JSON object per line.
 
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufWriter, Write};
 
 use anyhow::Context;
-use memtrail_format::Reader;
 
 use crate::cli::DumpArgs;
 
 pub fn run(args: DumpArgs) -> anyhow::Result<u8> {
-    let (name, input): (String, Box<dyn Read>) = if args.input.as_os_str() == "-" {
-        ("standard input".into(), Box::new(std::io::stdin().lock()))
-    } else {
-        let file = std::fs::File::open(&args.input)
-            .with_context(|| format!("cannot open recording {}", args.input.display()))?;
-        (args.input.display().to_string(), Box::new(file))
-    };
-    let input = std::io::BufReader::with_capacity(64 * 1024, input);
-    let mut reader = Reader::new(input).with_context(|| format!("cannot read recording {name}"))?;
+    let mut input = crate::input::open(&args.input, None)?;
     let mut out = BufWriter::new(std::io::stdout().lock());
 
-    let mut header = serde_json::to_value(reader.header())?;
+    let mut header = serde_json::to_value(input.reader.header())?;
     if let Some(obj) = header.as_object_mut() {
         obj.insert("type".into(), "header".into());
         obj.insert(
@@ -32,14 +23,8 @@ pub fn run(args: DumpArgs) -> anyhow::Result<u8> {
     out.flush()?;
 
     // A live stream: flush each line so `jq` downstream sees it at once.
-    let live = args.input.as_os_str() == "-";
-    let warn = |reader: &mut Reader<_>| {
-        for w in reader.take_warnings() {
-            eprintln!("memtrail: warning: {name}: {}", w.message);
-        }
-    };
-    while let Some(frame) = reader.next() {
-        let frame = frame.with_context(|| format!("cannot read recording {name}"))?;
+    while let Some(frame) = input.reader.next() {
+        let frame = frame.with_context(|| format!("cannot read recording {}", input.name))?;
         let mut v = serde_json::to_value(&frame.record)?;
         if let Some(obj) = v.as_object_mut() {
             obj.insert("offset".into(), frame.offset.into());
@@ -47,12 +32,12 @@ pub fn run(args: DumpArgs) -> anyhow::Result<u8> {
         }
         serde_json::to_writer(&mut out, &v)?;
         out.write_all(b"\n")?;
-        if live {
+        if input.live {
             out.flush()?;
         }
-        warn(&mut reader);
+        input.warn();
     }
     out.flush()?;
-    warn(&mut reader);
+    input.warn();
     Ok(0)
 }
