@@ -246,6 +246,17 @@ struct Held {
     maps: Option<Arc<Vec<Mapping>>>,
 }
 
+impl Held {
+    /// Adds this sample's values to the series they belong to.
+    fn push_to(&self, trails: &mut [Trail]) {
+        for (trail, v) in trails.iter_mut().zip(&self.values) {
+            if let Some(v) = v {
+                trail.push(self.t, *v as f64);
+            }
+        }
+    }
+}
+
 impl ProcState {
     fn new(s: &ProcessSample) -> ProcState {
         ProcState {
@@ -293,11 +304,7 @@ impl ProcState {
 
     /// Folds a held-back sample in for good.
     fn commit(&mut self, held: Held) {
-        for (trail, v) in self.trails.iter_mut().zip(&held.values) {
-            if let Some(v) = v {
-                trail.push(held.t, *v as f64);
-            }
-        }
+        held.push_to(&mut self.trails);
         if let Some(fds) = held.fds {
             if self.first_fds.is_none() {
                 self.first_fds = Some(fds);
@@ -332,11 +339,7 @@ impl ProcState {
             );
         };
         let mut trails = self.trails.clone();
-        for (trail, v) in trails.iter_mut().zip(&held.values) {
-            if let Some(v) = v {
-                trail.push(held.t, *v as f64);
-            }
-        }
+        held.push_to(&mut trails);
         (
             std::borrow::Cow::Owned(trails),
             held.fds.as_ref().or(self.last_fds.as_ref()),

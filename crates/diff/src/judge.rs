@@ -166,7 +166,8 @@ pub fn judge(buckets: &[Bucket], material: Materiality) -> Judgement {
     // Material growth is judged after the first segment too: a program
     // starting up (an allocator reaching its working size, buffers
     // growing) is not what a leak is made of.
-    let material_ok = floor[k - 1] - floor[1] >= needed;
+    let late_rise = floor[k - 1] - floor[1];
+    let material_ok = late_rise >= needed;
     let step = is_step(&v, needed);
 
     let leak = rising && floor_rising && material_ok && persists && !step;
@@ -200,7 +201,7 @@ pub fn judge(buckets: &[Bucket], material: Materiality) -> Judgement {
         }
     };
     let mut score = normal_cdf(z_series.min(z_floor + (Z_SERIES - Z_FLOOR)));
-    score *= share(floor[k - 1] - floor[1], needed);
+    score *= share(late_rise, needed);
     score *= share(recent_rise, recent_expected.max(f64::MIN_POSITIVE));
     if step {
         score *= 0.5;
