@@ -8,7 +8,7 @@ use std::fmt::Write;
 use memtrail_diff::{Analysis, Change, Finding, Kind, Pattern, ProcessVerdict, Verdict};
 use serde::Serialize;
 
-use crate::{human_kib, human_kib_signed, printable};
+use crate::{human_kib, human_kib_signed, shorten};
 
 /// Where the analysis came from, for the JSON document.
 #[derive(Debug, Clone, Serialize)]
@@ -69,15 +69,6 @@ fn tag(v: Verdict) -> &'static str {
         Verdict::Leak => "LEAK",
         Verdict::NoLeak => "ok",
         Verdict::InsufficientData => "?",
-    }
-}
-
-fn shorten(s: &str, max: usize) -> String {
-    let s = printable(s);
-    if s.chars().count() > max {
-        s.chars().take(max - 1).collect::<String>() + "…"
-    } else {
-        s
     }
 }
 

@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use memtrail_diff::{Change, Figure, ProcessDiff, RegionChange};
 
-use crate::{human_kib, human_kib_signed, printable};
+use crate::{human_kib, human_kib_signed, printable, shorten};
 
 /// Which regions to list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,10 +114,7 @@ pub fn text(diffs: &[ProcessDiff], before: &str, after: &str, filter: &DiffFilte
         return out;
     }
     for d in diffs {
-        let mut command = printable(&d.command);
-        if command.chars().count() > 56 {
-            command = command.chars().take(55).collect::<String>() + "…";
-        }
+        let command = shorten(&d.command, 56);
         let presence = match d.presence {
             memtrail_diff::Presence::Both => String::new(),
             memtrail_diff::Presence::New => " (started in between)".into(),

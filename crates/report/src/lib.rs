@@ -81,6 +81,16 @@ fn needs_escape(c: char) -> bool {
         )
 }
 
+/// [`printable`], cut to at most `max` characters with an ellipsis.
+pub(crate) fn shorten(s: &str, max: usize) -> String {
+    let s = printable(s);
+    if s.chars().count() > max {
+        s.chars().take(max - 1).collect::<String>() + "…"
+    } else {
+        s
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -107,11 +107,7 @@ fn sorted_processes(processes: &[ProcessSample], sort: Sort) -> Vec<&ProcessSamp
 }
 
 fn command_line(s: &ProcessSample) -> String {
-    if s.info.cmdline.is_empty() {
-        format!("[{}]", printable(&s.info.comm))
-    } else {
-        printable(&s.info.cmdline.join(" "))
-    }
+    printable(&memtrail_diff::command_of(s))
 }
 
 fn opt(v: Option<u64>) -> String {

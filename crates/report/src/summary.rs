@@ -11,7 +11,7 @@ use std::fmt::Write;
 use memtrail_diff::{regions, Change, RegionChange};
 use memtrail_format::{ProcessId, ProcessSample};
 
-use crate::{human_kib, human_kib_signed, printable};
+use crate::{human_kib, human_kib_signed, printable, shorten};
 
 /// What was seen of one process.
 #[derive(Debug, Clone)]
@@ -183,10 +183,7 @@ pub fn sparkline(values: &[u64], width: usize) -> String {
 pub fn text(summaries: &[ProcessSummary], top_regions: usize) -> String {
     let mut out = String::new();
     for s in summaries {
-        let mut command = printable(&s.command);
-        if command.chars().count() > 60 {
-            command = command.chars().take(59).collect::<String>() + "…";
-        }
+        let command = shorten(&s.command, 60);
         let _ = writeln!(out, "process {} (ppid {}): {}", s.id.pid, s.ppid, command);
         let secs = (s.last_us.saturating_sub(s.first_us)) as f64 / 1e6;
         match (s.rss_first, s.rss_last) {
