@@ -60,20 +60,28 @@ pub fn run(args: DemoArgs) -> anyhow::Result<u8> {
         );
     }
 
+    // One pass over the recording feeds both the summary and the verdict.
     let mut summarizer = Summarizer::new();
+    let mut analyzer = memtrail_diff::Analyzer::new();
     let mut reader = memtrail_format::open(&output)
         .with_context(|| format!("cannot read back {}", output.display()))?;
     for frame in reader.by_ref() {
-        if let Record::Process(s) = frame?.record {
-            summarizer.add(&s);
+        let record = frame
+            .with_context(|| format!("cannot read back {}", output.display()))?
+            .record;
+        if let Record::Process(s) = &record {
+            summarizer.add(s);
         }
+        analyzer.add(record);
     }
     let summaries = summarizer.finish();
     println!("What was observed:");
     print!("{}", summary::text(&summaries, 3));
     println!("\nThe verdict (memtrail analyze):");
-    let analysis = super::run::analyze_file(&output)?;
-    print!("{}", memtrail_report::analysis::text(&analysis, false));
+    print!(
+        "{}",
+        memtrail_report::analysis::text(&analyzer.analysis(), false)
+    );
     println!(
         "\nThe recording is in {} ({} samples).\n\
          Judge it again:    memtrail analyze {}\n\

@@ -71,7 +71,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
 }
 
 /// Reads a finished recording back and judges it.
-pub fn analyze_file(path: &std::path::Path) -> anyhow::Result<memtrail_diff::Analysis> {
+fn analyze_file(path: &std::path::Path) -> anyhow::Result<memtrail_diff::Analysis> {
     let mut reader = memtrail_format::open(path)
         .with_context(|| format!("cannot read back {}", path.display()))?;
     let mut analyzer = memtrail_diff::Analyzer::new();
