@@ -39,6 +39,18 @@ struct SeriesDef {
     get: fn(&ProcessSample) -> Option<u64>,
 }
 
+/// The names of the series judged for every process, in report order.
+pub const SERIES_NAMES: [&str; 8] = [
+    "rss", "anon", "file", "shmem", "pss", "swap", "fds", "threads",
+];
+
+/// The values of every series (in [`SERIES_NAMES`] order) in one sample:
+/// KiB for memory, counts for descriptors and threads; `None` where the
+/// sample does not have it.
+pub fn series_values(s: &ProcessSample) -> [Option<u64>; 8] {
+    std::array::from_fn(|i| (SERIES[i].get)(s))
+}
+
 /// The series judged for every process, in report order.
 const SERIES: [SeriesDef; 8] = [
     SeriesDef {
@@ -131,6 +143,19 @@ pub struct Projection {
     pub seconds: f64,
 }
 
+/// The straight line fitted to a series (the Theil–Sen slope through the
+/// median intercept), from the first point judged to the last: what a
+/// chart draws over the series.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct TrendLine {
+    /// Seconds after the process's `first_us`.
+    pub from_s: f64,
+    pub to_s: f64,
+    /// The line's value at `from_s` and `to_s`, in the series' unit.
+    pub from: f64,
+    pub to: f64,
+}
+
 /// The judgement on one series of one process.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Finding {
@@ -157,6 +182,8 @@ pub struct Finding {
     pub fd_kinds: Vec<FdKindGrowth>,
     pub fd_targets: Vec<TargetCount>,
     pub time_to_limit: Option<Projection>,
+    /// The fitted line, when there were enough points to judge.
+    pub trend_line: Option<TrendLine>,
 }
 
 /// Every finding on one process and the verdict they add up to.
@@ -581,6 +608,7 @@ fn judge_process(p: &ProcState, system: Option<&SystemSample>) -> ProcessVerdict
 
 fn finding(def: &SeriesDef, trail: &Trail, j: Judgement) -> Finding {
     let round = |x: f64| (x * 100.0).round() / 100.0;
+    let trend_line = trend_line(trail, &j);
     Finding {
         series: def.name.to_string(),
         kind: def.kind,
@@ -602,7 +630,27 @@ fn finding(def: &SeriesDef, trail: &Trail, j: Judgement) -> Finding {
         fd_kinds: Vec::new(),
         fd_targets: Vec::new(),
         time_to_limit: None,
+        trend_line,
     }
+}
+
+/// The line through the series with the judged slope and the median
+/// intercept (Theil–Sen's), over the span of the points judged.
+fn trend_line(trail: &Trail, j: &Judgement) -> Option<TrendLine> {
+    if j.pattern == Pattern::TooShort {
+        return None;
+    }
+    let buckets = trail.buckets();
+    let mut offsets: Vec<f64> = buckets.iter().map(|b| b.mean - j.slope * b.t).collect();
+    let intercept = crate::stats::median(&mut offsets)?;
+    let (from_s, to_s) = (trail.first()?.0, trail.last()?.0);
+    let round = |x: f64| (x * 100.0).round() / 100.0;
+    Some(TrendLine {
+        from_s: round(from_s),
+        to_s: round(to_s),
+        from: round(intercept + j.slope * from_s),
+        to: round(intercept + j.slope * to_s),
+    })
 }
 
 /// Grown and new regions; new regions with one label are grouped (a leak

@@ -34,8 +34,72 @@
 
 pub mod analysis;
 pub mod diff;
+pub mod export;
+pub mod html;
+pub mod markdown;
+pub mod recording;
 pub mod snapshot;
 pub mod summary;
+pub mod terminal;
+
+use memtrail_diff::{Change, Kind, ProcessVerdict, RegionGrowth};
+
+pub use recording::{Report, ReportBuilder};
+
+/// One rendering of a whole [`Report`] (hyperfine's exporters): each
+/// format is a module ([`terminal`], [`markdown`], [`html`]) with a type
+/// that implements this, tested against a reviewed expected file.
+pub trait Format {
+    /// The whole document.
+    fn render(&self, report: &Report) -> String;
+}
+
+/// The regions behind a process's memory growth, largest first, at most
+/// `n`: every memory finding's regions, each region once.
+pub(crate) fn top_regions(p: &ProcessVerdict, n: usize) -> Vec<&RegionGrowth> {
+    let mut out: Vec<&RegionGrowth> = Vec::new();
+    for f in p.findings.iter().filter(|f| f.kind == Kind::Memory) {
+        for r in &f.regions {
+            if !out
+                .iter()
+                .any(|o| o.start == r.start && o.label == r.label && o.change == r.change)
+            {
+                out.push(r);
+            }
+        }
+    }
+    out.sort_by(|a, b| b.growth_kib.cmp(&a.growth_kib).then(a.start.cmp(&b.start)));
+    out.truncate(n);
+    out
+}
+
+pub(crate) fn change_name(c: Change) -> &'static str {
+    match c {
+        Change::New => "new",
+        Change::Grown => "grown",
+        Change::Shrunk => "shrunk",
+        Change::Gone => "gone",
+        Change::Same => "same",
+    }
+}
+
+/// Makes a string from the recorded system safe inside HTML text or a
+/// quoted attribute: `& < > " '` become entities, after control and
+/// bidirectional characters are shown escaped as by [`printable`].
+pub fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in printable(s).chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
 
 /// `1.5 MiB`, `12 KiB`, `3.2 GiB` from KiB.
 pub fn human_kib(kib: u64) -> String {
