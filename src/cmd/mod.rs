@@ -5,7 +5,9 @@ mod analyze;
 mod demo;
 mod diff;
 mod dump;
+mod export;
 mod record;
+mod report;
 mod run;
 mod snap;
 
@@ -22,6 +24,8 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Run(args) => run::run(args),
         Command::Analyze(args) => analyze::run(args),
         Command::Diff(args) => diff::run(args),
+        Command::Report(args) => report::run(args),
+        Command::Export(args) => export::run(args),
         Command::Dump(args) => dump::run(args),
         Command::Demo(args) => demo::run(args),
     }

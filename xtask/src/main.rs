@@ -5,12 +5,14 @@
 //!   ci     formatting check, clippy with warnings denied, every test
 //!   fuzz   the recording reader under cargo-fuzz
 //!   soak   memtrail recording a sibling recorder for minutes
+//!   report-check  the HTML report of a real recording in headless Chromium
 //!   bench  whole-command benchmarks against the kernel floor and other
 //!          tools (never run by `ci`: it takes minutes and needs quiet)
 
 mod bench;
 mod ci;
 mod fuzz;
+mod report_check;
 mod soak;
 
 use std::process::Command;
@@ -21,15 +23,20 @@ const USAGE_TASKS: &str = "\
 usage: cargo xtask <task>
 
 tasks:
-  ci     check formatting, run clippy (warnings denied) and every test:
-         what .ci/run runs and what a change must pass
+  ci     check formatting, run clippy (warnings denied), every test and
+         report-check: what .ci/run runs and what a change must pass
   fuzz [--seconds S]
          fuzz the recording reader for S seconds (default 60) with
          cargo-fuzz (installed if missing); prints executions and crashes
   soak [--minutes M | --seconds S]
          record a sibling `memtrail record` at full detail every 10 ms for
          M minutes (default 5), keep the recording in target/soak, and
-         require `memtrail analyze` to judge the recorder no-leak";
+         require `memtrail analyze` to judge the recorder no-leak
+  report-check [--screenshot PNG]
+         record a real leak, add markers, render `memtrail report --html`
+         and load it in headless Chromium: no console message, no network
+         request, a screenshot showing the charts (copied to PNG if asked;
+         the README's docs/report.png comes from here)";
 
 fn usage() -> String {
     format!("{USAGE_TASKS}\n{}", bench::USAGE)
@@ -42,6 +49,7 @@ fn main() -> anyhow::Result<()> {
         Some("fuzz") => fuzz::run(&args[1..]),
         Some("soak") => soak::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
+        Some("report-check") => report_check::run(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             println!("{}", usage());
             Ok(())
