@@ -70,11 +70,11 @@ impl Format for Html {
         let _ = writeln!(out, "<h1>memtrail report: {title}</h1>");
         let _ = writeln!(
             out,
-            "<p>{} processes, {} samples over {}, {} markers; <strong>{} leaking</strong>{}.</p>",
-            a.processes.len(),
+            "<p>{}, {} samples over {}, {}; <strong>{} leaking</strong>{}.</p>",
+            crate::count(a.processes.len(), "process", "processes"),
             a.samples,
             human_seconds(report.span()),
-            report.markers().len(),
+            crate::count(report.markers().len(), "marker", "markers"),
             a.leaks(),
             if report.source.complete {
                 ""

@@ -73,6 +73,11 @@ pub(crate) fn top_regions(p: &ProcessVerdict, n: usize) -> Vec<&RegionGrowth> {
     out
 }
 
+/// `1 process`, `3 processes`.
+pub(crate) fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 pub(crate) fn change_name(c: Change) -> &'static str {
     match c {
         Change::New => "new",

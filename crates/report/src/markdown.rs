@@ -27,8 +27,7 @@ pub fn cell(s: &str) -> String {
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             '|' => out.push_str("&#124;"),
-            '\\' | '`' | '*' | '_' | '[' | ']' | '#' | '~' | '!' | '"' | '\'' | '(' | ')'
-            | '{' | '}' | '+' | '-' | '.' | '=' => {
+            '\\' | '`' | '*' | '_' | '[' | ']' | '~' => {
                 out.push('\\');
                 out.push(c);
             }
@@ -45,11 +44,11 @@ impl Format for Markdown {
         let _ = writeln!(out, "# memtrail report: {}\n", cell(&report.source.name));
         let _ = writeln!(
             out,
-            "{} processes, {} samples over {}, {} markers; **{} leaking**{}\n",
-            a.processes.len(),
+            "{}, {} samples over {}, {}; **{} leaking**{}\n",
+            crate::count(a.processes.len(), "process", "processes"),
             a.samples,
             human_seconds(report.span()),
-            report.markers().len(),
+            crate::count(report.markers().len(), "marker", "markers"),
             a.leaks(),
             if report.source.complete {
                 ""

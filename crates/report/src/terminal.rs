@@ -67,11 +67,11 @@ impl Format for Text {
         );
         let _ = writeln!(
             out,
-            "{} processes, {} samples over {}, {} markers; {} leaking",
-            a.processes.len(),
+            "{}, {} samples over {}, {}; {} leaking",
+            crate::count(a.processes.len(), "process", "processes"),
             a.samples,
             human_seconds(report.span()),
-            report.markers().len(),
+            crate::count(report.markers().len(), "marker", "markers"),
             a.leaks()
         );
         for p in &a.processes {
