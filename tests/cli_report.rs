@@ -213,7 +213,10 @@ fn hostile_recorded_strings_render_as_text() {
         }
     }
     assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
-    assert!(page.contains("&lt;b&gt;x&amp;&#39;&quot;&lt;/b&gt;"), "comm");
+    assert!(
+        page.contains("&lt;b&gt;x&amp;&#39;&quot;&lt;/b&gt;"),
+        "comm"
+    );
     assert!(
         page.contains("&quot;&gt;&lt;img src=x onerror=alert(1)&gt;"),
         "the mapped file, as a grown region"
@@ -231,7 +234,10 @@ fn hostile_recorded_strings_render_as_text() {
         "--format",
         "openmetrics",
     ]));
-    assert!(om.contains("comm=\"<b>x&'\\\"</b>\""), "label escaped: {om}");
+    assert!(
+        om.contains("comm=\"<b>x&'\\\"</b>\""),
+        "label escaped: {om}"
+    );
 }
 
 #[test]
@@ -254,7 +260,10 @@ fn colour_only_on_a_terminal_and_never_with_no_color() {
         stdout(&o)
     };
     let coloured = on_tty(false);
-    assert!(coloured.contains("\x1b["), "colour on a terminal: {coloured:?}");
+    assert!(
+        coloured.contains("\x1b["),
+        "colour on a terminal: {coloured:?}"
+    );
     assert!(coloured.contains("LEAK"));
     let plain = on_tty(true);
     assert!(!plain.contains("\x1b["), "NO_COLOR: {plain:?}");

@@ -333,7 +333,10 @@ pub fn add_markers(src: &Path, dst: &Path, markers: &[(f64, &str, Option<u32>)])
         .expect("write the header");
     let mut end = None;
     for record in records {
-        while pending.last().is_some_and(|m| m.time_us <= record.time_us()) {
+        while pending
+            .last()
+            .is_some_and(|m| m.time_us <= record.time_us())
+        {
             let m = pending.pop().expect("checked");
             writer.write(&Record::Marker(m)).expect("write a marker");
         }

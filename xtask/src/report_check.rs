@@ -74,7 +74,10 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         .arg(root.join("tests/programs/leak.c"))
         .status()
         .context("cannot run gcc (is it installed?)")?;
-    ensure!(status.success(), "gcc failed to build tests/programs/leak.c");
+    ensure!(
+        status.success(),
+        "gcc failed to build tests/programs/leak.c"
+    );
     let target = Guard(
         Command::new(&leak)
             .args(["malloc", "60"])
@@ -134,7 +137,10 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     if let Some(copy) = screenshot_copy {
         std::fs::copy(&shot, &copy)
             .with_context(|| format!("cannot copy the screenshot to {}", copy.display()))?;
-        eprintln!("xtask report-check: screenshot copied to {}", copy.display());
+        eprintln!(
+            "xtask report-check: screenshot copied to {}",
+            copy.display()
+        );
     }
     eprintln!(
         "xtask report-check: {} loads with no console message and no network request; \
@@ -155,7 +161,13 @@ struct Seen {
 
 /// Loads `page` in headless Chromium: a screenshot `NAME.png`, the browser's
 /// log `NAME.log` and its network log `NAME-net.json` under `dir`.
-fn load(chromium: &Path, dir: &Path, page: &Path, name: &str, size: (u32, u32)) -> anyhow::Result<Seen> {
+fn load(
+    chromium: &Path,
+    dir: &Path,
+    page: &Path,
+    name: &str,
+    size: (u32, u32),
+) -> anyhow::Result<Seen> {
     let profile = dir.join(format!("{name}-profile"));
     let net = dir.join(format!("{name}-net.json"));
     let shot = dir.join(format!("{name}.png"));
@@ -194,7 +206,10 @@ fn load(chromium: &Path, dir: &Path, page: &Path, name: &str, size: (u32, u32)) 
         if std::time::Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            bail!("chromium did not finish loading {} within 120 s", page.display());
+            bail!(
+                "chromium did not finish loading {} within 120 s",
+                page.display()
+            );
         }
         std::thread::sleep(Duration::from_millis(100));
     };
@@ -204,7 +219,11 @@ fn load(chromium: &Path, dir: &Path, page: &Path, name: &str, size: (u32, u32)) 
         page.display(),
         log.display()
     );
-    ensure!(shot.exists(), "chromium wrote no screenshot {}", shot.display());
+    ensure!(
+        shot.exists(),
+        "chromium wrote no screenshot {}",
+        shot.display()
+    );
 
     let log_text = std::fs::read_to_string(&log)?;
     let console = log_text
@@ -260,7 +279,10 @@ fn check_screenshot(path: &Path) -> anyhow::Result<()> {
     colours.sort_unstable();
     colours.dedup();
     let near = |p: &[u8; 3], c: [u8; 3]| p.iter().zip(c).all(|(&a, b)| a.abs_diff(b) <= 24);
-    let pss = pixels.iter().filter(|p| near(p, [0xe6, 0x7e, 0x22])).count();
+    let pss = pixels
+        .iter()
+        .filter(|p| near(p, [0xe6, 0x7e, 0x22]))
+        .count();
     eprintln!(
         "xtask report-check: screenshot {}x{}: {:.1}% non-white, {} colours, {} PSS-orange pixels",
         info.width,
@@ -278,7 +300,10 @@ fn check_screenshot(path: &Path) -> anyhow::Result<()> {
         "the screenshot has only {} colours: no charts",
         colours.len()
     );
-    ensure!(pss >= 200, "the screenshot shows no PSS series ({pss} orange pixels)");
+    ensure!(
+        pss >= 200,
+        "the screenshot shows no PSS series ({pss} orange pixels)"
+    );
     Ok(())
 }
 
@@ -316,7 +341,10 @@ pub fn add_markers(src: &Path, dst: &Path, markers: &[(f64, &str)]) -> anyhow::R
     let mut writer = Writer::new(BufWriter::new(file), &header)?;
     let mut end = None;
     for record in records {
-        while pending.last().is_some_and(|m| m.time_us <= record.time_us()) {
+        while pending
+            .last()
+            .is_some_and(|m| m.time_us <= record.time_us())
+        {
             let m = pending.pop().expect("checked");
             writer.write(&Record::Marker(m))?;
         }

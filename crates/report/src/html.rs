@@ -333,7 +333,18 @@ fn draw(
     let err = |e: DrawingAreaErrorKind<_>| e.to_string();
     let root = SVGBackend::with_string(svg, (WIDTH, HEIGHT)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
-    let x_max = report.span().max(1.0);
+    // Time in the unit that keeps the axis' labels short.
+    let span = report.span();
+    let (per, x_unit) = if span < 180.0 {
+        (1.0, "seconds")
+    } else if span < 3.0 * 3600.0 {
+        (60.0, "minutes")
+    } else if span < 3.0 * 86400.0 {
+        (3600.0, "hours")
+    } else {
+        (86400.0, "days")
+    };
+    let x_max = (span / per).max(1e-3);
     let y_max = series
         .iter()
         .filter_map(|n| track.series(n))
@@ -351,7 +362,7 @@ fn draw(
         .map_err(err)?;
     chart
         .configure_mesh()
-        .x_desc("seconds after the recording started")
+        .x_desc(format!("{x_unit} after the recording started"))
         .y_desc(unit)
         .light_line_style(RGBColor(0xee, 0xee, 0xee))
         .draw()
@@ -367,7 +378,7 @@ fn draw(
         let points: Vec<(f64, f64)> = trail
             .buckets()
             .iter()
-            .flat_map(|b| [(b.t, b.min * scale), (b.t, b.max * scale)])
+            .flat_map(|b| [(b.t / per, b.min * scale), (b.t / per, b.max * scale)])
             .collect();
         let width = if name == "rss" || name == "fds" { 2 } else { 1 };
         chart
@@ -387,8 +398,8 @@ fn draw(
             continue;
         }
         let c = colour(name);
-        let from = (offset + line.from_s, line.from.max(0.0) * scale);
-        let to = (offset + line.to_s, line.to.max(0.0) * scale);
+        let from = ((offset + line.from_s) / per, line.from.max(0.0) * scale);
+        let to = ((offset + line.to_s) / per, line.to.max(0.0) * scale);
         chart
             .draw_series(DashedLineSeries::new(
                 [from, to],
@@ -409,7 +420,7 @@ fn draw(
         .filter(|m| m.pid.map_or(true, |pid| pid == p.pid))
         .enumerate()
     {
-        let t = report.offset(m.time_us);
+        let t = report.offset(m.time_us) / per;
         chart
             .draw_series(std::iter::once(PathElement::new(
                 vec![(t, 0.0), (t, y_max)],

@@ -237,7 +237,11 @@ mod tests {
         };
         let text = super::super::to_string(
             &mut OpenMetrics::default(),
-            &[row(1, 1_000_000, 4), row(2, 1_000_000, 8), row(1, 2_500_000, 5)],
+            &[
+                row(1, 1_000_000, 4),
+                row(2, 1_000_000, 8),
+                row(1, 2_500_000, 5),
+            ],
         );
         let samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
         assert_eq!(
