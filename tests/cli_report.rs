@@ -251,7 +251,12 @@ fn colour_only_on_a_terminal_and_never_with_no_color() {
     // `script` runs the command on a pseudo-terminal.
     let on_tty = |no_color: bool| {
         let mut c = Command::new("script");
-        c.args(["-qec", &cmd, "/dev/null"]).env_remove("NO_COLOR");
+        // A terminal that supports colour, whatever the test's environment.
+        c.args(["-qec", &cmd, "/dev/null"])
+            .env_remove("NO_COLOR")
+            .env_remove("CLICOLOR")
+            .env_remove("CLICOLOR_FORCE")
+            .env("TERM", "xterm-256color");
         if no_color {
             c.env("NO_COLOR", "1");
         }
@@ -268,7 +273,13 @@ fn colour_only_on_a_terminal_and_never_with_no_color() {
     let plain = on_tty(true);
     assert!(!plain.contains("\x1b["), "NO_COLOR: {plain:?}");
     assert!(plain.contains("LEAK"));
-    let piped = stdout(&run(&["report", file.to_str().unwrap()]));
+    let piped = stdout(
+        &memtrail()
+            .args(["report", file.to_str().unwrap()])
+            .env_remove("CLICOLOR_FORCE")
+            .output()
+            .unwrap(),
+    );
     assert!(!piped.contains('\x1b'), "no colour into a pipe");
 }
 

@@ -5,7 +5,13 @@
 //! - [`summary`]: a recording summarised per process (first and last
 //!   sample, growth per hour, the regions that grew the most);
 //! - [`diff`]: processes at two moments (`memtrail diff`);
-//! - [`analysis`]: leak verdicts (`memtrail analyze`).
+//! - [`analysis`]: leak verdicts (`memtrail analyze`);
+//! - `memtrail report`: [`ReportBuilder`] folds a recording into a
+//!   [`Report`] in one streaming pass ([`recording`]), rendered by a
+//!   [`Format`]: [`terminal::Text`], [`markdown::Markdown`] or
+//!   [`html::Html`] (a self-contained page with SVG charts);
+//! - `memtrail export`: one row per sample through an [`export::Export`]:
+//!   CSV, NDJSON or OpenMetrics.
 //!
 //! Renderers take the data model of `memtrail-format` and return strings
 //! or JSON values; they do no I/O.
@@ -26,9 +32,25 @@
 //!     mappings: None,
 //!     mappings_fresh: false,
 //! };
-//! let text = table(&[sample], &Filter::default(), Sort::Rss);
+//! let text = table(&[sample.clone()], &Filter::default(), Sort::Rss);
 //! assert!(text.contains("daemon"));
 //! assert!(text.contains("2048"));
+//!
+//! // A recording, folded record by record, rendered for a terminal.
+//! use memtrail_format::Record;
+//! use memtrail_report::{analysis::Source, terminal::Text, Format, ReportBuilder};
+//!
+//! let mut builder = ReportBuilder::new();
+//! for i in 0..20u64 {
+//!     let mut s = sample.clone();
+//!     s.time_us = i * 1_000_000;
+//!     s.status.vm_rss = Some(2048 + 1024 * i);
+//!     builder.add(Record::Process(Box::new(s)));
+//! }
+//! let report = builder.finish(Source { name: "app.mtr".into(), complete: true });
+//! let text = Text { color: false }.render(&report);
+//! assert!(text.contains("rss     ▁"), "{text}");
+//! assert!(text.lines().all(|l| l.chars().count() <= 80));
 //! ```
 #![forbid(unsafe_code)]
 
@@ -258,5 +280,43 @@ mod tests {
             assert!(out.contains("\\u{1b}]0;owned"), "{name}:\n{out}");
         }
         assert!(table.contains(".bin"), "the path is shown:\n{table}");
+
+        // The report renderings, from the same samples.
+        let mut builder = ReportBuilder::new();
+        for i in 0..20 {
+            let mut s = sample(i * 1_000_000, 4 + i, vec![format!("<script>{hostile}")]);
+            s.info.comm = format!("<b>{hostile}&\"'");
+            builder.add(Record::Process(Box::new(s)));
+        }
+        builder.add(Record::Marker(Marker {
+            time_us: 5_000_000,
+            label: format!("<img src=x>{hostile}"),
+            pid: None,
+            source: "cli".into(),
+        }));
+        let report = builder.finish(analysis::Source {
+            name: "x.mtr".into(),
+            complete: true,
+        });
+        let text = terminal::Text { color: false }.render(&report);
+        let md = markdown::Markdown.render(&report);
+        let html = html::Html.render(&report);
+        for (name, out) in [("text", &text), ("markdown", &md), ("html", &html)] {
+            let raw: Vec<char> = out
+                .chars()
+                .filter(|&c| c != '\n' && needs_escape(c))
+                .collect();
+            assert!(raw.is_empty(), "{name} passes {raw:?} raw:\n{out}");
+        }
+        for (name, out) in [("markdown", &md), ("html", &html)] {
+            for raw in ["<script>", "<b>", "<img"] {
+                assert!(!out.contains(raw), "{name} passes {raw} raw");
+            }
+        }
+        assert!(
+            html.contains("&lt;img src=x&gt;"),
+            "the marker label in the chart"
+        );
+        assert!(text.contains("<b>"), "the terminal shows text as it is");
     }
 }
