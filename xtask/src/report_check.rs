@@ -13,6 +13,10 @@
 //! - a screenshot that is not blank: many colours, a good share of
 //!   non-white pixels, and the charts' own series colours.
 //!
+//! The same is required of the report of a hostile process (markup in its
+//! command line, comm and mapped file's name): injected markup would run,
+//! fetch, or at least trip the CSP, which logs a violation.
+//!
 //! A canary page (an image from the network and an inline script) is
 //! loaded first the same way and must trip both the console and the
 //! network checks, so a Chromium that stopped logging cannot pass.
@@ -134,6 +138,18 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     );
     let shot = dir.join("report.png");
     check_screenshot(&shot)?;
+
+    // A hostile process: markup in its arguments, its comm and the name
+    // of the file it maps. Injected markup would run or fetch, and the CSP
+    // would log a violation: the page must stay silent.
+    let hostile_html = hostile_report(&memtrail, &dir, &root)?;
+    let seen = load(&chromium, &dir, &hostile_html, "hostile", (1100, 900))?;
+    ensure!(
+        seen.console.is_empty() && seen.requests.is_empty(),
+        "the hostile process's report logged {:?} and requested {:?}",
+        seen.console,
+        seen.requests
+    );
     if let Some(copy) = screenshot_copy {
         std::fs::copy(&shot, &copy)
             .with_context(|| format!("cannot copy the screenshot to {}", copy.display()))?;
@@ -149,6 +165,63 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         shot.display()
     );
     Ok(())
+}
+
+/// Records `tests/programs/hostile.py` with markup everywhere it can put
+/// some and renders its HTML report.
+fn hostile_report(memtrail: &Path, dir: &Path, root: &Path) -> anyhow::Result<PathBuf> {
+    use std::io::BufRead;
+    let file = dir.join("\"><img src=x onerror=alert(1)>");
+    let mut child = Guard(
+        Command::new("python3")
+            .arg("-u")
+            .arg(root.join("tests/programs/hostile.py"))
+            .arg(&file)
+            .arg("<script>alert(1)</script>")
+            .env("HOSTILE_COMM", "<b onclick=x>")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("cannot start python3 (is it installed?)")?,
+    );
+    let mut ready = String::new();
+    std::io::BufReader::new(child.0.stdout.take().context("piped stdout")?)
+        .read_line(&mut ready)?;
+    ensure!(ready.trim() == "ready", "hostile.py said {ready:?}");
+    let rec = dir.join("hostile.mtr");
+    let o = Command::new(memtrail)
+        .args(["record", "--pid", &child.0.id().to_string()])
+        .args(["--interval", "50ms", "--count", "20", "-o"])
+        .arg(&rec)
+        .output()
+        .context("cannot run memtrail record")?;
+    drop(child);
+    ensure!(
+        o.status.success(),
+        "memtrail record failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let html = dir.join("hostile.html");
+    let o = Command::new(memtrail)
+        .arg("report")
+        .arg(&rec)
+        .arg("--html")
+        .arg(&html)
+        .output()
+        .context("cannot run memtrail report")?;
+    ensure!(
+        o.status.success(),
+        "memtrail report failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let page = std::fs::read_to_string(&html)?;
+    ensure!(
+        page.contains("&lt;script&gt;alert(1)&lt;/script&gt;")
+            && page.contains("&lt;b onclick=x&gt;"),
+        "the hostile strings are not in {} (escaped)",
+        html.display()
+    );
+    Ok(html)
 }
 
 /// What Chromium logged while loading a page.

@@ -24,6 +24,11 @@ use crate::{change_name, html_escape, human_kib_signed, printable, top_regions, 
 /// The page's Content-Security-Policy: inline styles, nothing else.
 pub const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:";
 
+/// Processes drawn in full (leaks first, then by growth): a recording of
+/// every process on a machine would otherwise make a page of hundreds of
+/// charts (each about 40 KiB of SVG).
+pub const MAX_SECTIONS: usize = 25;
+
 /// Chart size in pixels.
 const WIDTH: u32 = 960;
 const HEIGHT: u32 = 300;
@@ -133,10 +138,19 @@ impl Format for Html {
 
         process_tree(&mut out, report);
 
-        for p in &a.processes {
+        for p in a.processes.iter().take(MAX_SECTIONS) {
             if let Some(track) = report.track(p.id()) {
                 process_section(&mut out, report, p, track);
             }
+        }
+        if a.processes.len() > MAX_SECTIONS {
+            let _ = writeln!(
+                out,
+                "<p>{} more processes are in the verdicts table without charts: \
+                 `memtrail report --format markdown` lists them all, and \
+                 `memtrail export` has every sample.</p>",
+                a.processes.len() - MAX_SECTIONS
+            );
         }
         let _ = writeln!(out, "</body>\n</html>");
         out
