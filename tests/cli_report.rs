@@ -385,3 +385,58 @@ fn openmetrics_export_is_backfilled_by_promtool() {
     assert!(exported.0 > 1e6, "RSS in bytes: {exported:?}");
     assert_eq!(stored, exported, "the first RSS point in the blocks");
 }
+
+#[test]
+fn process_tree_shows_children_and_lifetimes() {
+    let dir = tempdir();
+    let rec = dir.path().join("tree.mtr");
+    let o = run(&[
+        "run",
+        "--interval",
+        "50ms",
+        "-o",
+        rec.to_str().unwrap(),
+        "--",
+        "sh",
+        "-c",
+        "sleep 0.5 & sleep 1; wait",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&run(&["report", rec.to_str().unwrap()]));
+    let tree: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("process tree"))
+        .skip(1)
+        .collect();
+    assert_eq!(tree.len(), 3, "sh and its two sleeps:\n{text}");
+    assert!(
+        tree[0].starts_with("  ") && tree[0].contains(" sh "),
+        "{text}"
+    );
+    assert!(
+        tree[0].ends_with("exited 0"),
+        "run knows the exit code: {text}"
+    );
+    for child in &tree[1..] {
+        assert!(
+            child.starts_with("    ") && child.contains(" sleep "),
+            "{text}"
+        );
+        assert!(child.contains("exited"), "{text}");
+    }
+    let html = dir.path().join("tree.html");
+    let o = run(&[
+        "report",
+        rec.to_str().unwrap(),
+        "--html",
+        html.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert_eq!(
+        page.matches("<div class=\"bar\">").count(),
+        3,
+        "a lifetime bar per process"
+    );
+    assert!(page.contains("padding-left:1.8em"), "children are indented");
+}

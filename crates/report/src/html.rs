@@ -180,7 +180,7 @@ fn process_tree(out: &mut String, report: &Report) {
         let width = ((to - from) / span * 100.0).clamp(0.5, 100.0 - left);
         let _ = writeln!(
             out,
-            "<tr><td style=\"padding-left:{}em\">{} {}</td><td class=\"n\">+{from:.1}s</td>\
+            "<tr><td style=\"padding-left:{:.1}em\">{} {}</td><td class=\"n\">+{from:.1}s</td>\
              <td class=\"n\">+{to:.1}s</td><td>{end}</td><td><div class=\"bar\">\
              <span style=\"left:{left:.2}%;width:{width:.2}%\"></span></div></td></tr>",
             0.6 + 1.2 * row.depth.min(10) as f64,
