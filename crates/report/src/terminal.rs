@@ -74,9 +74,40 @@ impl Format for Text {
             crate::count(report.markers().len(), "marker", "markers"),
             a.leaks()
         );
+        // Processes too short to judge (shells, launchers, pool workers)
+        // add up: one line for all of them, as `memtrail analyze` does.
+        let mut brief = Vec::new();
         for p in &a.processes {
+            if p.verdict == Verdict::InsufficientData && a.processes.len() > 1 {
+                brief.push(format!("{} {}", p.pid, shorten(&p.comm, 15)));
+                continue;
+            }
             out.push('\n');
             self.process(&mut out, report, p);
+        }
+        if !brief.is_empty() {
+            let what = format!(
+                " {} too short to judge:",
+                crate::count(brief.len(), "process", "processes")
+            );
+            let head = format!("{}{what}", self.verdict(Verdict::InsufficientData));
+            let mut line = String::new();
+            // Visible width so far: the 4-column tag and the words after it.
+            let mut width = 4 + what.chars().count();
+            let mut shown = 0;
+            for b in &brief {
+                if width + b.chars().count() + 2 > 76 {
+                    break;
+                }
+                line.push_str(if shown == 0 { " " } else { ", " });
+                line.push_str(b);
+                width += b.chars().count() + 2;
+                shown += 1;
+            }
+            if shown < brief.len() {
+                line.push_str(", …");
+            }
+            let _ = writeln!(out, "\n{head}{line}");
         }
         if !report.markers().is_empty() {
             let _ = writeln!(out, "\nmarkers");
