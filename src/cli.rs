@@ -197,6 +197,20 @@ pub enum DetailArg {
     Full,
 }
 
+// Here rather than in cmd/ because the clap types live in the library
+// (src/lib.rs) and the orphan rule wants the impl beside one of the types.
+impl From<DetailArg> for memtrail_format::Detail {
+    fn from(d: DetailArg) -> memtrail_format::Detail {
+        use memtrail_format::Detail;
+        match d {
+            DetailArg::Summary => Detail::Summary,
+            DetailArg::Rollup => Detail::Rollup,
+            DetailArg::Maps => Detail::Maps,
+            DetailArg::Full => Detail::Full,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SnapFormat {
     /// A pmap-like table per process

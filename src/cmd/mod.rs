@@ -13,7 +13,7 @@ use anyhow::Context;
 use memtrail_collect::{Config, Target};
 use memtrail_format::{Detail, Header};
 
-use crate::cli::{Cli, CollectArgs, Command, DetailArg, TargetArgs};
+use crate::cli::{Cli, CollectArgs, Command, TargetArgs};
 
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
@@ -24,17 +24,6 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Diff(args) => diff::run(args),
         Command::Dump(args) => dump::run(args),
         Command::Demo(args) => demo::run(args),
-    }
-}
-
-impl From<DetailArg> for Detail {
-    fn from(d: DetailArg) -> Detail {
-        match d {
-            DetailArg::Summary => Detail::Summary,
-            DetailArg::Rollup => Detail::Rollup,
-            DetailArg::Maps => Detail::Maps,
-            DetailArg::Full => Detail::Full,
-        }
     }
 }
 
