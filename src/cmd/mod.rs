@@ -7,6 +7,7 @@ mod diff;
 mod dump;
 mod record;
 mod run;
+mod serve;
 mod snap;
 
 use anyhow::Context;
@@ -23,6 +24,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Analyze(args) => analyze::run(args),
         Command::Diff(args) => diff::run(args),
         Command::Dump(args) => dump::run(args),
+        Command::Serve(args) => serve::run(args),
         Command::Demo(args) => demo::run(args),
     }
 }
