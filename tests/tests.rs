@@ -16,4 +16,5 @@ mod cli_run;
 mod cli_snap;
 mod faults;
 mod security;
+mod serve;
 mod soak;
