@@ -18,3 +18,4 @@ mod faults;
 mod security;
 mod serve;
 mod soak;
+mod status_line;
