@@ -50,11 +50,7 @@ impl Status {
     pub fn update(&mut self, tick: &Tick) {
         self.samples += tick.processes.len() as u64;
         let Some(bar) = &self.bar else { return };
-        let rss: u64 = tick
-            .processes
-            .iter()
-            .filter_map(|p| p.status.vm_rss)
-            .sum();
+        let rss: u64 = tick.processes.iter().filter_map(|p| p.status.vm_rss).sum();
         let now = Instant::now();
         let first = *self.first.get_or_insert((now, rss));
         bar.set_message(line(

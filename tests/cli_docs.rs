@@ -95,8 +95,8 @@ fn generated_completions_and_man_pages_are_current() {
 
 #[test]
 fn bash_completion_completes_subcommands_and_flags() {
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("docs/completions/memtrail.bash");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/completions/memtrail.bash");
     let complete = |words: &str, cword: usize, previous: &str| {
         let o = std::process::Command::new("bash")
             .arg("-c")

@@ -50,8 +50,14 @@ fn free_port() -> u16 {
 fn http_get(addr: &str, path: &str, accept: Option<&str>) -> Option<(u16, String, String)> {
     let mut stream = TcpStream::connect(addr).ok()?;
     stream.set_read_timeout(Some(PATIENCE)).ok()?;
-    let accept = accept.map(|a| format!("Accept: {a}\r\n")).unwrap_or_default();
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n{accept}\r\n").ok()?;
+    let accept = accept
+        .map(|a| format!("Accept: {a}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: {addr}\r\n{accept}\r\n"
+    )
+    .ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     let (head, body) = response.split_once("\r\n\r\n")?;
@@ -111,7 +117,9 @@ fn serve(args: &[&str]) -> (Background, String) {
     let mut server = Background::spawn(&all);
     let mut stderr = BufReader::new(server.0.stderr.take().expect("piped stderr"));
     let mut line = String::new();
-    stderr.read_line(&mut line).expect("read serve's first line");
+    stderr
+        .read_line(&mut line)
+        .expect("read serve's first line");
     let addr = line
         .split("http://")
         .nth(1)
@@ -154,7 +162,10 @@ fn prometheus_scrapes_serve_and_gets_the_rss_and_the_verdict_of_a_leaking_proces
     let _prometheus = Killed(
         Command::new(prometheus_bin)
             .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
             .arg(format!("--web.listen-address={prometheus}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -173,8 +184,13 @@ fn prometheus_scrapes_serve_and_gets_the_rss_and_the_verdict_of_a_leaking_proces
     });
     assert_eq!(labels["job"], "memtrail");
     assert_eq!(labels["comm"], "python3");
-    assert!(labels["start_time"].as_str().is_some_and(|s| s.parse::<u64>().is_ok()));
-    assert!(labels.get("cmdline").is_none(), "no command line unless asked: {labels}");
+    assert!(labels["start_time"]
+        .as_str()
+        .is_some_and(|s| s.parse::<u64>().is_ok()));
+    assert!(
+        labels.get("cmdline").is_none(),
+        "no command line unless asked: {labels}"
+    );
     assert!(stored > 1024.0 * 1024.0, "{stored}");
 
     // The live analyzer's verdict on the anonymous memory: a leak.
@@ -208,7 +224,10 @@ fn both_exposition_formats_parse_and_the_classic_one_passes_promtool() {
         http_get(&addr, "/metrics", None).filter(|(_, _, body)| body.contains("rss_bytes{"))
     });
     assert_eq!(status, 200);
-    assert!(content_type.starts_with("text/plain; version=0.0.4"), "{content_type}");
+    assert!(
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
+    );
     assert!(!text.contains("# EOF"));
     let mut check = Command::new(promtool)
         .args(["check", "metrics"])
@@ -217,7 +236,12 @@ fn both_exposition_formats_parse_and_the_classic_one_passes_promtool() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("promtool runs");
-    check.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    check
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     let checked = check.wait_with_output().unwrap();
     assert!(
         checked.status.success(),
@@ -232,7 +256,10 @@ fn both_exposition_formats_parse_and_the_classic_one_passes_promtool() {
         Some("application/openmetrics-text; version=1.0.0"),
     )
     .expect("OpenMetrics page");
-    assert!(content_type.starts_with("application/openmetrics-text"), "{content_type}");
+    assert!(
+        content_type.starts_with("application/openmetrics-text"),
+        "{content_type}"
+    );
     assert!(om.ends_with("# EOF\n"), "{om}");
     assert!(om.contains("# TYPE memtrail_collections counter\n"), "{om}");
 

@@ -112,7 +112,10 @@ fn demo_shows_the_live_status_and_ends_with_the_verdict() {
         .rsplit("\u{1b}[2K")
         .next()
         .expect("the status line was cleared");
-    assert!(after_status.contains("What was observed:"), "{after_status}");
+    assert!(
+        after_status.contains("What was observed:"),
+        "{after_status}"
+    );
     let verdict = after_status
         .split("The verdict (memtrail analyze):")
         .nth(1)

@@ -90,9 +90,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
         *page.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(published);
         if !told_gone && !collector.targets_alive() {
             told_gone = true;
-            eprintln!(
-                "memtrail: the target processes have exited; still serving (Ctrl-C to stop)"
-            );
+            eprintln!("memtrail: the target processes have exited; still serving (Ctrl-C to stop)");
         }
 
         next_tick += args.interval.0;

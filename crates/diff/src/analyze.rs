@@ -86,8 +86,12 @@ const SERIES: [SeriesDef; 8] = [
 /// The value of every judged series in one sample, in report order:
 /// `(series, kind, value)`, memory in KiB. The same definitions the
 /// verdicts use, for renderers that show current values beside them.
-pub fn series_values(s: &ProcessSample) -> impl Iterator<Item = (&'static str, Kind, Option<u64>)> + '_ {
-    SERIES.iter().map(move |def| (def.name, def.kind, (def.get)(s)))
+pub fn series_values(
+    s: &ProcessSample,
+) -> impl Iterator<Item = (&'static str, Kind, Option<u64>)> + '_ {
+    SERIES
+        .iter()
+        .map(move |def| (def.name, def.kind, (def.get)(s)))
 }
 
 /// How much growth matters, per kind (see docs/leak-detection.md).

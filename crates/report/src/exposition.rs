@@ -352,7 +352,11 @@ impl Out {
     }
 
     fn sample(&mut self, f: &Family, labels: &str, value: f64) {
-        let suffix = if f.kind == Type::Counter { "_total" } else { "" };
+        let suffix = if f.kind == Type::Counter {
+            "_total"
+        } else {
+            ""
+        };
         let _ = writeln!(
             self.text,
             "{}{suffix}{{{labels}}} {}",
@@ -363,7 +367,11 @@ impl Out {
 
     fn single(&mut self, f: &Family, value: f64) {
         self.family(f);
-        let suffix = if f.kind == Type::Counter { "_total" } else { "" };
+        let suffix = if f.kind == Type::Counter {
+            "_total"
+        } else {
+            ""
+        };
         let _ = writeln!(self.text, "{}{suffix} {}", f.name, number(value));
     }
 }
@@ -489,7 +497,9 @@ memtrail_collect_duration_seconds 0.25
             Format::OpenMetrics,
         );
         assert!(text.ends_with("\n# EOF\n"), "{text}");
-        assert!(text.contains("# TYPE memtrail_collections counter\nmemtrail_collections_total 0\n"));
+        assert!(
+            text.contains("# TYPE memtrail_collections counter\nmemtrail_collections_total 0\n")
+        );
     }
 
     #[test]
