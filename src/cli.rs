@@ -485,7 +485,7 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub collect: CollectArgs,
     /// Address to listen on, IP:PORT (port 0: any free port, printed at start)
-    #[arg(long, default_value = "127.0.0.1:9464", value_name = "ADDR")]
+    #[arg(long, default_value = "127.0.0.1:9464", value_name = "ADDR", value_parser = listen_addr)]
     pub listen: std::net::SocketAddr,
     /// Allow --listen on an address other hosts can reach (no authentication)
     #[arg(long)]
@@ -505,6 +505,23 @@ pub struct ServeArgs {
     /// Add a `cmdline` label of at most N characters (command lines can hold secrets)
     #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "80")]
     pub cmdline_label: Option<usize>,
+}
+
+/// `IP:PORT`, or `localhost:PORT` for the IPv4 loopback.
+fn listen_addr(s: &str) -> Result<std::net::SocketAddr, String> {
+    let t = s.trim();
+    if let Some(port) = t.strip_prefix("localhost:") {
+        if let Ok(port) = port.parse::<u16>() {
+            return Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+        }
+    }
+    t.parse().map_err(|_| {
+        format!(
+            "`{s}` is not IP:PORT: use e.g. 127.0.0.1:9464 (this host only), \
+             127.0.0.1:0 (any free port), [::1]:9464 (IPv6), or 0.0.0.0:9464 with \
+             --allow-remote (every interface)"
+        )
+    })
 }
 
 #[derive(Debug, Args)]

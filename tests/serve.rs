@@ -310,6 +310,11 @@ fn serve_refuses_other_hosts_unless_asked_and_names_a_port_in_use() {
     let err = stderr(&o);
     assert!(err.contains("--allow-remote"), "{err}");
 
+    let o = run(&["serve", "--all", "--listen", "localhost:metrics"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.contains("is not IP:PORT: use e.g. 127.0.0.1:9464"), "{err}");
+
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
     let o = run(&["serve", "--all", "--listen", &addr]);

@@ -46,7 +46,12 @@ fn target(args: &TargetArgs, collect: &CollectArgs) -> anyhow::Result<(Target, S
     }
     if let Some(name) = &args.name {
         let re = regex::Regex::new(name)
-            .with_context(|| format!("--name {name:?} is not a valid regular expression"))?;
+            .with_context(|| {
+                format!(
+                    "--name {name:?} is not a valid regular expression: escape special \
+                     characters with a backslash (e.g. --name 'python3\\.11' or --name '\\(sd-pam\\)')"
+                )
+            })?;
         return Ok((Target::Name(re), format!("--name {name}")));
     }
     Ok((Target::All, "--all".to_string()))
