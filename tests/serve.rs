@@ -183,7 +183,12 @@ fn prometheus_scrapes_serve_and_gets_the_rss_and_the_verdict_of_a_leaking_proces
         ((value - rss).abs() <= rss * 0.1).then_some((labels, value))
     });
     assert_eq!(labels["job"], "memtrail");
-    assert_eq!(labels["comm"], "python3");
+    assert!(
+        labels["comm"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("python")),
+        "{labels}"
+    );
     assert!(labels["start_time"]
         .as_str()
         .is_some_and(|s| s.parse::<u64>().is_ok()));
@@ -313,7 +318,10 @@ fn serve_refuses_other_hosts_unless_asked_and_names_a_port_in_use() {
     let o = run(&["serve", "--all", "--listen", "localhost:metrics"]);
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
-    assert!(err.contains("is not IP:PORT: use e.g. 127.0.0.1:9464"), "{err}");
+    assert!(
+        err.contains("is not IP:PORT: use e.g. 127.0.0.1:9464"),
+        "{err}"
+    );
 
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
