@@ -3,6 +3,7 @@
 //!
 //! Tasks:
 //!   ci     formatting check, clippy with warnings denied, every test
+//!   docs   shell completions and man pages from the clap command
 //!   fuzz   the recording reader under cargo-fuzz
 //!   soak   memtrail recording a sibling recorder for minutes
 //!   bench  whole-command benchmarks against the kernel floor and other
@@ -10,6 +11,7 @@
 
 mod bench;
 mod ci;
+mod docs;
 mod fuzz;
 mod soak;
 
@@ -23,6 +25,8 @@ usage: cargo xtask <task>
 tasks:
   ci     check formatting, run clippy (warnings denied) and every test:
          what .ci/run runs and what a change must pass
+  docs   write the shell completions (docs/completions) and man pages
+         (docs/man) from the clap command; a test fails when they are stale
   fuzz [--seconds S]
          fuzz the recording reader for S seconds (default 60) with
          cargo-fuzz (installed if missing); prints executions and crashes
@@ -39,6 +43,7 @@ fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("ci") => ci::run(),
+        Some("docs") => docs::run(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
         Some("soak") => soak::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),

@@ -83,6 +83,17 @@ const SERIES: [SeriesDef; 8] = [
     },
 ];
 
+/// The value of every judged series in one sample, in report order:
+/// `(series, kind, value)`, memory in KiB. The same definitions the
+/// verdicts use, for renderers that show current values beside them.
+pub fn series_values(
+    s: &ProcessSample,
+) -> impl Iterator<Item = (&'static str, Kind, Option<u64>)> + '_ {
+    SERIES
+        .iter()
+        .map(move |def| (def.name, def.kind, (def.get)(s)))
+}
+
 /// How much growth matters, per kind (see docs/leak-detection.md).
 fn materiality(kind: Kind) -> Materiality {
     match kind {
@@ -440,6 +451,18 @@ impl Analyzer {
             Record::Marker(m) => self.markers.push(m),
             Record::Notice(_) | Record::End(_) => {}
         }
+    }
+
+    /// Drops everything held about a process (one that exited, or that a
+    /// long-running caller such as `memtrail serve` stopped tracking), so
+    /// an analyzer fed for months holds only the processes still watched.
+    pub fn forget(&mut self, id: &ProcessId) {
+        self.procs.remove(id);
+    }
+
+    /// Processes held.
+    pub fn processes(&self) -> usize {
+        self.procs.len()
     }
 
     /// Process samples added so far.

@@ -56,7 +56,8 @@ pub mod stats;
 pub mod trail;
 
 pub use analyze::{
-    Analysis, Analyzer, FdKindGrowth, Finding, Kind, ProcessVerdict, Projection, RegionGrowth,
+    series_values, Analysis, Analyzer, FdKindGrowth, Finding, Kind, ProcessVerdict, Projection,
+    RegionGrowth,
 };
 pub use compare::{
     command_of, compare, compare_fds, target_group, FdChanges, Figure, KindChange, Presence,

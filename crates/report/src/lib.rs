@@ -5,7 +5,9 @@
 //! - [`summary`]: a recording summarised per process (first and last
 //!   sample, growth per hour, the regions that grew the most);
 //! - [`diff`]: processes at two moments (`memtrail diff`);
-//! - [`analysis`]: leak verdicts (`memtrail analyze`).
+//! - [`analysis`]: leak verdicts (`memtrail analyze`);
+//! - [`exposition`]: live samples and verdicts as Prometheus/OpenMetrics
+//!   text (`memtrail serve`).
 //!
 //! Renderers take the data model of `memtrail-format` and return strings
 //! or JSON values; they do no I/O.
@@ -34,6 +36,7 @@
 
 pub mod analysis;
 pub mod diff;
+pub mod exposition;
 pub mod snapshot;
 pub mod summary;
 
