@@ -30,6 +30,7 @@ Examples:
   memtrail report app.mtr --html app.html        sparklines here, charts in the page
   memtrail export app.mtr --format csv > app.csv
   memtrail dump app.mtr | jq 'select(.type==\"process\") | .status.vm_rss'
+  memtrail serve --name 'nginx|postgres'         metrics for Prometheus on 127.0.0.1:9464
 
 Sizes take units: 4096, 512KiB, 1MiB, 2GiB (K, M, G are powers of 1024, as
 in /proc). Durations: 250ms, 1s, 5m, 1h30m.
@@ -72,7 +73,10 @@ pub enum Command {
     /// Print every frame of a recording as one JSON object per line
     #[command(long_about = DUMP_ABOUT)]
     Dump(DumpArgs),
-    /// Record a real leaking Python program for a few seconds and show what memtrail sees
+    /// Serve live memory series and leak verdicts to Prometheus over HTTP
+    #[command(long_about = SERVE_ABOUT)]
+    Serve(ServeArgs),
+    /// Record a real leaking Python program for about 20 seconds and show what memtrail sees
     #[command(long_about = DEMO_ABOUT)]
     Demo(DemoArgs),
 }
@@ -198,9 +202,37 @@ const DEMO_ABOUT: &str = "\
 Record a real leaking program and show what memtrail sees.
 
 Starts `python3` running a small program that leaks a little memory every
-tenth of a second, records it with `memtrail run` for a few seconds, then
-prints the growth of its resident memory and the regions that grew. The
-recording is kept in the file printed at the end for `memtrail dump`.";
+tenth of a second and records it with `memtrail run` for about 20 seconds,
+with a live status line on a terminal. Then prints the growth of its
+resident memory, the regions that grew and the leak verdict. The recording
+is kept in the file printed at the end for `memtrail analyze`, `diff` and
+`dump`.";
+
+const SERVE_ABOUT: &str = "\
+Serve live memory series and leak verdicts to Prometheus over HTTP.
+
+Samples the target processes every --interval on one thread, folds each
+sample into the live leak analyzer (the one `memtrail analyze -` uses),
+judges every series at most every --judge-every, and publishes the result
+as one immutable page that `GET /metrics` returns: a scrape never reads
+/proc, so scraping often costs nothing. The page is OpenMetrics 1.0 when the
+scraper asks for it (Prometheus does) and the Prometheus text format 0.0.4
+otherwise.
+
+Per process (labels pid, start_time, comm): memtrail_process_rss_bytes,
+_anon_bytes, _file_bytes, _shmem_bytes, _pss_bytes, _swap_bytes, _fds and
+_threads; per process and series: memtrail_leak_suspected (0/1),
+memtrail_growth_per_hour and memtrail_time_to_limit_seconds; and the
+recorder's own health (memtrail_collections_total,
+memtrail_processes_tracked, memtrail_processes_dropped, ...). The metrics
+and the alerting rules are in docs/fleet.md and docs/alerts/.
+
+At most --max-processes processes are tracked, largest RSS first; a tracked
+process stays tracked until it exits and the ones left out are counted in
+memtrail_processes_dropped. Command lines are not exported unless
+--cmdline-label asks (they can hold secrets). Listens on loopback unless
+--allow-remote is given with a non-loopback --listen address; the endpoint
+has no authentication. Ctrl-C or SIGTERM stops it.";
 
 /// Which processes to look at.
 #[derive(Debug, Args)]
@@ -238,6 +270,20 @@ pub enum DetailArg {
     Maps,
     /// + per-region smaps every sample and every descriptor's target
     Full,
+}
+
+// Here rather than in cmd/ because the clap types live in the library
+// (src/lib.rs) and the orphan rule wants the impl beside one of the types.
+impl From<DetailArg> for memtrail_format::Detail {
+    fn from(d: DetailArg) -> memtrail_format::Detail {
+        use memtrail_format::Detail;
+        match d {
+            DetailArg::Summary => Detail::Summary,
+            DetailArg::Rollup => Detail::Rollup,
+            DetailArg::Maps => Detail::Maps,
+            DetailArg::Full => Detail::Full,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -520,9 +566,55 @@ pub struct DumpArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub collect: CollectArgs,
+    /// Address to listen on, IP:PORT (port 0: any free port, printed at start)
+    #[arg(long, default_value = "127.0.0.1:9464", value_name = "ADDR", value_parser = listen_addr)]
+    pub listen: std::net::SocketAddr,
+    /// Allow --listen on an address other hosts can reach (no authentication)
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// Time between reads of /proc, e.g. 5s
+    #[arg(long, default_value = "5s", value_name = "DUR")]
+    pub interval: Duration,
+    /// Judge every series at most this often (judging costs CPU with many processes)
+    #[arg(long, default_value = "30s", value_name = "DUR")]
+    pub judge_every: Duration,
+    /// How much to read per sample (rollup adds PSS; maps and full cost more and add nothing here)
+    #[arg(long, value_enum, default_value = "rollup", value_name = "LEVEL")]
+    pub detail: DetailArg,
+    /// Track at most N processes, largest RSS first (bounds the series Prometheus stores)
+    #[arg(long, default_value_t = 200, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_processes: u32,
+    /// Add a `cmdline` label of at most N characters (command lines can hold secrets)
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "80")]
+    pub cmdline_label: Option<usize>,
+}
+
+/// `IP:PORT`, or `localhost:PORT` for the IPv4 loopback.
+fn listen_addr(s: &str) -> Result<std::net::SocketAddr, String> {
+    let t = s.trim();
+    if let Some(port) = t.strip_prefix("localhost:") {
+        if let Ok(port) = port.parse::<u16>() {
+            return Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+        }
+    }
+    t.parse().map_err(|_| {
+        format!(
+            "`{s}` is not IP:PORT: use e.g. 127.0.0.1:9464 (this host only), \
+             127.0.0.1:0 (any free port), [::1]:9464 (IPv6), or 0.0.0.0:9464 with \
+             --allow-remote (every interface)"
+        )
+    })
+}
+
+#[derive(Debug, Args)]
 pub struct DemoArgs {
     /// How long to record the leaking program
-    #[arg(long, default_value = "6s", value_name = "DUR")]
+    #[arg(long, default_value = "20s", value_name = "DUR")]
     pub duration: Duration,
     /// Where to keep the recording [default: memtrail-demo.mtr in a temporary directory]
     #[arg(short, long, value_name = "FILE")]

@@ -3,13 +3,16 @@
 //! the arguments the library crates take, runs one command and maps the
 //! result to an exit status.
 
-mod cli;
 mod cmd;
 mod input;
 mod output;
 mod recorder;
 mod signals;
-mod units;
+mod status;
+
+// The clap definition lives in the library (src/lib.rs), shared with
+// xtask's generated completions and man pages.
+use memtrail::{cli, units};
 
 use std::io::Write;
 use std::process::ExitCode;

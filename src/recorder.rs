@@ -10,6 +10,7 @@ use memtrail_collect::{Collector, Tick};
 use memtrail_format::{EndReason, ProcessId, Record, Writer};
 
 use crate::signals::{self, StopSignals, Wake};
+use crate::status::Status;
 
 /// When to stop, besides signals.
 #[derive(Debug, Clone, Copy, Default)]
@@ -75,18 +76,21 @@ pub fn sample_loop<W: Write>(
         processes: HashSet::new(),
     };
     let mut next_tick = started;
+    // Cleared when the loop ends, however it ends (the Drop of Status).
+    let mut status = Status::start();
     loop {
         let mut tick = collector.sample();
         for notice in &tick.notices {
             // Notices quote paths and kernel text: escape before the terminal.
-            eprintln!(
+            status.println(&format!(
                 "memtrail: warning: {}",
                 memtrail_report::printable(&notice.message)
-            );
+            ));
         }
         write_tick(writer, &mut tick, &mut finished)
             .with_context(|| format!("cannot write the recording to {output_name}"))?;
         finished.ticks += 1;
+        status.update(&tick);
 
         let mut stop = hook.after_tick(&tick, collector);
         if stop == Next::Continue {
@@ -138,6 +142,7 @@ pub fn sample_loop<W: Write>(
             break;
         }
     }
+    status.finish();
     for record in hook.final_records() {
         writer
             .write(&record)

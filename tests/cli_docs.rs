@@ -65,3 +65,55 @@ fn readme_shows_the_two_commands() {
         ".ci/run runs the README's test command"
     );
 }
+
+#[test]
+fn generated_completions_and_man_pages_are_current() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let files = memtrail::generated_files();
+    let mut stale = Vec::new();
+    for file in &files {
+        match std::fs::read(root.join(&file.path)) {
+            Ok(on_disk) if on_disk == file.contents => {}
+            Ok(_) => stale.push(format!("{} differs", file.path)),
+            Err(e) => stale.push(format!("{}: {e}", file.path)),
+        }
+    }
+    // A page or completion of a command that no longer exists.
+    for dir in ["docs/completions", "docs/man"] {
+        for entry in std::fs::read_dir(root.join(dir)).unwrap_or_else(|e| panic!("{dir}: {e}")) {
+            let path = format!("{dir}/{}", entry.unwrap().file_name().to_string_lossy());
+            if !files.iter().any(|f| f.path == path) {
+                stale.push(format!("{path} is not generated any more"));
+            }
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "stale generated files: {stale:?}\nrun `cargo xtask docs` and commit the result"
+    );
+}
+
+#[test]
+fn bash_completion_completes_subcommands_and_flags() {
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/completions/memtrail.bash");
+    let complete = |words: &str, cword: usize, previous: &str| {
+        let o = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "source {}; COMP_WORDS=({words}); COMP_CWORD={cword}; \
+                 _memtrail memtrail \"${{COMP_WORDS[{cword}]}}\" {previous}; \
+                 echo \"${{COMPREPLY[@]}}\"",
+                script.display()
+            ))
+            .output()
+            .expect("bash runs");
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o).trim().to_string()
+    };
+    assert_eq!(complete("memtrail se", 1, "memtrail"), "serve");
+    assert_eq!(
+        complete("memtrail serve --max", 2, "serve"),
+        "--max-processes"
+    );
+}

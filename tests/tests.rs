@@ -17,4 +17,6 @@ mod cli_run;
 mod cli_snap;
 mod faults;
 mod security;
+mod serve;
 mod soak;
+mod status_line;

@@ -36,6 +36,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<u8> {
         "memtrail demo: running a Python program that leaks ~2.5 MiB/s for {seconds:.0}s,\n\
          recording it every 200ms (the same as `memtrail run --interval 200ms -- python3 leaky.py`)...\n"
     );
+    // Before the status line starts drawing below it.
+    std::io::Write::flush(&mut std::io::stdout()).context("cannot write to standard output")?;
     let run_args = RunArgs {
         sampling: SamplingArgs {
             interval: Duration(std::time::Duration::from_millis(200)),
@@ -77,11 +79,6 @@ pub fn run(args: DemoArgs) -> anyhow::Result<u8> {
     let summaries = summarizer.finish();
     println!("What was observed:");
     print!("{}", summary::text(&summaries, 3));
-    println!("\nThe verdict (memtrail analyze):");
-    print!(
-        "{}",
-        memtrail_report::analysis::text(&analyzer.analysis(), false)
-    );
     println!(
         "\nThe recording is in {} ({} samples).\n\
          Judge it again:    memtrail analyze {}\n\
@@ -93,5 +90,14 @@ pub fn run(args: DemoArgs) -> anyhow::Result<u8> {
         output.display(),
         output.display(),
     );
+    // The demo ends with the verdict, then where the report is.
+    println!("\nThe verdict (memtrail analyze):");
+    print!(
+        "{}",
+        memtrail_report::analysis::text(&analyzer.analysis(), false)
+    );
+    // HTML REPORT: the one place where the demo will write the HTML report
+    // of the recording (issue 4's renderer, wired in after merging) beside
+    // `output` and print "The report: PATH" as its last line.
     Ok(0)
 }

@@ -9,13 +9,14 @@ mod export;
 mod record;
 mod report;
 mod run;
+mod serve;
 mod snap;
 
 use anyhow::Context;
 use memtrail_collect::{Config, Target};
 use memtrail_format::{Detail, Header};
 
-use crate::cli::{Cli, CollectArgs, Command, DetailArg, TargetArgs};
+use crate::cli::{Cli, CollectArgs, Command, TargetArgs};
 
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
@@ -27,18 +28,8 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Report(args) => report::run(args),
         Command::Export(args) => export::run(args),
         Command::Dump(args) => dump::run(args),
+        Command::Serve(args) => serve::run(args),
         Command::Demo(args) => demo::run(args),
-    }
-}
-
-impl From<DetailArg> for Detail {
-    fn from(d: DetailArg) -> Detail {
-        match d {
-            DetailArg::Summary => Detail::Summary,
-            DetailArg::Rollup => Detail::Rollup,
-            DetailArg::Maps => Detail::Maps,
-            DetailArg::Full => Detail::Full,
-        }
     }
 }
 
@@ -59,7 +50,12 @@ fn target(args: &TargetArgs, collect: &CollectArgs) -> anyhow::Result<(Target, S
     }
     if let Some(name) = &args.name {
         let re = regex::Regex::new(name)
-            .with_context(|| format!("--name {name:?} is not a valid regular expression"))?;
+            .with_context(|| {
+                format!(
+                    "--name {name:?} is not a valid regular expression: escape special \
+                     characters with a backslash (e.g. --name 'python3\\.11' or --name '\\(sd-pam\\)')"
+                )
+            })?;
         return Ok((Target::Name(re), format!("--name {name}")));
     }
     Ok((Target::All, "--all".to_string()))

@@ -3,6 +3,7 @@
 //!
 //! Tasks:
 //!   ci     formatting check, clippy with warnings denied, every test
+//!   docs   shell completions and man pages from the clap command
 //!   fuzz   the recording reader under cargo-fuzz
 //!   soak   memtrail recording a sibling recorder for minutes
 //!   report-check  the HTML report of a real recording in headless Chromium
@@ -11,6 +12,7 @@
 
 mod bench;
 mod ci;
+mod docs;
 mod fuzz;
 mod report_check;
 mod soak;
@@ -25,6 +27,8 @@ usage: cargo xtask <task>
 tasks:
   ci     check formatting, run clippy (warnings denied), every test and
          report-check: what .ci/run runs and what a change must pass
+  docs   write the shell completions (docs/completions) and man pages
+         (docs/man) from the clap command; a test fails when they are stale
   fuzz [--seconds S]
          fuzz the recording reader for S seconds (default 60) with
          cargo-fuzz (installed if missing); prints executions and crashes
@@ -46,6 +50,7 @@ fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("ci") => ci::run(),
+        Some("docs") => docs::run(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
         Some("soak") => soak::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),

@@ -39,17 +39,11 @@ struct SeriesDef {
     get: fn(&ProcessSample) -> Option<u64>,
 }
 
-/// The names of the series judged for every process, in report order.
+/// The names of the series judged for every process, in report order
+/// (the order of [`series_values`]).
 pub const SERIES_NAMES: [&str; 8] = [
     "rss", "anon", "file", "shmem", "pss", "swap", "fds", "threads",
 ];
-
-/// The values of every series (in [`SERIES_NAMES`] order) in one sample:
-/// KiB for memory, counts for descriptors and threads; `None` where the
-/// sample does not have it.
-pub fn series_values(s: &ProcessSample) -> [Option<u64>; 8] {
-    std::array::from_fn(|i| (SERIES[i].get)(s))
-}
 
 /// The series judged for every process, in report order.
 const SERIES: [SeriesDef; 8] = [
@@ -94,6 +88,17 @@ const SERIES: [SeriesDef; 8] = [
         get: |s| s.status.threads,
     },
 ];
+
+/// The value of every judged series in one sample, in report order:
+/// `(series, kind, value)`, memory in KiB. The same definitions the
+/// verdicts use, for renderers that show current values beside them.
+pub fn series_values(
+    s: &ProcessSample,
+) -> impl Iterator<Item = (&'static str, Kind, Option<u64>)> + '_ {
+    SERIES
+        .iter()
+        .map(move |def| (def.name, def.kind, (def.get)(s)))
+}
 
 /// How much growth matters, per kind (see docs/leak-detection.md).
 fn materiality(kind: Kind) -> Materiality {
@@ -467,6 +472,18 @@ impl Analyzer {
             Record::Marker(m) => self.markers.push(m),
             Record::Notice(_) | Record::End(_) => {}
         }
+    }
+
+    /// Drops everything held about a process (one that exited, or that a
+    /// long-running caller such as `memtrail serve` stopped tracking), so
+    /// an analyzer fed for months holds only the processes still watched.
+    pub fn forget(&mut self, id: &ProcessId) {
+        self.procs.remove(id);
+    }
+
+    /// Processes held.
+    pub fn processes(&self) -> usize {
+        self.procs.len()
     }
 
     /// Process samples added so far.

@@ -11,7 +11,9 @@
 //!   [`Format`]: [`terminal::Text`], [`markdown::Markdown`] or
 //!   [`html::Html`] (a self-contained page with SVG charts);
 //! - `memtrail export`: one row per sample through an [`export::Export`]:
-//!   CSV, NDJSON or OpenMetrics.
+//!   CSV, NDJSON or OpenMetrics;
+//! - [`exposition`]: live samples and verdicts as Prometheus/OpenMetrics
+//!   text (`memtrail serve`).
 //!
 //! Renderers take the data model of `memtrail-format` and return strings
 //! or JSON values; they do no I/O.
@@ -57,6 +59,7 @@
 pub mod analysis;
 pub mod diff;
 pub mod export;
+pub mod exposition;
 pub mod html;
 pub mod markdown;
 pub mod recording;

@@ -125,7 +125,7 @@ impl ReportBuilder {
                     track.exited = true;
                 } else {
                     let t = s.time_us.saturating_sub(start) as f64 / 1e6;
-                    for (trail, v) in track.series.iter_mut().zip(series_values(s)) {
+                    for (trail, (_, _, v)) in track.series.iter_mut().zip(series_values(s)) {
                         if let Some(v) = v {
                             trail.push(t, v as f64);
                         }

@@ -62,7 +62,13 @@ impl Row {
             ppid: s.info.ppid,
             comm: s.info.comm.clone(),
             command: command_of(s),
-            values: series_values(s),
+            values: {
+                let mut values = [None; 8];
+                for (v, (_, _, x)) in values.iter_mut().zip(series_values(s)) {
+                    *v = x;
+                }
+                values
+            },
         }
     }
 }

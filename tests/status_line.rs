@@ -1,0 +1,125 @@
+//! The live status line of `record`, `run` and `demo`: drawn on a real
+//! pseudo-terminal (util-linux `script` gives the command one), absent
+//! when standard error is a pipe, and never in the recording.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use memtrail_format::Record;
+
+use crate::util::*;
+
+/// What the status line always shows (see src/status.rs).
+const MARK: &str = " samples · 1 process · RSS ";
+
+/// Runs `sh -c SHELL_COMMAND` with its standard error (and output) on a
+/// pseudo-terminal, returning everything the terminal showed.
+fn on_a_terminal(shell_command: &str) -> Output {
+    let o = Command::new("script")
+        .args(["-qfec", shell_command, "/dev/null"])
+        .env("TERM", "xterm")
+        .stdin(Stdio::null())
+        .output()
+        .expect("script runs (util-linux; .ci/run installs it)");
+    assert!(
+        o.status.success(),
+        "{shell_command}: {}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    o
+}
+
+fn ticks(path: &Path) -> usize {
+    records(path)
+        .iter()
+        .filter(|r| matches!(r, Record::System(_)))
+        .count()
+}
+
+#[test]
+fn record_shows_a_status_line_on_a_terminal_and_clears_it_at_the_end() {
+    let holder = hold(4);
+    let dir = tempdir();
+    let out = dir.path().join("tty.mtr");
+    let shown = on_a_terminal(&format!(
+        "{} record --pid {} --interval 50ms --count 60 -o - > {}",
+        env!("CARGO_BIN_EXE_memtrail"),
+        holder.pid(),
+        out.display()
+    ));
+    let screen = stdout(&shown);
+    assert!(screen.contains(&format!("60{MARK}")), "{screen:?}");
+    assert!(screen.contains("/min"), "a trend after 2s: {screen:?}");
+    // Cleared: the last thing drawn erases the line.
+    assert!(screen.trim_end().ends_with("\u{1b}[2K"), "{screen:?}");
+    // The recording went to standard output untouched by the status line.
+    assert_eq!(ticks(&out), 60);
+}
+
+#[test]
+fn no_status_line_when_standard_error_is_not_a_terminal() {
+    let holder = hold(4);
+    let dir = tempdir();
+    let out = dir.path().join("piped.mtr");
+    let o = run(&[
+        "record",
+        "--pid",
+        &holder.pid().to_string(),
+        "--interval",
+        "50ms",
+        "--count",
+        "10",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(!err.contains(MARK), "{err:?}");
+    assert!(!err.contains('\u{1b}'), "no escape sequences: {err:?}");
+    assert!(err.contains("recorded 10 samples"), "{err:?}");
+    assert_eq!(ticks(&out), 10);
+}
+
+#[test]
+fn run_shows_the_status_line_while_the_command_runs() {
+    let dir = tempdir();
+    let out = dir.path().join("run.mtr");
+    let shown = on_a_terminal(&format!(
+        "{} run --interval 50ms -o {} -- python3 {} 3",
+        env!("CARGO_BIN_EXE_memtrail"),
+        out.display(),
+        program("steady_leak.py").display()
+    ));
+    let screen = stdout(&shown);
+    assert!(screen.contains(MARK), "{screen:?}");
+    assert!(screen.contains("memtrail: recorded "), "{screen:?}");
+    assert!(ticks(&out) > 10);
+}
+
+#[test]
+fn demo_shows_the_live_status_and_ends_with_the_verdict() {
+    let dir = tempdir();
+    let out = dir.path().join("demo.mtr");
+    let shown = on_a_terminal(&format!(
+        "{} demo --duration 6s -o {}",
+        env!("CARGO_BIN_EXE_memtrail"),
+        out.display()
+    ));
+    let screen = stdout(&shown);
+    assert!(screen.contains(MARK), "{screen:?}");
+    let after_status = screen
+        .rsplit("\u{1b}[2K")
+        .next()
+        .expect("the status line was cleared");
+    assert!(
+        after_status.contains("What was observed:"),
+        "{after_status}"
+    );
+    let verdict = after_status
+        .split("The verdict (memtrail analyze):")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no verdict: {after_status}"));
+    assert!(verdict.contains("LEAK pid"), "{verdict}");
+    assert!(verdict.contains("1 of 1 processes leak"), "{verdict}");
+}
