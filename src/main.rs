@@ -5,6 +5,7 @@
 
 mod cli;
 mod cmd;
+mod events;
 mod input;
 mod output;
 mod recorder;

@@ -438,7 +438,7 @@ impl Analyzer {
                 }
             }
             Record::Marker(m) => self.markers.push(m),
-            Record::Notice(_) | Record::End(_) => {}
+            Record::Census(_) | Record::Notice(_) | Record::End(_) => {}
         }
     }
 

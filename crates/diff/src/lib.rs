@@ -49,6 +49,7 @@
 #![forbid(unsafe_code)]
 
 mod analyze;
+mod census;
 mod compare;
 mod judge;
 mod regions;
@@ -58,6 +59,7 @@ pub mod trail;
 pub use analyze::{
     Analysis, Analyzer, FdKindGrowth, Finding, Kind, ProcessVerdict, Projection, RegionGrowth,
 };
+pub use census::{compare_censuses, CensusChange, CensusDiff};
 pub use compare::{
     command_of, compare, compare_fds, target_group, FdChanges, Figure, KindChange, Presence,
     ProcessDiff, TargetCount,

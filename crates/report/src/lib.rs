@@ -33,6 +33,7 @@
 #![forbid(unsafe_code)]
 
 pub mod analysis;
+pub mod census;
 pub mod diff;
 pub mod snapshot;
 pub mod summary;
