@@ -6,7 +6,7 @@
 #
 # Python 3.8+ syntax only. It must never break or noticeably slow the
 # program: everything is caught, a census that takes long makes the next
-# one wait longer (at most ~5% of the time is spent counting), and when the
+# one wait longer (at most ~10% of the time is spent counting), and when the
 # channel is gone it stops quietly. The format is in docs/events.md.
 
 import os as _os
@@ -56,9 +56,11 @@ def _memtrail_start():
     max_line = 4096
     here = _os.path.abspath(__file__)
 
+    skipped = {here, "<unknown>", threading.__file__}
     if "tracemalloc" in sources:
         import tracemalloc
 
+        skipped.add(tracemalloc.__file__)
         if not tracemalloc.is_tracing():
             tracemalloc.start()
 
@@ -87,19 +89,16 @@ def _memtrail_start():
 
         if not tracemalloc.is_tracing():
             return {}
-        snapshot = tracemalloc.take_snapshot().filter_traces(
-            (
-                tracemalloc.Filter(False, here),
-                tracemalloc.Filter(False, tracemalloc.__file__),
-                tracemalloc.Filter(False, "<frozen importlib._bootstrap>"),
-                tracemalloc.Filter(False, "<frozen importlib._bootstrap_external>"),
-                tracemalloc.Filter(False, "<unknown>"),
-            )
-        )
         counts = {}
-        for stat in snapshot.statistics("lineno")[: top * 2]:
+        # Filtering the statistics rather than the snapshot's traces:
+        # the same result, for much less work.
+        for stat in tracemalloc.take_snapshot().statistics("lineno"):
             frame = stat.traceback[0]
+            if frame.filename in skipped or frame.filename.startswith("<frozen importlib"):
+                continue
             counts["%s:%d" % (frame.filename, frame.lineno)] = stat.size
+            if len(counts) >= top:
+                break
         return counts
 
     counters = {"gc": gc_counts, "tracemalloc": tracemalloc_counts}
@@ -142,7 +141,8 @@ def _memtrail_start():
                     except BlockingIOError:
                         pass  # the channel is full: skip this one
                 spent = time.monotonic() - started
-                time.sleep(max(interval - spent, 19 * spent))
+                # At most ~10% of the program's time goes to counting.
+                time.sleep(max(interval - spent, 9 * spent))
         except Exception:
             # The channel is gone (its recorder stopped) or the interpreter
             # is shutting down: stop quietly.

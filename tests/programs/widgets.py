@@ -1,0 +1,54 @@
+"""Instances of one class accumulate: the leak --python-gc and
+--python-tracemalloc name. Usage: widgets.py SECONDS [MARKERS]
+
+Every 50 ms it makes 20 Widget objects, each with a 5000-byte payload,
+and keeps them all. Other objects come and go. With MARKERS, it calls
+`memtrail mark` (from $MEMTRAIL) before and after its first half.
+"""
+
+import os
+import subprocess
+import sys
+import time
+
+
+class Widget:
+    def __init__(self, n):
+        self.n = n
+        self.payload = bytearray(5000)  # ALLOC: the line tracemalloc names
+
+
+kept = []
+
+
+def step(i):
+    for n in range(20):
+        kept.append(Widget(n))
+    # Garbage that comes and goes: not a leak.
+    scratch = [dict(a=i, b=str(i)) for _ in range(200)]
+    del scratch
+
+
+def mark(label):
+    subprocess.run([os.environ["MEMTRAIL"], "mark", label], check=True)
+
+
+def main():
+    seconds = float(sys.argv[1])
+    markers = len(sys.argv) > 2
+    end = time.monotonic() + seconds
+    half = time.monotonic() + seconds / 2
+    i = 0
+    if markers:
+        mark("before step")
+    while time.monotonic() < end:
+        step(i)
+        i += 1
+        if markers and half and time.monotonic() >= half:
+            mark("after step")
+            half = None
+        time.sleep(0.05)
+    print("made %d widgets" % len(kept), flush=True)
+
+
+main()
