@@ -40,6 +40,13 @@ pub fn run(args: DiffArgs) -> anyhow::Result<u8> {
         None => {
             let from = resolve(&args.before, args.from.clone().unwrap_or(Moment::Start))?;
             let to = resolve(&args.before, args.to.clone().unwrap_or(Moment::End))?;
+            // Markers that name the moments belong in the window they open
+            // and close, though the nearest ticks fall inside them.
+            let marked = |given: &Option<Moment>, resolved: &Moment| match (given, resolved) {
+                (Some(Moment::Marker(_)), Moment::At(us)) => Some(*us),
+                _ => None,
+            };
+            let (from_marker, to_marker) = (marked(&args.from, &from), marked(&args.to, &to));
             let (a, b) = both(
                 || tick_of(&args.before, &from, Pick::First),
                 || tick_of(&args.before, &to, Pick::Last),
@@ -53,7 +60,9 @@ pub fn run(args: DiffArgs) -> anyhow::Result<u8> {
                     args.before.display()
                 );
             }
-            let events = events_between(&args.before, a.time_us, b.time_us)?;
+            let from_us = from_marker.map_or(a.time_us, |us| us.min(a.time_us));
+            let to_us = to_marker.map_or(b.time_us, |us| us.max(b.time_us));
+            let events = events_between(&args.before, from_us, to_us)?;
             window = Window {
                 censuses: compare_censuses(&events.first, &events.last),
                 markers: events.markers,
@@ -251,7 +260,12 @@ fn resolve(path: &Path, moment: Moment) -> anyhow::Result<Moment> {
     for frame in reader.by_ref() {
         let frame = frame.with_context(|| format!("cannot read recording {name}"))?;
         if let Record::Marker(m) = frame.record {
-            if m.label == *label {
+            // A probe's checkpoint label is followed by its figures.
+            let probe = m
+                .label
+                .strip_prefix(label.as_str())
+                .is_some_and(|rest| rest.starts_with(" ("));
+            if m.label == *label || probe {
                 return Ok(Moment::At(m.time_us));
             }
             if labels.len() < 10 && !labels.contains(&m.label) {

@@ -1,8 +1,9 @@
 """Instances of one class accumulate: the leak --python-gc and
 --python-tracemalloc name. Usage: widgets.py SECONDS [MARKERS]
 
-Every 50 ms it makes 20 Widget objects, each with a 5000-byte payload,
-and keeps them all. Other objects come and go. With MARKERS, it calls
+Every 50 ms it makes 4 Widget objects, each with a 25000-byte payload,
+and keeps them all (few objects, many bytes: tracemalloc's snapshots stay
+cheap, so its census keeps up with a short interval). Other objects come and go. With MARKERS, it calls
 `memtrail mark` (from $MEMTRAIL) before and after its first half.
 """
 
@@ -15,14 +16,14 @@ import time
 class Widget:
     def __init__(self, n):
         self.n = n
-        self.payload = bytearray(5000)  # ALLOC: the line tracemalloc names
+        self.payload = bytearray(25000)  # ALLOC: the line tracemalloc names
 
 
 kept = []
 
 
 def step(i):
-    for n in range(20):
+    for n in range(4):
         kept.append(Widget(n))
     # Garbage that comes and goes: not a leak.
     scratch = [dict(a=i, b=str(i)) for _ in range(200)]
