@@ -126,7 +126,9 @@ Judge a recording: for every process, whether it leaks, and why.
 
 Each process gets a verdict (leak, no-leak, insufficient-data) made of
 findings, one per series: rss, anon, file, shmem, pss, swap (memory), fds
-and threads. A leak is sustained growth that continues to the end of what
+and threads, and census:SOURCE:KEY for the counts a program reports from
+inside (`run --python-gc`: objects by type; `--python-tracemalloc`: bytes
+per source line), so the class or line that keeps growing is named. A leak is sustained growth that continues to the end of what
 was observed: a warm-up that plateaus, a one-off step, a sawtooth whose
 lows do not rise (GC, alloc/free cycles) and file-backed pages (page cache)
 are not leaks, and a process seen fewer than 16 times is too short to
@@ -170,7 +172,8 @@ const DUMP_ABOUT: &str = "\
 Print every frame of a recording as newline-delimited JSON, for jq.
 
 The first line is the header (`\"type\": \"header\"`); each following line is
-one record (`process`, `system`, `exit`, `marker`, `notice`, `end`) with
+one record (`process`, `system`, `exit`, `marker`, `census`, `notice`,
+`end`) with
 the byte `offset` of its frame and its `encoding` (keyframe, delta, plain).
 Delta frames are printed as the full sample they decode to. A torn tail (a
 recorder killed mid-write) or a damaged frame is reported on standard
