@@ -128,8 +128,9 @@ Each process gets a verdict (leak, no-leak, insufficient-data) made of
 findings, one per series: rss, anon, file, shmem, pss, swap (memory), fds
 and threads, and census:SOURCE:KEY for the counts a program reports from
 inside (`run --python-gc`: objects by type; `--python-tracemalloc`: bytes
-per source line), so the class or line that keeps growing is named. A leak is sustained growth that continues to the end of what
-was observed: a warm-up that plateaus, a one-off step, a sawtooth whose
+per source line), so the class or line that keeps growing is named.
+A leak is sustained growth that continues to the end of what was
+observed: a warm-up that plateaus, a one-off step, a sawtooth whose
 lows do not rise (GC, alloc/free cycles) and file-backed pages (page cache)
 are not leaks, and a process seen fewer than 16 times is too short to
 judge. Each finding has a growth rate per hour, a confidence, the regions
