@@ -61,14 +61,14 @@ fn alloc_line() -> usize {
         .expect("widgets.py marks its allocation line")
 }
 
-/// `memtrail run --interval 100ms EXTRA -o OUT -- python3 widgets.py SECONDS [markers]`.
-fn run_widgets(out: &Path, extra: &[&str], seconds: &str, with_markers: bool) {
+/// `memtrail run --interval 100ms EXTRA -o OUT -- python3 widgets.py SECONDS MODE`.
+fn run_widgets(out: &Path, extra: &[&str], seconds: &str, mode: &str) -> String {
     let script = program("widgets.py");
     let mut args = vec!["run", "--interval", "100ms", "-o", out.to_str().unwrap()];
     args.extend_from_slice(extra);
     args.extend_from_slice(&["--", "python3", script.to_str().unwrap(), seconds]);
-    if with_markers {
-        args.push("markers");
+    if !mode.is_empty() {
+        args.push(mode);
     }
     let o = memtrail()
         .args(&args)
@@ -77,6 +77,7 @@ fn run_widgets(out: &Path, extra: &[&str], seconds: &str, with_markers: bool) {
         .expect("memtrail runs");
     assert!(o.status.success(), "run failed: {}", stderr(&o));
     assert!(stdout(&o).contains("made "), "widgets.py did not finish");
+    stdout(&o)
 }
 
 /// The census findings of an analysis: (pid, series, verdict).
@@ -100,7 +101,7 @@ fn census_findings(analysis: &Value) -> Vec<(u64, String, String)> {
 fn python_gc_names_the_class_whose_instances_accumulate_and_marks_cut_the_steps() {
     let dir = tempdir();
     let out = dir.path().join("gc.mtr");
-    run_widgets(&out, &["--python-gc"], "4", true);
+    run_widgets(&out, &["--python-gc"], "4", "markers");
 
     // analyze: the Widget count is a leaking census series.
     let analysis = analyze_json(&out);
@@ -184,7 +185,7 @@ fn python_gc_names_the_class_whose_instances_accumulate_and_marks_cut_the_steps(
 fn python_tracemalloc_names_the_line_that_allocates() {
     let dir = tempdir();
     let out = dir.path().join("tm.mtr");
-    run_widgets(&out, &["--python-tracemalloc"], "8", false);
+    run_widgets(&out, &["--python-tracemalloc"], "8", "");
     let analysis = analyze_json(&out);
     let findings = census_findings(&analysis);
     let site = format!("widgets.py:{}", alloc_line());
@@ -196,6 +197,36 @@ fn python_tracemalloc_names_the_line_that_allocates() {
     // The hook's own frames are not among the sites.
     assert!(
         !findings.iter().any(|(_, s, _)| s.contains("sitecustomize")),
+        "{findings:?}"
+    );
+}
+
+#[test]
+fn a_forked_python_child_reports_under_its_own_pid() {
+    let dir = tempdir();
+    let out = dir.path().join("fork.mtr");
+    let printed = run_widgets(&out, &["--python-gc"], "4", "fork");
+    let child: u64 = printed
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("child ")?
+                .strip_suffix(" done")?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no child pid in {printed}"));
+    let findings = census_findings(&analyze_json(&out));
+    assert!(
+        findings.iter().any(|(pid, series, verdict)| *pid == child
+            && series == "census:gc:__main__.Widget"
+            && verdict == "leak"),
+        "child {child}: {findings:?}"
+    );
+    // The parent holds no Widgets: no finding names it.
+    assert!(
+        !findings
+            .iter()
+            .any(|(pid, series, _)| *pid != child && series == "census:gc:__main__.Widget"),
         "{findings:?}"
     );
 }

@@ -1,10 +1,11 @@
 """Instances of one class accumulate: the leak --python-gc and
---python-tracemalloc name. Usage: widgets.py SECONDS [MARKERS]
+--python-tracemalloc name. Usage: widgets.py SECONDS [markers|fork]
 
 Every 50 ms it makes 4 Widget objects, each with a 25000-byte payload,
 and keeps them all (few objects, many bytes: tracemalloc's snapshots stay
-cheap, so its census keeps up with a short interval). Other objects come and go. With MARKERS, it calls
-`memtrail mark` (from $MEMTRAIL) before and after its first half.
+cheap, so its census keeps up with a short interval). Other objects come
+and go. With `markers`, it calls `memtrail mark` (from $MEMTRAIL) before
+and after its first half; with `fork`, a forked child does all that.
 """
 
 import os
@@ -36,7 +37,16 @@ def mark(label):
 
 def main():
     seconds = float(sys.argv[1])
-    markers = len(sys.argv) > 2
+    mode = sys.argv[2] if len(sys.argv) > 2 else ""
+    if mode == "fork":
+        # The leak is in a forked child (as in a multiprocessing pool); the
+        # parent only waits.
+        child = os.fork()
+        if child:
+            os.waitpid(child, 0)
+            print("child %d done" % child, flush=True)
+            return
+    markers = mode == "markers"
     end = time.monotonic() + seconds
     half = time.monotonic() + seconds / 2
     i = 0
