@@ -599,3 +599,32 @@ fn probe_without_a_reader_neither_blocks_nor_fails() {
     assert!(printed.contains("marked false"), "{printed}");
     assert!(!printed.contains("marked true"), "{printed}");
 }
+
+#[test]
+fn run_without_a_usable_temporary_directory_records_without_a_channel() {
+    let dir = tempdir();
+    let out = dir.path().join("x.mtr");
+    let missing = dir.path().join("missing");
+    let o = memtrail()
+        .args(["run", "--interval", "50ms", "-o"])
+        .arg(&out)
+        .args(["--", "sh", "-c", "test -z \"$MEMTRAIL_EVENTS\""])
+        .env("TMPDIR", &missing)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no events channel"), "{}", stderr(&o));
+    let (_, records) = read_all(&out);
+    assert!(matches!(records.last(), Some(Record::End(_))));
+
+    // Censuses need the channel: say so before starting anything.
+    let o = memtrail()
+        .args(["run", "--python-gc", "-o"])
+        .arg(&out)
+        .args(["--", "true"])
+        .env("TMPDIR", &missing)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("set TMPDIR"), "{}", stderr(&o));
+}

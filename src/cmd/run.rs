@@ -108,17 +108,41 @@ pub fn record_command(args: &RunArgs, quiet: bool) -> anyhow::Result<RunOutcome>
     let signals = StopSignals::install()?;
 
     // The events channel: a FIFO in a directory of our own, removed at the
-    // end, open for reading before the command can write to it.
-    let private = PrivateDir::new()?;
-    let channel = private.path().join("events");
-    events::make_fifo(&channel)?;
-    let mut events = Events::open(&channel)?;
+    // end, open for reading before the command can write to it. Without
+    // one (no writable temporary directory) the command is still recorded
+    // from the outside, unless censuses were asked for.
+    let python = args.python_gc || args.python_tracemalloc;
+    let channel = (|| -> anyhow::Result<(PrivateDir, Events)> {
+        let private = PrivateDir::new()?;
+        let path = private.path().join("events");
+        events::make_fifo(&path)?;
+        let events = Events::open(&path)?;
+        Ok((private, events))
+    })();
+    let (private, mut events) = match channel {
+        Ok((private, events)) => (Some(private), Some(events)),
+        Err(err) if !python => {
+            eprintln!(
+                "memtrail: warning: no events channel ({err:#}); recording without markers \
+                 and censuses"
+            );
+            (None, None)
+        }
+        Err(err) => {
+            return Err(err.context(
+                "--python-gc and --python-tracemalloc report through an events channel, \
+                 which could not be made",
+            ))
+        }
+    };
 
     let mut command = std::process::Command::new(program);
     command.args(rest);
-    command.env(events::ENV, &channel);
-    if args.python_gc || args.python_tracemalloc {
-        python_hooks(&mut command, &private, args)?;
+    if let Some(private) = &private {
+        command.env(events::ENV, private.path().join("events"));
+        if python {
+            python_hooks(&mut command, private, args)?;
+        }
     }
     if quiet {
         command.stdout(std::process::Stdio::null());
@@ -182,7 +206,7 @@ pub fn record_command(args: &RunArgs, quiet: bool) -> anyhow::Result<RunOutcome>
             Limits::default(),
             &signals,
             &mut hook,
-            Some(&mut events),
+            events.as_mut(),
             &out.name,
         )?;
         recorder::finish(writer, &finished, &out.name)?;
