@@ -126,6 +126,12 @@ fn python_gc_names_the_class_whose_instances_accumulate_and_marks_cut_the_steps(
         "{labels:?}"
     );
 
+    // The analysis names them too, and the class in its text.
+    let text = stdout(&run(&["analyze", out.to_str().unwrap()]));
+    assert!(text.contains("markers (2): +"), "{text}");
+    assert!(text.contains("s before step; +"), "{text}");
+    assert!(text.contains("gc:__main__.Widget"), "{text}");
+
     // diff between the markers ranks Widget first, as the gc snippet did.
     let o = run(&[
         "diff",

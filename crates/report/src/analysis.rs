@@ -142,6 +142,39 @@ pub fn text(analysis: &Analysis, all: bool) -> String {
         }
         let _ = writeln!(out, "{line}");
     }
+    if !analysis.markers.is_empty() {
+        // Offsets from the first sample, as `diff` shows them.
+        let start = analysis
+            .processes
+            .iter()
+            .map(|p| p.first_us)
+            .min()
+            .unwrap_or(0);
+        let list: Vec<String> = analysis
+            .markers
+            .iter()
+            .map(|m| {
+                let secs = m.time_us.saturating_sub(start) as f64 / 1e6;
+                format!("+{secs:.1}s {}", shorten(&crate::printable(&m.label), 30))
+            })
+            .collect();
+        let mut line = String::new();
+        let mut shown = 0;
+        for item in &list {
+            if shown > 0 && line.chars().count() + 2 + item.chars().count() > 80 - 26 {
+                break;
+            }
+            if shown > 0 {
+                line.push_str("; ");
+            }
+            line.push_str(item);
+            shown += 1;
+        }
+        if shown < list.len() {
+            line.push_str(&format!(" (+{} more)", list.len() - shown));
+        }
+        let _ = writeln!(out, "\nmarkers ({}): {line}", list.len());
+    }
     let leaks = analysis.leaks();
     let judged = analysis
         .processes
