@@ -14,6 +14,7 @@ mod cli_errors;
 mod cli_record;
 mod cli_run;
 mod cli_snap;
+mod events;
 mod faults;
 mod security;
 mod serve;

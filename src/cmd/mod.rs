@@ -5,6 +5,7 @@ mod analyze;
 mod demo;
 mod diff;
 mod dump;
+mod mark;
 mod record;
 mod run;
 mod serve;
@@ -25,6 +26,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Diff(args) => diff::run(args),
         Command::Dump(args) => dump::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Mark(args) => mark::run(args),
         Command::Demo(args) => demo::run(args),
     }
 }

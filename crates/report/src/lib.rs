@@ -35,6 +35,7 @@
 #![forbid(unsafe_code)]
 
 pub mod analysis;
+pub mod census;
 pub mod diff;
 pub mod exposition;
 pub mod snapshot;
