@@ -76,6 +76,9 @@ pub enum Command {
     /// Serve live memory series and leak verdicts to Prometheus over HTTP
     #[command(long_about = SERVE_ABOUT)]
     Serve(ServeArgs),
+    /// Put a labelled marker on the timeline of a running recording
+    #[command(long_about = MARK_ABOUT)]
+    Mark(MarkArgs),
     /// Record a real leaking Python program for about 20 seconds and show what memtrail sees
     #[command(long_about = DEMO_ABOUT)]
     Demo(DemoArgs),
@@ -101,7 +104,12 @@ to standard output, which must not be a terminal.
 
 At the default detail (`maps`) the per-region smaps file, the most expensive
 read, is re-read only when cheaper reads show that memory changed, and at
-least every 10th sample.";
+least every 10th sample.
+
+With --events PATH it also reads markers and censuses (counts of objects by
+type, of bytes by allocation site) that the program or `memtrail mark`
+writes to PATH, a FIFO (created if PATH does not exist) or a file, one JSON
+object per line (docs/events.md).";
 
 const RUN_ABOUT: &str = "\
 Start a command and record it and every process it starts until it exits.
@@ -113,15 +121,28 @@ When the command ends, the leak analysis of the recording is printed on
 standard error (as `memtrail analyze` would); with --fail-on-leak a leak
 makes the exit status 3 when the command itself succeeded.
 Ctrl-C reaches the command as usual; SIGTERM sent to memtrail is passed on
-to the command.";
+to the command.
+
+The command finds an events channel in $MEMTRAIL_EVENTS: a FIFO where it
+(or `memtrail mark`, or the memtrail-probe crate) writes markers and
+censuses, one JSON object per line (docs/events.md). With --python-gc or
+--python-tracemalloc, Python programs report by themselves, with nothing
+installed and no code changed: memtrail puts a sitecustomize module first
+on PYTHONPATH (it runs any sitecustomize that was already there) that
+counts live objects by type (gc) or the bytes allocated per source line
+(tracemalloc) every --interval; `memtrail analyze` then names the types or
+lines that keep growing.";
 
 const ANALYZE_ABOUT: &str = "\
 Judge a recording: for every process, whether it leaks, and why.
 
 Each process gets a verdict (leak, no-leak, insufficient-data) made of
 findings, one per series: rss, anon, file, shmem, pss, swap (memory), fds
-and threads. A leak is sustained growth that continues to the end of what
-was observed: a warm-up that plateaus, a one-off step, a sawtooth whose
+and threads, and census:SOURCE:KEY for the counts a program reports from
+inside (`run --python-gc`: objects by type; `--python-tracemalloc`: bytes
+per source line), so the class or line that keeps growing is named.
+A leak is sustained growth that continues to the end of what was
+observed: a warm-up that plateaus, a one-off step, a sawtooth whose
 lows do not rise (GC, alloc/free cycles) and file-backed pages (page cache)
 are not leaks, and a process seen fewer than 16 times is too short to
 judge. Each finding has a growth rate per hour, a confidence, the regions
@@ -141,8 +162,16 @@ Compare processes at two moments, region by region.
 last sample in B (two snapshots from `memtrail snap -o`, or recordings).
 `memtrail diff FILE --from T --to T` compares two moments of one recording.
 T is `start`, `end`, an offset from the start (`90s`, `5m`), a tick number
-(`#12`: the 13th sampling instant; `memtrail dump` shows them) or a time
-(`2026-11-25T13:05:00Z`).
+(`#12`: the 13th sampling instant; `memtrail dump` shows them), a time
+(`2026-11-25T13:05:00Z`) or a marker (`marker:before step`: the first
+marker with that label, from `memtrail mark` or the program itself). The
+markers inside the window are listed.
+
+Censuses (object counts by type, bytes by allocation site, from
+`run --python-gc` and the events channel) are compared too: per process
+and source, the census at or after the first moment against the last at
+or before the second, largest change first, like diffing two
+`gc.get_objects()` counts by hand.
 
 Processes are matched by identity (pid and start time) and regions by
 start address and backing, falling back to their label so a region that
@@ -191,12 +220,26 @@ const DUMP_ABOUT: &str = "\
 Print every frame of a recording as newline-delimited JSON, for jq.
 
 The first line is the header (`\"type\": \"header\"`); each following line is
-one record (`process`, `system`, `exit`, `marker`, `notice`, `end`) with
+one record (`process`, `system`, `exit`, `marker`, `census`, `notice`,
+`end`) with
 the byte `offset` of its frame and its `encoding` (keyframe, delta, plain).
 Delta frames are printed as the full sample they decode to. A torn tail (a
 recorder killed mid-write) or a damaged frame is reported on standard
 error and skipped; everything else is still printed. Reads a live stream
 from standard input with `-`.";
+
+const MARK_ABOUT: &str = "\
+Put a labelled marker on the timeline of a running recording.
+
+Writes one line, {\"marker\": LABEL, ...}, to the events channel that
+`memtrail record --events PATH` reads, or that `memtrail run` created for
+the command it runs (its path is in $MEMTRAIL_EVENTS, the default here).
+Mark the steps of a test by hand, from a script or from a program's own
+shell-outs; then compare the steps with
+`memtrail diff FILE --from 'marker:before' --to 'marker:after'`.
+
+Never waits: with no recorder reading the channel it fails at once, saying
+so. The events format is in docs/events.md.";
 
 const DEMO_ABOUT: &str = "\
 Record a real leaking program and show what memtrail sees.
@@ -366,6 +409,10 @@ pub struct RecordArgs {
     /// Write the recording to FILE (`-`, the default, is standard output)
     #[arg(short, long, value_name = "FILE", default_value = "-")]
     pub output: PathBuf,
+    /// Also read markers and censuses from this FIFO or file (created as a
+    /// FIFO if missing; docs/events.md)
+    #[arg(long, value_name = "PATH")]
+    pub events: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -382,6 +429,13 @@ pub struct RunArgs {
     /// failure status takes precedence)
     #[arg(long)]
     pub fail_on_leak: bool,
+    /// Python programs count their live objects by type (gc) every --interval
+    #[arg(long)]
+    pub python_gc: bool,
+    /// Python programs report the source lines holding the most memory
+    /// (tracemalloc) every --interval; slows Python down while it runs
+    #[arg(long)]
+    pub python_tracemalloc: bool,
     /// The command to run and its arguments (after `--`)
     #[arg(required = true, last = true, value_name = "CMD")]
     pub command: Vec<std::ffi::OsString>,
@@ -428,6 +482,8 @@ pub enum Moment {
     At(u64),
     /// The Nth sampling instant, from 0.
     Tick(u64),
+    /// The first marker with this label.
+    Marker(String),
 }
 
 impl std::str::FromStr for Moment {
@@ -438,6 +494,12 @@ impl std::str::FromStr for Moment {
             "start" => return Ok(Moment::Start),
             "end" => return Ok(Moment::End),
             _ => {}
+        }
+        if let Some(label) = s.strip_prefix("marker:") {
+            if label.is_empty() {
+                return Err("`marker:` needs a label, e.g. marker:before step".into());
+            }
+            return Ok(Moment::Marker(label.to_string()));
         }
         if let Some(n) = t.strip_prefix('#') {
             return n
@@ -455,8 +517,8 @@ impl std::str::FromStr for Moment {
             return Ok(Moment::At(us.as_micros() as u64));
         }
         Err(format!(
-            "invalid moment `{s}`: expected start, end, an offset (90s, 5m), a tick (#12) \
-             or a time (2026-11-25T13:05:00Z)"
+            "invalid moment `{s}`: expected start, end, an offset (90s, 5m), a tick (#12), \
+             a time (2026-11-25T13:05:00Z) or a marker (marker:LABEL)"
         ))
     }
 }
@@ -479,6 +541,7 @@ impl std::fmt::Display for Moment {
                 )
             ),
             Moment::Tick(n) => write!(f, "tick #{n}"),
+            Moment::Marker(label) => write!(f, "marker {label:?}"),
         }
     }
 }
@@ -609,6 +672,19 @@ fn listen_addr(s: &str) -> Result<std::net::SocketAddr, String> {
              --allow-remote (every interface)"
         )
     })
+}
+
+#[derive(Debug, Args)]
+pub struct MarkArgs {
+    /// What happens now, e.g. "before step 3" (at most 1024 bytes)
+    #[arg(value_name = "LABEL")]
+    pub label: String,
+    /// The events channel [default: $MEMTRAIL_EVENTS]
+    #[arg(long, value_name = "PATH")]
+    pub events: Option<PathBuf>,
+    /// The process the marker concerns
+    #[arg(long, value_name = "PID")]
+    pub pid: Option<u32>,
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@
 //! result to an exit status.
 
 mod cmd;
+mod events;
 mod input;
 mod output;
 mod recorder;

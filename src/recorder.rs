@@ -9,6 +9,7 @@ use anyhow::Context;
 use memtrail_collect::{Collector, Tick};
 use memtrail_format::{EndReason, ProcessId, Record, Writer};
 
+use crate::events::Events;
 use crate::signals::{self, StopSignals, Wake};
 use crate::status::Status;
 
@@ -54,11 +55,18 @@ pub trait TickHook {
     }
 }
 
+/// How often the events channel is read between ticks: markers and
+/// censuses reach the recording (and a live reader) without waiting for a
+/// long interval, and a FIFO's buffer does not fill up.
+const EVENTS_POLL: Duration = Duration::from_millis(100);
+
 /// Samples until a limit, the hook or a signal says stop, writing every
-/// tick as it is taken.
+/// tick as it is taken, and the events read from `events` (if any) as they
+/// arrive.
 ///
 /// Write errors end the loop and are returned; the caller has already told
 /// the user where the file is, and everything flushed before is readable.
+#[allow(clippy::too_many_arguments)]
 pub fn sample_loop<W: Write>(
     collector: &mut Collector,
     writer: &mut Writer<W>,
@@ -66,8 +74,18 @@ pub fn sample_loop<W: Write>(
     limits: Limits,
     signals: &StopSignals,
     hook: &mut dyn TickHook,
+    mut events: Option<&mut Events>,
     output_name: &str,
 ) -> anyhow::Result<Finished> {
+    let put_events = |writer: &mut Writer<W>, events: &mut Option<&mut Events>, last: bool| {
+        let Some(events) = events.as_deref_mut() else {
+            return Ok(());
+        };
+        for record in events.drain(last) {
+            writer.write(&record)?;
+        }
+        writer.flush()
+    };
     let started = Instant::now();
     let mut finished = Finished {
         reason: EndReason::Completed,
@@ -88,6 +106,8 @@ pub fn sample_loop<W: Write>(
             ));
         }
         write_tick(writer, &mut tick, &mut finished)
+            .with_context(|| format!("cannot write the recording to {output_name}"))?;
+        put_events(writer, &mut events, false)
             .with_context(|| format!("cannot write the recording to {output_name}"))?;
         finished.ticks += 1;
         status.update(&tick);
@@ -123,7 +143,11 @@ pub fn sample_loop<W: Write>(
         // stop at Ctrl-C.
         let mut interrupted = None;
         loop {
-            match signals.wait(next_tick.saturating_duration_since(Instant::now())) {
+            let mut wait = next_tick.saturating_duration_since(Instant::now());
+            if events.is_some() {
+                wait = wait.min(EVENTS_POLL);
+            }
+            match signals.wait(wait) {
                 Wake::Signal(sig) => {
                     if hook.on_signal(sig) {
                         interrupted = Some(sig);
@@ -134,6 +158,8 @@ pub fn sample_loop<W: Write>(
                     if Instant::now() >= next_tick {
                         break;
                     }
+                    put_events(writer, &mut events, false)
+                        .with_context(|| format!("cannot write the recording to {output_name}"))?;
                 }
             }
         }
@@ -142,6 +168,9 @@ pub fn sample_loop<W: Write>(
             break;
         }
     }
+    // What the program wrote last, before it exited or was interrupted.
+    put_events(writer, &mut events, true)
+        .with_context(|| format!("cannot write the recording to {output_name}"))?;
     status.finish();
     for record in hook.final_records() {
         writer

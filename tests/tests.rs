@@ -15,6 +15,7 @@ mod cli_record;
 mod cli_report;
 mod cli_run;
 mod cli_snap;
+mod events;
 mod faults;
 mod security;
 mod serve;

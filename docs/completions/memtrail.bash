@@ -34,6 +34,9 @@ _memtrail() {
             memtrail,help)
                 cmd="memtrail__help"
                 ;;
+            memtrail,mark)
+                cmd="memtrail__mark"
+                ;;
             memtrail,record)
                 cmd="memtrail__record"
                 ;;
@@ -67,6 +70,9 @@ _memtrail() {
             memtrail__help,help)
                 cmd="memtrail__help__help"
                 ;;
+            memtrail__help,mark)
+                cmd="memtrail__help__mark"
+                ;;
             memtrail__help,record)
                 cmd="memtrail__help__record"
                 ;;
@@ -89,7 +95,7 @@ _memtrail() {
 
     case "${cmd}" in
         memtrail)
-            opts="-h -V --help --version snap record run analyze diff report export dump serve demo help"
+            opts="-h -V --help --version snap record run analyze diff report export dump serve mark demo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -229,7 +235,7 @@ _memtrail() {
             return 0
             ;;
         memtrail__help)
-            opts="snap record run analyze diff report export dump serve demo help"
+            opts="snap record run analyze diff report export dump serve mark demo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -326,6 +332,20 @@ _memtrail() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        memtrail__help__mark)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         memtrail__help__record)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -396,8 +416,30 @@ _memtrail() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        memtrail__mark)
+            opts="-h -V --events --pid --help --version <LABEL>"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --events)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         memtrail__record)
-            opts="-o -h -V --pid --name --all --children --redact-cmdline --interval --detail --maps-every --duration --count --output --help --version"
+            opts="-o -h -V --pid --name --all --children --redact-cmdline --interval --detail --maps-every --duration --count --output --events --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -439,6 +481,10 @@ _memtrail() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --events)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -469,7 +515,7 @@ _memtrail() {
             return 0
             ;;
         memtrail__run)
-            opts="-o -h -V --interval --detail --maps-every --redact-cmdline --output --fail-on-leak --help --version <CMD>..."
+            opts="-o -h -V --interval --detail --maps-every --redact-cmdline --output --fail-on-leak --python-gc --python-tracemalloc --help --version <CMD>..."
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -35,6 +35,7 @@ complete -c memtrail -n "__fish_memtrail_needs_command" -f -a "report" -d 'Show 
 complete -c memtrail -n "__fish_memtrail_needs_command" -f -a "export" -d 'Export every process sample as CSV, NDJSON or OpenMetrics (for Prometheus)'
 complete -c memtrail -n "__fish_memtrail_needs_command" -f -a "dump" -d 'Print every frame of a recording as one JSON object per line'
 complete -c memtrail -n "__fish_memtrail_needs_command" -f -a "serve" -d 'Serve live memory series and leak verdicts to Prometheus over HTTP'
+complete -c memtrail -n "__fish_memtrail_needs_command" -f -a "mark" -d 'Put a labelled marker on the timeline of a running recording'
 complete -c memtrail -n "__fish_memtrail_needs_command" -f -a "demo" -d 'Record a real leaking Python program for about 20 seconds and show what memtrail sees'
 complete -c memtrail -n "__fish_memtrail_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c memtrail -n "__fish_memtrail_using_subcommand snap" -l pid -d 'The process with this pid' -r
@@ -70,6 +71,7 @@ complete -c memtrail -n "__fish_memtrail_using_subcommand record" -l maps-every 
 complete -c memtrail -n "__fish_memtrail_using_subcommand record" -l duration -d 'Stop after this long, e.g. 10m [default: until the targets exit or Ctrl-C]' -r
 complete -c memtrail -n "__fish_memtrail_using_subcommand record" -l count -d 'Stop after N samples' -r
 complete -c memtrail -n "__fish_memtrail_using_subcommand record" -s o -l output -d 'Write the recording to FILE (`-`, the default, is standard output)' -r -F
+complete -c memtrail -n "__fish_memtrail_using_subcommand record" -l events -d 'Also read markers and censuses from this FIFO or file (created as a FIFO if missing; docs/events.md)' -r -F
 complete -c memtrail -n "__fish_memtrail_using_subcommand record" -l all -d 'Every process this user can see'
 complete -c memtrail -n "__fish_memtrail_using_subcommand record" -l children -d 'With --pid: also every descendant, following children that start and exit'
 complete -c memtrail -n "__fish_memtrail_using_subcommand record" -l redact-cmdline -d 'Keep only argv[0] of command lines (arguments can hold secrets)'
@@ -84,6 +86,8 @@ complete -c memtrail -n "__fish_memtrail_using_subcommand run" -l maps-every -d 
 complete -c memtrail -n "__fish_memtrail_using_subcommand run" -s o -l output -d 'Write the recording to FILE [default: memtrail-<command>-<pid>.mtr]' -r -F
 complete -c memtrail -n "__fish_memtrail_using_subcommand run" -l redact-cmdline -d 'Keep only argv[0] of command lines (arguments can hold secrets)'
 complete -c memtrail -n "__fish_memtrail_using_subcommand run" -l fail-on-leak -d 'Exit with status 3 if any recorded process leaked (the command\'s own failure status takes precedence)'
+complete -c memtrail -n "__fish_memtrail_using_subcommand run" -l python-gc -d 'Python programs count their live objects by type (gc) every --interval'
+complete -c memtrail -n "__fish_memtrail_using_subcommand run" -l python-tracemalloc -d 'Python programs report the source lines holding the most memory (tracemalloc) every --interval; slows Python down while it runs'
 complete -c memtrail -n "__fish_memtrail_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c memtrail -n "__fish_memtrail_using_subcommand run" -s V -l version -d 'Print version'
 complete -c memtrail -n "__fish_memtrail_using_subcommand analyze" -l format -d 'Output format; live JSON prints one document per line per update' -r -f -a "text\t'For people, fitting 80 columns'
@@ -134,18 +138,23 @@ complete -c memtrail -n "__fish_memtrail_using_subcommand serve" -l redact-cmdli
 complete -c memtrail -n "__fish_memtrail_using_subcommand serve" -l allow-remote -d 'Allow --listen on an address other hosts can reach (no authentication)'
 complete -c memtrail -n "__fish_memtrail_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c memtrail -n "__fish_memtrail_using_subcommand serve" -s V -l version -d 'Print version'
+complete -c memtrail -n "__fish_memtrail_using_subcommand mark" -l events -d 'The events channel [default: $MEMTRAIL_EVENTS]' -r -F
+complete -c memtrail -n "__fish_memtrail_using_subcommand mark" -l pid -d 'The process the marker concerns' -r
+complete -c memtrail -n "__fish_memtrail_using_subcommand mark" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c memtrail -n "__fish_memtrail_using_subcommand mark" -s V -l version -d 'Print version'
 complete -c memtrail -n "__fish_memtrail_using_subcommand demo" -l duration -d 'How long to record the leaking program' -r
 complete -c memtrail -n "__fish_memtrail_using_subcommand demo" -s o -l output -d 'Where to keep the recording [default: memtrail-demo.mtr in a temporary directory]' -r -F
 complete -c memtrail -n "__fish_memtrail_using_subcommand demo" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c memtrail -n "__fish_memtrail_using_subcommand demo" -s V -l version -d 'Print version'
-complete -c memtrail -n "__fish_memtrail_using_subcommand help; and not __fish_seen_subcommand_from snap record run analyze diff report export dump serve demo help" -f -a "snap" -d 'Take one snapshot: a pmap-like table of regions, JSON, or a binary file'
-complete -c memtrail -n "__fish_memtrail_using_subcommand help; and not __fish_seen_subcommand_from snap record run analyze diff report export dump serve demo help" -f -a "record" -d 'Record samples over time to a binary file or a pipe'
-complete -c memtrail -n "__fish_memtrail_using_subcommand help; and not __fish_seen_subcommand_from snap record run analyze diff report export dump serve demo help" -f -a "run" -d 'Start a command and record it and all its descendants until it exits'
-complete -c memtrail -n "__fish_memtrail_using_subcommand help; and not __fish_seen_subcommand_from snap record run analyze diff report export dump serve demo help" -f -a "analyze" -d 'Judge a recording: a leak verdict per process, with the findings behind it'
-complete -c memtrail -n "__fish_memtrail_using_subcommand help; and not __fish_seen_subcommand_from snap record run analyze diff report export dump serve demo help" -f -a "diff" -d 'Compare two snapshots, or two moments of one recording, region by region'
-complete -c memtrail -n "__fish_memtrail_using_subcommand help; and not __fish_seen_subcommand_from snap record run analyze diff report export dump serve demo help" -f -a "report" -d 'Show a recording: a terminal or Markdown summary, or an HTML page with charts'
-complete -c memtrail -n "__fish_memtrail_using_subcommand help; and not __fish_seen_subcommand_from snap record run analyze diff report export dump serve demo help" -f -a "export" -d 'Export every process sample as CSV, NDJSON or OpenMetrics (for Prometheus)'
-complete -c memtrail -n "__fish_memtrail_using_subcommand help; and not __fish_seen_subcommand_from snap record run analyze diff report export dump serve demo help" -f -a "dump" -d 'Print every frame of a recording as one JSON object per line'
-complete -c memtrail -n "__fish_memtrail_using_subcommand help; and not __fish_seen_subcommand_from snap record run analyze diff report export dump serve demo help" -f -a "serve" -d 'Serve live memory series and leak verdicts to Prometheus over HTTP'
-complete -c memtrail -n "__fish_memtrail_using_subcommand help; and not __fish_seen_subcommand_from snap record run analyze diff report export dump serve demo help" -f -a "demo" -d 'Record a real leaking Python program for about 20 seconds and show what memtrail sees'
-complete -c memtrail -n "__fish_memtrail_using_subcommand help; and not __fish_seen_subcommand_from snap record run analyze diff report export dump serve demo help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c memtrail -n "__fish_memtrail_using_subcommand help; and not __fish_seen_subcommand_from snap record run analyze diff report export dump serve mark demo help" -f -a "snap" -d 'Take one snapshot: a pmap-like table of regions, JSON, or a binary file'
+complete -c memtrail -n "__fish_memtrail_using_subcommand help; and not __fish_seen_subcommand_from snap record run analyze diff report export dump serve mark demo help" -f -a "record" -d 'Record samples over time to a binary file or a pipe'
+complete -c memtrail -n "__fish_memtrail_using_subcommand help; and not __fish_seen_subcommand_from snap record run analyze diff report export dump serve mark demo help" -f -a "run" -d 'Start a command and record it and all its descendants until it exits'
+complete -c memtrail -n "__fish_memtrail_using_subcommand help; and not __fish_seen_subcommand_from snap record run analyze diff report export dump serve mark demo help" -f -a "analyze" -d 'Judge a recording: a leak verdict per process, with the findings behind it'
+complete -c memtrail -n "__fish_memtrail_using_subcommand help; and not __fish_seen_subcommand_from snap record run analyze diff report export dump serve mark demo help" -f -a "diff" -d 'Compare two snapshots, or two moments of one recording, region by region'
+complete -c memtrail -n "__fish_memtrail_using_subcommand help; and not __fish_seen_subcommand_from snap record run analyze diff report export dump serve mark demo help" -f -a "report" -d 'Show a recording: a terminal or Markdown summary, or an HTML page with charts'
+complete -c memtrail -n "__fish_memtrail_using_subcommand help; and not __fish_seen_subcommand_from snap record run analyze diff report export dump serve mark demo help" -f -a "export" -d 'Export every process sample as CSV, NDJSON or OpenMetrics (for Prometheus)'
+complete -c memtrail -n "__fish_memtrail_using_subcommand help; and not __fish_seen_subcommand_from snap record run analyze diff report export dump serve mark demo help" -f -a "dump" -d 'Print every frame of a recording as one JSON object per line'
+complete -c memtrail -n "__fish_memtrail_using_subcommand help; and not __fish_seen_subcommand_from snap record run analyze diff report export dump serve mark demo help" -f -a "serve" -d 'Serve live memory series and leak verdicts to Prometheus over HTTP'
+complete -c memtrail -n "__fish_memtrail_using_subcommand help; and not __fish_seen_subcommand_from snap record run analyze diff report export dump serve mark demo help" -f -a "mark" -d 'Put a labelled marker on the timeline of a running recording'
+complete -c memtrail -n "__fish_memtrail_using_subcommand help; and not __fish_seen_subcommand_from snap record run analyze diff report export dump serve mark demo help" -f -a "demo" -d 'Record a real leaking Python program for about 20 seconds and show what memtrail sees'
+complete -c memtrail -n "__fish_memtrail_using_subcommand help; and not __fish_seen_subcommand_from snap record run analyze diff report export dump serve mark demo help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

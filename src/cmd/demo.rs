@@ -47,6 +47,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<u8> {
         redact_cmdline: false,
         output: Some(output.clone()),
         fail_on_leak: false,
+        python_gc: false,
+        python_tracemalloc: false,
         command: vec![
             "python3".into(),
             script.clone().into_os_string(),

@@ -4,15 +4,16 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{bail, Context};
-use memtrail_diff::{compare, ProcessDiff};
-use memtrail_format::{ProcessId, ProcessSample, Record};
+use memtrail_diff::{compare, compare_censuses, CensusDiff, ProcessDiff};
+use memtrail_format::{Census, Marker, ProcessId, ProcessSample, Record};
 use memtrail_report::diff::{self, DiffFilter};
 
 use crate::cli::{DiffArgs, Moment, ReportFormat};
 
 pub fn run(args: DiffArgs) -> anyhow::Result<u8> {
+    let window: Window;
     let (before, after, before_name, after_name) = match &args.after {
-        Some(b) => {
+        Some(after_path) => {
             if args.from.is_some() || args.to.is_some() {
                 bail!(
                     "--from and --to pick two moments of one recording; with two files \
@@ -21,14 +22,31 @@ pub fn run(args: DiffArgs) -> anyhow::Result<u8> {
             }
             let (a, b) = both(
                 || tick_of(&args.before, &Moment::End, Pick::Last),
-                || tick_of(b, &Moment::End, Pick::Last),
+                || tick_of(after_path, &Moment::End, Pick::Last),
             );
             let (a, b) = (a?, b?);
+            let (before_events, after_events) = both(
+                || events_between(&args.before, 0, u64::MAX),
+                || events_between(after_path, 0, u64::MAX),
+            );
+            let (before_events, after_events) = (before_events?, after_events?);
+            window = Window {
+                censuses: compare_censuses(&before_events.last, &after_events.last),
+                markers: Vec::new(),
+                started_us: before_events.started_us,
+            };
             (a.samples, b.samples, a.describe, b.describe)
         }
         None => {
-            let from = args.from.clone().unwrap_or(Moment::Start);
-            let to = args.to.clone().unwrap_or(Moment::End);
+            let from = resolve(&args.before, args.from.clone().unwrap_or(Moment::Start))?;
+            let to = resolve(&args.before, args.to.clone().unwrap_or(Moment::End))?;
+            // Markers that name the moments belong in the window they open
+            // and close, though the nearest ticks fall inside them.
+            let marked = |given: &Option<Moment>, resolved: &Moment| match (given, resolved) {
+                (Some(Moment::Marker(_)), Moment::At(us)) => Some(*us),
+                _ => None,
+            };
+            let (from_marker, to_marker) = (marked(&args.from, &from), marked(&args.to, &to));
             let (a, b) = both(
                 || tick_of(&args.before, &from, Pick::First),
                 || tick_of(&args.before, &to, Pick::Last),
@@ -42,9 +60,18 @@ pub fn run(args: DiffArgs) -> anyhow::Result<u8> {
                     args.before.display()
                 );
             }
+            let from_us = from_marker.map_or(a.time_us, |us| us.min(a.time_us));
+            let to_us = to_marker.map_or(b.time_us, |us| us.max(b.time_us));
+            let events = events_between(&args.before, from_us, to_us)?;
+            window = Window {
+                censuses: compare_censuses(&events.first, &events.last),
+                markers: events.markers,
+                started_us: events.started_us,
+            };
             (a.samples, b.samples, a.describe, b.describe)
         }
     };
+    let mut window = window;
     let mut before: HashMap<ProcessId, ProcessSample> =
         before.into_iter().map(|s| (s.id, s)).collect();
     let mut diffs: Vec<ProcessDiff> = Vec::new();
@@ -67,10 +94,34 @@ pub fn run(args: DiffArgs) -> anyhow::Result<u8> {
         anon_only: args.anon,
         top: args.top,
     };
+    if let Some(pid) = args.pid {
+        window
+            .censuses
+            .retain(|c| c.process.map(|p| p.pid) == Some(pid));
+    }
     match args.format {
-        ReportFormat::Text => print!("{}", diff::text(&diffs, &before_name, &after_name, &filter)),
+        ReportFormat::Text => {
+            print!("{}", diff::text(&diffs, &before_name, &after_name, &filter));
+            print!(
+                "{}",
+                memtrail_report::census::text(
+                    &window.censuses,
+                    &window.markers,
+                    window.started_us,
+                    args.top
+                )
+            );
+        }
         ReportFormat::Json => {
-            let doc = diff::json(diffs, &before_name, &after_name, &filter);
+            let mut doc = diff::json(diffs, &before_name, &after_name, &filter);
+            if let Some(obj) = doc.as_object_mut() {
+                let mut censuses = window.censuses;
+                for c in &mut censuses {
+                    c.changes.truncate(args.top);
+                }
+                obj.insert("censuses".into(), serde_json::to_value(&censuses)?);
+                obj.insert("markers".into(), serde_json::to_value(&window.markers)?);
+            }
             let mut out = std::io::stdout().lock();
             serde_json::to_writer_pretty(&mut out, &doc)?;
             println!();
@@ -126,6 +177,8 @@ fn tick_of(path: &Path, moment: &Moment, pick: Pick) -> anyhow::Result<Tick> {
             Moment::Offset(us) => (time, started.saturating_add(*us)),
             Moment::At(us) => (time, *us),
             Moment::Tick(n) => (index, *n),
+            // Resolved to a time by `resolve` before.
+            Moment::Marker(_) => return true,
         };
         match pick {
             Pick::First => pos.0 >= pos.1,
@@ -184,5 +237,105 @@ fn tick_of(path: &Path, moment: &Moment, pick: Pick) -> anyhow::Result<Tick> {
         time_us,
         samples,
         describe: format!("{name}, tick {index} (+{offset:.1}s)"),
+    })
+}
+
+/// What happened inside the processes between the two moments.
+struct Window {
+    censuses: Vec<CensusDiff>,
+    /// Markers between the moments, in order.
+    markers: Vec<Marker>,
+    started_us: u64,
+}
+
+/// A `marker:LABEL` moment as the time of the first marker with that label.
+fn resolve(path: &Path, moment: Moment) -> anyhow::Result<Moment> {
+    let Moment::Marker(label) = &moment else {
+        return Ok(moment);
+    };
+    let name = path.display().to_string();
+    let mut reader =
+        memtrail_format::open(path).with_context(|| format!("cannot read recording {name}"))?;
+    let mut labels: Vec<String> = Vec::new();
+    for frame in reader.by_ref() {
+        let frame = frame.with_context(|| format!("cannot read recording {name}"))?;
+        if let Record::Marker(m) = frame.record {
+            // A probe's checkpoint label is followed by its figures.
+            let probe = m
+                .label
+                .strip_prefix(label.as_str())
+                .is_some_and(|rest| rest.starts_with(" ("));
+            if m.label == *label || probe {
+                return Ok(Moment::At(m.time_us));
+            }
+            if labels.len() < 10 && !labels.contains(&m.label) {
+                labels.push(m.label);
+            }
+        }
+    }
+    if labels.is_empty() {
+        bail!(
+            "{name} has no marker {label:?}, nor any other: put markers in a recording with \
+             `memtrail mark LABEL` or the events channel (docs/events.md)"
+        );
+    }
+    bail!(
+        "{name} has no marker {label:?}; its markers include: {}",
+        labels
+            .iter()
+            .map(|l| format!("{l:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// The events of a recording around a window.
+struct Events {
+    started_us: u64,
+    /// Per process and source, the first census at or after the window's start.
+    first: Vec<Census>,
+    /// Per process and source, the last census at or before its end.
+    last: Vec<Census>,
+    markers: Vec<Marker>,
+}
+
+/// Markers at most, so a recording full of them cannot fill memory.
+const MAX_MARKERS: usize = 10_000;
+
+/// Reads the censuses and markers of `path` around `[from_us, to_us]`.
+fn events_between(path: &Path, from_us: u64, to_us: u64) -> anyhow::Result<Events> {
+    let name = path.display().to_string();
+    let mut reader =
+        memtrail_format::open(path).with_context(|| format!("cannot read recording {name}"))?;
+    let started_us = reader.header().started_us;
+    let mut first: HashMap<(Option<ProcessId>, String), Census> = HashMap::new();
+    let mut last: HashMap<(Option<ProcessId>, String), Census> = HashMap::new();
+    let mut markers = Vec::new();
+    for frame in reader.by_ref() {
+        let frame = frame.with_context(|| format!("cannot read recording {name}"))?;
+        match frame.record {
+            Record::Census(c) => {
+                let key = (c.process, c.source.clone());
+                if c.time_us >= from_us && !first.contains_key(&key) {
+                    first.insert(key.clone(), c.clone());
+                }
+                if c.time_us <= to_us {
+                    last.insert(key, c);
+                }
+            }
+            Record::Marker(m)
+                if (from_us..=to_us).contains(&m.time_us) && markers.len() < MAX_MARKERS =>
+            {
+                markers.push(m);
+            }
+            _ => {}
+        }
+    }
+    markers.sort_by_key(|m| m.time_us);
+    Ok(Events {
+        started_us,
+        first: first.into_values().collect(),
+        last: last.into_values().collect(),
+        markers,
     })
 }

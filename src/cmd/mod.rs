@@ -6,6 +6,7 @@ mod demo;
 mod diff;
 mod dump;
 mod export;
+mod mark;
 mod record;
 mod report;
 mod run;
@@ -29,6 +30,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Export(args) => export::run(args),
         Command::Dump(args) => dump::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Mark(args) => mark::run(args),
         Command::Demo(args) => demo::run(args),
     }
 }

@@ -5,6 +5,7 @@ use memtrail_collect::{Collector, Tick};
 use memtrail_format::Writer;
 
 use crate::cli::RecordArgs;
+use crate::events::Events;
 use crate::output::open_binary;
 use crate::recorder::{self, Limits, Next, StopCause, TickHook};
 use crate::signals::StopSignals;
@@ -21,6 +22,7 @@ pub fn run(args: RecordArgs) -> anyhow::Result<u8> {
     let interval = args.sampling.interval.0;
     let header = super::header(&collector, description, detail, Some(interval))?;
     let out = open_binary(&args.output)?;
+    let mut events = args.events.as_deref().map(Events::open).transpose()?;
     let signals = StopSignals::install()?;
     let mut writer = Writer::new(out.sink, &header)
         .with_context(|| format!("cannot write the recording to {}", out.name))?;
@@ -35,6 +37,7 @@ pub fn run(args: RecordArgs) -> anyhow::Result<u8> {
         limits,
         &signals,
         &mut WatchTargets,
+        events.as_mut(),
         &out.name,
     )?;
     recorder::finish(writer, &finished, &out.name)?;

@@ -10,6 +10,7 @@ use memtrail_format::{EndReason, ProcessExit, ProcessId, Record, Writer};
 use signal_hook::consts::SIGTERM;
 
 use crate::cli::RunArgs;
+use crate::events::{self, Events, PrivateDir};
 use crate::output::open_binary;
 use crate::recorder::{self, Finished, Limits, Next, StopCause, TickHook};
 use crate::signals::StopSignals;
@@ -106,8 +107,43 @@ pub fn record_command(args: &RunArgs, quiet: bool) -> anyhow::Result<RunOutcome>
     let early = args.output.as_deref().map(open_binary).transpose()?;
     let signals = StopSignals::install()?;
 
+    // The events channel: a FIFO in a directory of our own, removed at the
+    // end, open for reading before the command can write to it. Without
+    // one (no writable temporary directory) the command is still recorded
+    // from the outside, unless censuses were asked for.
+    let python = args.python_gc || args.python_tracemalloc;
+    let channel = (|| -> anyhow::Result<(PrivateDir, Events)> {
+        let private = PrivateDir::new()?;
+        let path = private.path().join("events");
+        events::make_fifo(&path)?;
+        let events = Events::open(&path)?;
+        Ok((private, events))
+    })();
+    let (private, mut events) = match channel {
+        Ok((private, events)) => (Some(private), Some(events)),
+        Err(err) if !python => {
+            eprintln!(
+                "memtrail: warning: no events channel ({err:#}); recording without markers \
+                 and censuses"
+            );
+            (None, None)
+        }
+        Err(err) => {
+            return Err(err.context(
+                "--python-gc and --python-tracemalloc report through an events channel, \
+                 which could not be made",
+            ))
+        }
+    };
+
     let mut command = std::process::Command::new(program);
     command.args(rest);
+    if let Some(private) = &private {
+        command.env(events::ENV, private.path().join("events"));
+        if python {
+            python_hooks(&mut command, private, args)?;
+        }
+    }
     if quiet {
         command.stdout(std::process::Stdio::null());
     }
@@ -170,6 +206,7 @@ pub fn record_command(args: &RunArgs, quiet: bool) -> anyhow::Result<RunOutcome>
             Limits::default(),
             &signals,
             &mut hook,
+            events.as_mut(),
             &out.name,
         )?;
         recorder::finish(writer, &finished, &out.name)?;
@@ -208,6 +245,41 @@ pub fn record_command(args: &RunArgs, quiet: bool) -> anyhow::Result<RunOutcome>
         status,
         downstream_closed,
     })
+}
+
+/// Makes Python programs report censuses: our sitecustomize first on
+/// PYTHONPATH, told what to count and how often by environment variables.
+fn python_hooks(
+    command: &mut std::process::Command,
+    private: &PrivateDir,
+    args: &RunArgs,
+) -> anyhow::Result<()> {
+    let dir = private.path().join("python");
+    std::fs::create_dir(&dir)
+        .and_then(|()| std::fs::write(dir.join("sitecustomize.py"), events::PYTHON_SITECUSTOMIZE))
+        .with_context(|| format!("cannot write the Python hooks to {}", dir.display()))?;
+    let mut path = std::ffi::OsString::from(&dir);
+    if let Some(old) = std::env::var_os("PYTHONPATH").filter(|p| !p.is_empty()) {
+        path.push(":");
+        path.push(old);
+    }
+    let sources: Vec<&str> = [
+        (args.python_gc, "gc"),
+        (args.python_tracemalloc, "tracemalloc"),
+    ]
+    .iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, name)| *name)
+    .collect();
+    command
+        .env("PYTHONPATH", path)
+        .env("MEMTRAIL_PYTHON", sources.join(","))
+        .env("MEMTRAIL_PYTHON_DIR", &dir)
+        .env(
+            "MEMTRAIL_PYTHON_INTERVAL",
+            format!("{}", args.sampling.interval.0.as_secs_f64()),
+        );
+    Ok(())
 }
 
 /// The command as the recording's header names it: without its arguments

@@ -21,6 +21,8 @@ pub enum Kind {
     Memory,
     Fds,
     Threads,
+    /// A key of a census taken inside the process (`census:SOURCE:KEY`).
+    Census,
 }
 
 impl Kind {
@@ -29,6 +31,84 @@ impl Kind {
             Kind::Memory => "memory",
             Kind::Fds => "fds",
             Kind::Threads => "threads",
+            Kind::Census => "census",
+        }
+    }
+}
+
+/// Most census series kept per process and source (see [`CensusSeries`]).
+pub const CENSUS_SERIES_PER_SOURCE: usize = 64;
+/// Most census sources kept per process; censuses of further sources are
+/// ignored.
+pub const CENSUS_SOURCES: usize = 8;
+/// Most census findings reported per process and source: the leaking and
+/// growing ones, leaks first, then by growth.
+pub const CENSUS_FINDINGS_PER_SOURCE: usize = 16;
+
+/// The census source whose counts are bytes (Python's tracemalloc);
+/// every other source counts objects.
+const BYTES_SOURCE: &str = "tracemalloc";
+
+/// How much a census count's growth matters (see docs/leak-detection.md).
+fn census_materiality(source: &str) -> Materiality {
+    if source == BYTES_SOURCE {
+        // Bytes: the memory thresholds (256 KiB, 2% of the level).
+        Materiality {
+            absolute: 256.0 * 1024.0,
+            relative: 0.02,
+        }
+    } else {
+        // Objects: 50 more, and 10% more than the typical level; fewer is
+        // the churn of any live program.
+        Materiality {
+            absolute: 50.0,
+            relative: 0.10,
+        }
+    }
+}
+
+/// The series of one key of one census source of one process.
+#[derive(Debug, Clone)]
+struct CensusSeries {
+    key: String,
+    trail: Trail,
+}
+
+/// Folds a census into the process's census series, keeping at most
+/// [`CENSUS_SERIES_PER_SOURCE`] per source: a new key takes the place of
+/// the series with the smallest last value when it counts more.
+fn add_census(
+    sources: &mut BTreeMap<String, Vec<CensusSeries>>,
+    c: &memtrail_format::Census,
+    t: f64,
+) {
+    if !sources.contains_key(&c.source) && sources.len() >= CENSUS_SOURCES {
+        return;
+    }
+    let series = sources.entry(c.source.clone()).or_default();
+    for entry in &c.counts {
+        let v = entry.count as f64;
+        if let Some(s) = series.iter_mut().find(|s| s.key == entry.key) {
+            s.trail.push(t, v);
+            continue;
+        }
+        let mut trail = Trail::new();
+        trail.push(t, v);
+        let fresh = CensusSeries {
+            key: entry.key.clone(),
+            trail,
+        };
+        if series.len() < CENSUS_SERIES_PER_SOURCE {
+            series.push(fresh);
+            continue;
+        }
+        let last = |s: &CensusSeries| s.trail.last().map_or(0.0, |p| p.1);
+        if let Some(smallest) = series
+            .iter_mut()
+            .min_by(|a, b| last(a).total_cmp(&last(b)))
+            .filter(|s| last(s) < v)
+        {
+            *smallest = fresh;
         }
     }
 }
@@ -112,6 +192,8 @@ fn materiality(kind: Kind) -> Materiality {
             absolute: 3.0,
             relative: 0.0,
         },
+        // Judged by `census_materiality`, which knows the source.
+        Kind::Census => census_materiality(""),
     }
 }
 
@@ -168,7 +250,7 @@ pub struct Finding {
     pub kind: Kind,
     pub verdict: Verdict,
     pub pattern: Pattern,
-    /// `KiB` or `count`.
+    /// `KiB`, `count`, or `bytes` (census series of `tracemalloc`).
     pub unit: &'static str,
     /// Theil–Sen slope of the series, units per hour.
     pub growth_per_hour: f64,
@@ -263,6 +345,8 @@ struct ProcState {
     exited: bool,
     exit_code: Option<i32>,
     had_memory: bool,
+    /// Census series by source.
+    census: BTreeMap<String, Vec<CensusSeries>>,
     /// The newest sample's values, held back from the trails until the
     /// next one shows the process still alive (see [`ProcState::ended`]).
     held: Option<Held>,
@@ -309,6 +393,7 @@ impl ProcState {
             exited: false,
             exit_code: None,
             had_memory: false,
+            census: BTreeMap::new(),
             held: None,
         }
     }
@@ -470,6 +555,16 @@ impl Analyzer {
                 }
             }
             Record::Marker(m) => self.markers.push(m),
+            Record::Census(c) => {
+                // A census of a process never sampled, or of none, has no
+                // series to join.
+                if let Some(p) = c.process.and_then(|id| self.procs.get_mut(&id)) {
+                    if !p.exited {
+                        let t = c.time_us.saturating_sub(p.first_us) as f64 / 1e6;
+                        add_census(&mut p.census, &c, t);
+                    }
+                }
+            }
             Record::Notice(_) | Record::End(_) => {}
         }
     }
@@ -593,9 +688,10 @@ fn judge_process(p: &ProcState, system: Option<&SystemSample>) -> ProcessVerdict
                     f.fd_targets = d.opened.into_iter().take(5).collect();
                 }
             }
-            Kind::Threads => {}
+            Kind::Threads | Kind::Census => {}
         }
     }
+    findings.extend(census_findings(p));
 
     let verdict = if findings.iter().any(|f| f.verdict == Verdict::Leak) {
         Verdict::Leak
@@ -623,19 +719,61 @@ fn judge_process(p: &ProcState, system: Option<&SystemSample>) -> ProcessVerdict
     }
 }
 
+/// The leaking and growing census series of a process, leaks first, then
+/// by growth; at most [`CENSUS_FINDINGS_PER_SOURCE`] per source.
+fn census_findings(p: &ProcState) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (source, series) in &p.census {
+        let mut found: Vec<Finding> = series
+            .iter()
+            .map(|s| {
+                let j = judge(&s.trail.buckets(), census_materiality(source));
+                let unit = if source == BYTES_SOURCE {
+                    "bytes"
+                } else {
+                    "count"
+                };
+                let name = format!("census:{source}:{}", s.key);
+                make_finding(name, Kind::Census, unit, &s.trail, j)
+            })
+            .filter(|f| f.verdict == Verdict::Leak || f.pattern == Pattern::Growing)
+            .collect();
+        found.sort_by(|a, b| {
+            a.verdict
+                .cmp(&b.verdict)
+                .then_with(|| b.growth_per_hour.total_cmp(&a.growth_per_hour))
+                .then_with(|| a.series.cmp(&b.series))
+        });
+        found.truncate(CENSUS_FINDINGS_PER_SOURCE);
+        out.extend(found);
+    }
+    out
+}
+
 fn finding(def: &SeriesDef, trail: &Trail, j: Judgement) -> Finding {
+    let unit = if def.kind == Kind::Memory {
+        "KiB"
+    } else {
+        "count"
+    };
+    make_finding(def.name.to_string(), def.kind, unit, trail, j)
+}
+
+fn make_finding(
+    series: String,
+    kind: Kind,
+    unit: &'static str,
+    trail: &Trail,
+    j: Judgement,
+) -> Finding {
     let round = |x: f64| (x * 100.0).round() / 100.0;
     let trend_line = trend_line(trail, &j);
     Finding {
-        series: def.name.to_string(),
-        kind: def.kind,
+        series,
+        kind,
         verdict: j.verdict,
         pattern: j.pattern,
-        unit: if def.kind == Kind::Memory {
-            "KiB"
-        } else {
-            "count"
-        },
+        unit,
         growth_per_hour: round(j.slope * 3600.0),
         retained_per_hour: round(j.floor_slope * 3600.0),
         confidence: j.confidence,
@@ -742,4 +880,126 @@ fn project(p: &ProcState, system: Option<&SystemSample>, rate: f64) -> Option<Pr
             seconds: (headroom_kib as f64 / rate).round(),
         })
         .min_by(|a, b| a.seconds.total_cmp(&b.seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use memtrail_format::{Census, CensusCount, Detail, ProcessInfo, Status};
+
+    const ID: ProcessId = ProcessId {
+        pid: 42,
+        start_time: 7,
+    };
+
+    fn sample(i: u64) -> Record {
+        Record::Process(Box::new(ProcessSample {
+            time_us: i * 1_000_000,
+            id: ID,
+            info: ProcessInfo {
+                comm: "python3".into(),
+                ..Default::default()
+            },
+            detail: Detail::Summary,
+            status: Status {
+                vm_rss: Some(10_000),
+                rss_anon: Some(5_000),
+                ..Default::default()
+            },
+            cpu: None,
+            rollup: None,
+            fds: None,
+            mappings: None,
+            mappings_fresh: false,
+        }))
+    }
+
+    fn census(i: u64, source: &str, counts: Vec<(String, u64)>) -> Record {
+        Record::Census(Census {
+            time_us: i * 1_000_000 + 500_000,
+            process: Some(ID),
+            source: source.into(),
+            counts: counts
+                .into_iter()
+                .map(|(key, count)| CensusCount { key, count })
+                .collect(),
+        })
+    }
+
+    /// 40 seconds of a flat process whose censuses hold `counts(i)`.
+    fn analyse(source: &str, counts: impl Fn(u64) -> Vec<(String, u64)>) -> ProcessVerdict {
+        let mut a = Analyzer::new();
+        for i in 0..40 {
+            a.add(sample(i));
+            a.add(census(i, source, counts(i)));
+        }
+        a.analysis().processes.remove(0)
+    }
+
+    #[test]
+    fn a_growing_census_key_is_a_leak_and_named() {
+        let p = analyse("gc", |i| {
+            vec![
+                ("__main__.Widget".into(), 100 + 50 * i),
+                ("dict".into(), 5000 + (i % 3) * 40),
+            ]
+        });
+        assert_eq!(p.verdict, Verdict::Leak);
+        let f = p.finding("census:gc:__main__.Widget").expect("named");
+        assert_eq!(
+            (f.kind, f.verdict, f.unit),
+            (Kind::Census, Verdict::Leak, "count")
+        );
+        assert_eq!(f.growth_per_hour, 50.0 * 3600.0);
+        // A steady type is judged and left out.
+        assert!(p.finding("census:gc:dict").is_none());
+    }
+
+    #[test]
+    fn census_growth_below_the_threshold_is_no_leak() {
+        // +39 objects over the recording: under the 50 that matter.
+        let p = analyse("gc", |i| vec![("Session".into(), 1000 + i)]);
+        assert_eq!(p.verdict, Verdict::NoLeak);
+        let leaks = |name: &str| p.finding(name).filter(|f| f.verdict == Verdict::Leak);
+        assert!(leaks("census:gc:Session").is_none());
+    }
+
+    #[test]
+    fn tracemalloc_sites_are_bytes_judged_like_memory() {
+        // 100 KiB a second at one site; 1 KiB a second at another.
+        let p = analyse("tracemalloc", |i| {
+            vec![
+                ("app.py:12".into(), (1 << 20) + 100 * 1024 * i),
+                ("lib.py:7".into(), 10_000 + 1024 * i),
+            ]
+        });
+        let f = p.finding("census:tracemalloc:app.py:12").expect("named");
+        assert_eq!((f.verdict, f.unit), (Verdict::Leak, "bytes"));
+        let lib = p.finding("census:tracemalloc:lib.py:7");
+        assert!(lib.filter(|f| f.verdict == Verdict::Leak).is_none());
+    }
+
+    #[test]
+    fn census_series_are_bounded_per_source() {
+        // Every census brings 100 new keys, larger than the last ones.
+        let mut sources = BTreeMap::new();
+        for i in 0..50u64 {
+            let c = Census {
+                time_us: i,
+                process: Some(ID),
+                source: "gc".into(),
+                counts: (0..100)
+                    .map(|k| CensusCount {
+                        key: format!("k{i}-{k}"),
+                        count: i * 1000 + k,
+                    })
+                    .collect(),
+            };
+            add_census(&mut sources, &c, i as f64);
+        }
+        let series = &sources["gc"];
+        assert_eq!(series.len(), CENSUS_SERIES_PER_SOURCE);
+        // The largest counts stayed.
+        assert!(series.iter().all(|s| s.key.starts_with("k49-")));
+    }
 }

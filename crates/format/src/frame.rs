@@ -19,6 +19,7 @@ pub(crate) mod kind {
     pub(crate) const SYSTEM: u8 = 0x20;
     pub(crate) const EXIT: u8 = 0x30;
     pub(crate) const MARKER: u8 = 0x40;
+    pub(crate) const CENSUS: u8 = 0x41;
     pub(crate) const NOTICE: u8 = 0x50;
     pub(crate) const END: u8 = 0x7F;
 
@@ -31,6 +32,7 @@ pub(crate) mod kind {
             SYSTEM => "system sample",
             EXIT => "process exit",
             MARKER => "marker",
+            CENSUS => "census",
             NOTICE => "notice",
             END => "end",
             _ => "unknown",

@@ -356,6 +356,36 @@ pub struct Marker {
     pub source: String,
 }
 
+/// One count of a [`Census`]: a key (an object type, an allocation site)
+/// and how many (objects, bytes) it had.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CensusCount {
+    pub key: String,
+    pub count: u64,
+}
+
+/// Counts taken inside a process at one moment: objects by type from
+/// Python's `gc`, bytes by allocation site from `tracemalloc`, or anything
+/// a program reports on the events channel (see docs/events.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Census {
+    /// When the recorder read it, or the time the event carried.
+    pub time_us: u64,
+    /// The process it counts, when the event named a pid that was alive
+    /// when it was read.
+    pub process: Option<ProcessId>,
+    /// What counted: `gc`, `tracemalloc`, or a program's own name.
+    pub source: String,
+    /// Largest first; at most [`Census::MAX_KEYS`] as the recorder writes
+    /// them.
+    pub counts: Vec<CensusCount>,
+}
+
+impl Census {
+    /// Most keys a recorder keeps of one census (the largest counts).
+    pub const MAX_KEYS: usize = 256;
+}
+
 /// What kind of trouble a [`Notice`] reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -432,6 +462,7 @@ pub enum Record {
     System(SystemSample),
     Exit(ProcessExit),
     Marker(Marker),
+    Census(Census),
     Notice(Notice),
     End(End),
 }
@@ -444,6 +475,7 @@ impl Record {
             Record::System(s) => s.time_us,
             Record::Exit(e) => e.time_us,
             Record::Marker(m) => m.time_us,
+            Record::Census(c) => c.time_us,
             Record::Notice(n) => n.time_us,
             Record::End(e) => e.time_us,
         }

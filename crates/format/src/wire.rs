@@ -12,9 +12,9 @@ use bincode::Options;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    CgroupMemory, Cpu, Detail, End, EndReason, Fd, Fds, Header, Host, Mapping, Marker, MemInfo,
-    Notice, NoticeKind, ProcessExit, ProcessId, ProcessInfo, ProcessSample, Rollup, Status,
-    SystemSample,
+    Census, CensusCount, CgroupMemory, Cpu, Detail, End, EndReason, Fd, Fds, Header, Host, Mapping,
+    Marker, MemInfo, Notice, NoticeKind, ProcessExit, ProcessId, ProcessInfo, ProcessSample,
+    Rollup, Status, SystemSample,
 };
 use crate::MAX_FRAME_LEN;
 
@@ -686,6 +686,55 @@ impl MarkerWire {
             label: self.label,
             pid: self.pid,
             source: self.source,
+        }
+    }
+}
+
+/// Kind 0x41.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct CensusWire {
+    time_us: u64,
+    process: Option<ProcessIdWire>,
+    source: String,
+    counts: Vec<CensusCountWire>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct CensusCountWire {
+    key: String,
+    count: u64,
+}
+
+impl CensusWire {
+    pub(crate) fn from_model(c: &Census) -> Self {
+        CensusWire {
+            time_us: c.time_us,
+            process: c.process.map(Into::into),
+            source: c.source.clone(),
+            counts: c
+                .counts
+                .iter()
+                .map(|e| CensusCountWire {
+                    key: e.key.clone(),
+                    count: e.count,
+                })
+                .collect(),
+        }
+    }
+
+    pub(crate) fn into_model(self) -> Census {
+        Census {
+            time_us: self.time_us,
+            process: self.process.map(Into::into),
+            source: self.source,
+            counts: self
+                .counts
+                .into_iter()
+                .map(|e| CensusCount {
+                    key: e.key,
+                    count: e.count,
+                })
+                .collect(),
         }
     }
 }

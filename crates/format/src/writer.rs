@@ -90,6 +90,9 @@ impl<W: Write> Writer<W> {
             Record::Marker(m) => {
                 self.write_payload(kind::MARKER, &wire::MarkerWire::from_model(m), "marker")
             }
+            Record::Census(c) => {
+                self.write_payload(kind::CENSUS, &wire::CensusWire::from_model(c), "census")
+            }
             Record::Notice(n) => {
                 self.write_payload(kind::NOTICE, &wire::NoticeWire::from_model(n), "notice")
             }

@@ -306,3 +306,92 @@ fn v1_recording_reads_back() {
     let opened = open(&path).unwrap().collect::<Result<Vec<_>, _>>().unwrap();
     assert_eq!(opened, frames);
 }
+
+/// The frame kinds added to version 1 after `v1-recording.mtr` was
+/// pinned: a census (0x41) with and without a process, next to a marker.
+/// Never change it: add a new one instead.
+pub fn golden_census() -> (Header, Vec<Record>) {
+    let (mut header, _) = golden_recording();
+    header.target = "run -- python3 app.py".to_string();
+    let t0 = header.started_us;
+    let records = vec![
+        Record::Marker(Marker {
+            time_us: t0 + 500_000,
+            label: "before step".to_string(),
+            pid: Some(4242),
+            source: "events".to_string(),
+        }),
+        Record::Census(Census {
+            time_us: t0 + 1_000_000,
+            process: Some(ProcessId {
+                pid: 4242,
+                start_time: 98_765,
+            }),
+            source: "gc".to_string(),
+            counts: vec![
+                CensusCount {
+                    key: "dict".to_string(),
+                    count: 1234,
+                },
+                CensusCount {
+                    key: "__main__.Widget".to_string(),
+                    count: 300,
+                },
+            ],
+        }),
+        Record::Census(Census {
+            time_us: t0 + 2_000_000,
+            process: None,
+            source: "tracemalloc".to_string(),
+            counts: vec![CensusCount {
+                key: "app.py:12".to_string(),
+                count: 1_048_576,
+            }],
+        }),
+        Record::End(End {
+            time_us: t0 + 3_000_000,
+            reason: EndReason::Completed,
+            samples: 0,
+        }),
+    ];
+    (header, records)
+}
+
+/// Compares `records` written after `header` with the golden file `name`,
+/// creating it under `MEMTRAIL_BLESS=1` when it does not exist yet.
+fn check_golden(name: &str, header: &Header, records: &[Record]) {
+    let bytes = encode(header, records);
+    let path = golden_path(name);
+    let golden = match std::fs::read(&path) {
+        Ok(golden) => golden,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if std::env::var_os("MEMTRAIL_BLESS").is_some_and(|v| v == "1") {
+                std::fs::write(&path, &bytes).unwrap();
+                eprintln!("wrote {}", path.display());
+                return;
+            }
+            panic!(
+                "{} is missing: run the tests with MEMTRAIL_BLESS=1 to create it, review it and commit it",
+                path.display()
+            );
+        }
+        Err(e) => panic!("cannot read {}: {e}", path.display()),
+    };
+    assert!(
+        bytes == golden,
+        "format v1 bytes changed: this breaks every existing recording ({}; {} is never rewritten)",
+        first_difference(&bytes, &golden),
+        path.display()
+    );
+    let mut reader = Reader::new(golden.as_slice()).unwrap();
+    assert_eq!(reader.header(), header);
+    let read: Vec<Record> = reader.by_ref().map(|f| f.unwrap().record).collect();
+    assert_eq!(reader.take_warnings(), vec![]);
+    assert_eq!(read, records);
+}
+
+#[test]
+fn v1_census_bytes_never_change() {
+    let (header, records) = golden_census();
+    check_golden("v1-census.mtr", &header, &records);
+}

@@ -36,6 +36,13 @@ pub fn json(analysis: &Analysis, source: &Source) -> serde_json::Value {
 /// A rate per hour in the series' unit.
 pub fn rate(f: &Finding, per_hour: f64) -> String {
     match f.kind {
+        Kind::Census if f.unit == "bytes" => {
+            let sign = if per_hour > 0.0 { "+" } else { "" };
+            format!(
+                "{sign}{}/h",
+                human_kib_signed((per_hour / 1024.0).round() as i64)
+            )
+        }
         Kind::Memory => {
             let sign = if per_hour > 0.0 { "+" } else { "" };
             format!("{sign}{}/h", human_kib_signed(per_hour.round() as i64))
@@ -46,6 +53,7 @@ pub fn rate(f: &Finding, per_hour: f64) -> String {
 
 pub(crate) fn value(f: &Finding, v: f64) -> String {
     match f.kind {
+        Kind::Census if f.unit == "bytes" => human_kib((v.max(0.0) / 1024.0).round() as u64),
         Kind::Memory => human_kib(v.max(0.0).round() as u64),
         _ => format!("{v:.0}"),
     }
@@ -75,6 +83,10 @@ pub(crate) fn tag(v: Verdict) -> &'static str {
 /// Whether a finding is worth a line of text: leaks and shapes that
 /// explain why something that grew is not one.
 fn notable(f: &Finding) -> bool {
+    if f.kind == Kind::Census {
+        // Dozens of types or sites per process: only those that grow.
+        return f.verdict == Verdict::Leak || f.pattern == Pattern::Growing;
+    }
     if f.series == "file" {
         // Page cache comes and goes; worth a line only when it explains
         // growth elsewhere.
@@ -130,6 +142,39 @@ pub fn text(analysis: &Analysis, all: bool) -> String {
         }
         let _ = writeln!(out, "{line}");
     }
+    if !analysis.markers.is_empty() {
+        // Offsets from the first sample, as `diff` shows them.
+        let start = analysis
+            .processes
+            .iter()
+            .map(|p| p.first_us)
+            .min()
+            .unwrap_or(0);
+        let list: Vec<String> = analysis
+            .markers
+            .iter()
+            .map(|m| {
+                let secs = m.time_us.saturating_sub(start) as f64 / 1e6;
+                format!("+{secs:.1}s {}", shorten(&crate::printable(&m.label), 30))
+            })
+            .collect();
+        let mut line = String::new();
+        let mut shown = 0;
+        for item in &list {
+            if shown > 0 && line.chars().count() + 2 + item.chars().count() > 80 - 26 {
+                break;
+            }
+            if shown > 0 {
+                line.push_str("; ");
+            }
+            line.push_str(item);
+            shown += 1;
+        }
+        if shown < list.len() {
+            line.push_str(&format!(" (+{} more)", list.len() - shown));
+        }
+        let _ = writeln!(out, "\nmarkers ({}): {line}", list.len());
+    }
     let leaks = analysis.leaks();
     let judged = analysis
         .processes
@@ -173,6 +218,20 @@ fn process_text(out: &mut String, p: &ProcessVerdict, detailed: bool) {
     let mut told_regions = false;
     let mut told_limit = false;
     for f in p.findings.iter().filter(|f| notable(f)) {
+        if let Some(name) = f.series.strip_prefix("census:") {
+            // The type or site is the point, and can be long: a line of its own.
+            let _ = writeln!(
+                out,
+                "     census  {:<9} {:>13}  conf {:.2}  {} -> {}",
+                f.pattern.name(),
+                rate(f, f.growth_per_hour),
+                f.confidence,
+                value(f, f.first),
+                value(f, f.last),
+            );
+            let _ = writeln!(out, "{:17}{}", "", shorten(&crate::printable(name), 62));
+            continue;
+        }
         let _ = writeln!(
             out,
             "     {:<7} {:<7} {:<9} {:>13}  conf {:.2}  {} -> {}",

@@ -293,7 +293,9 @@ pub fn render(e: &Exposition<'_>, format: Format) -> String {
 fn scaled(kind: Kind, value: f64) -> f64 {
     match kind {
         Kind::Memory => value * 1024.0,
-        Kind::Fds | Kind::Threads => value,
+        // Counts, or bytes already (tracemalloc censuses; `serve` reads
+        // no events channel, so none reach it today).
+        Kind::Fds | Kind::Threads | Kind::Census => value,
     }
 }
 

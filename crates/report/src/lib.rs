@@ -57,6 +57,7 @@
 #![forbid(unsafe_code)]
 
 pub mod analysis;
+pub mod census;
 pub mod diff;
 pub mod export;
 pub mod exposition;
