@@ -308,7 +308,8 @@ pub fn record_samples(pid: u32, out: &Path, interval: &str, count: u32, extra: &
 
 /// Copies the recording `src` to `dst` with a marker inserted at each
 /// `(share, label, pid)`: `share` of the way (0..1) through its time span.
-/// Stands in for `memtrail mark` until it exists.
+/// Markers at exact shares of a recording, for committed fixtures
+/// (`memtrail mark` puts them where a running recording is).
 pub fn add_markers(src: &Path, dst: &Path, markers: &[(f64, &str, Option<u32>)]) {
     let (header, records) = read_all(src);
     let first = records.first().map_or(0, Record::time_us);

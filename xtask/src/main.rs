@@ -37,10 +37,10 @@ tasks:
          M minutes (default 5), keep the recording in target/soak, and
          require `memtrail analyze` to judge the recorder no-leak
   report-check [--screenshot PNG]
-         record a real leak, add markers, render `memtrail report --html`
-         and load it in headless Chromium: no console message, no network
-         request, a screenshot showing the charts (copied to PNG if asked;
-         the README's docs/report.png comes from here)";
+         record a real leak marked with `memtrail mark`, render
+         `memtrail report --html` and load it in headless Chromium: no
+         console message, no network request, a screenshot showing the
+         charts (copied to PNG if asked; docs/report.png comes from here)";
 
 fn usage() -> String {
     format!("{USAGE_TASKS}\n{}", bench::USAGE)

@@ -1,10 +1,10 @@
 //! `cargo xtask report-check [--screenshot PNG]`: the HTML report of a real
 //! recording, opened in headless Chromium.
 //!
-//! Records `tests/programs/leak.c` (a real malloc leak) for 4 s, adds three
-//! markers to the recording with memtrail-format's writer (until `memtrail
-//! mark` exists), renders `memtrail report --html` and loads the page from
-//! disk in Chromium, which takes a screenshot and logs the console and the
+//! Records `tests/programs/leak.c` (a real malloc leak) for 4 s under
+//! `memtrail run`, beside a shell that puts three markers on the timeline
+//! with `memtrail mark`, renders `memtrail report --html` and loads the
+//! page from disk in Chromium, which takes a screenshot and logs the console and the
 //! network to files. Then it requires:
 //! - no console message at all (errors, CSP violations, uncaught
 //!   exceptions: the page has no script, so anything is a fault);
@@ -24,13 +24,11 @@
 //! Everything is kept under target/report-check.
 
 use std::fs::File;
-use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context};
-use memtrail_format::{Marker, Reader, Record, Writer};
 
 use crate::{cargo, workspace_root};
 
@@ -82,35 +80,27 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         status.success(),
         "gcc failed to build tests/programs/leak.c"
     );
-    let target = Guard(
-        Command::new(&leak)
-            .args(["malloc", "60"])
-            .spawn()
-            .context("cannot start the leaking program")?,
+    // The leak runs under `memtrail run` beside a shell that marks the
+    // timeline with `memtrail mark` as it goes: a real process tree, real
+    // markers.
+    let marked = dir.join("leak.mtr");
+    let quote = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', "'\\''"));
+    let (leak_q, memtrail_q) = (quote(&leak), quote(&memtrail));
+    let script = format!(
+        "{leak_q} malloc 4 & sleep 1; {memtrail_q} mark 'warm-up done'; sleep 1; \
+         {memtrail_q} mark 'load <2x> & \"retry\"'; sleep 1.2; {memtrail_q} mark checkpoint; wait"
     );
-    let raw = dir.join("leak.mtr");
     let o = Command::new(&memtrail)
-        .args(["record", "--pid", &target.0.id().to_string()])
-        .args(["--interval", "50ms", "--count", "80", "-o"])
-        .arg(&raw)
+        .args(["run", "--interval", "50ms", "-o"])
+        .arg(&marked)
+        .args(["--", "sh", "-c", &script])
         .output()
-        .context("cannot run memtrail record")?;
-    drop(target);
+        .context("cannot run memtrail run")?;
     ensure!(
         o.status.success(),
-        "memtrail record failed: {}",
+        "memtrail run failed: {}",
         String::from_utf8_lossy(&o.stderr)
     );
-    let marked = dir.join("leak-marked.mtr");
-    add_markers(
-        &raw,
-        &marked,
-        &[
-            (0.25, "warm-up done"),
-            (0.5, "load <2x> & \"retry\""),
-            (0.8, "checkpoint"),
-        ],
-    )?;
     let html = dir.join("report.html");
     let o = Command::new(&memtrail)
         .arg("report")
@@ -125,6 +115,18 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         String::from_utf8_lossy(&o.stderr)
     );
 
+    let page = std::fs::read_to_string(&html)?;
+    for label in [
+        "warm-up done",
+        "load &lt;2x&gt; &amp; &quot;retry&quot;",
+        "checkpoint",
+    ] {
+        ensure!(
+            page.contains(label),
+            "the marker {label:?} made with `memtrail mark` is not in {}",
+            html.display()
+        );
+    }
     let seen = load(&chromium, &dir, &html, "report", (1100, 1500))?;
     ensure!(
         seen.console.is_empty(),
@@ -377,64 +379,6 @@ fn check_screenshot(path: &Path) -> anyhow::Result<()> {
         pss >= 200,
         "the screenshot shows no PSS series ({pss} orange pixels)"
     );
-    Ok(())
-}
-
-/// Copies a recording, inserting a marker at each share (0..1) of its
-/// time span with the given label.
-pub fn add_markers(src: &Path, dst: &Path, markers: &[(f64, &str)]) -> anyhow::Result<()> {
-    let read = |path: &Path| -> anyhow::Result<(memtrail_format::Header, Vec<Record>)> {
-        let mut reader: Reader<_> = memtrail_format::open(path)?;
-        let header = reader.header().clone();
-        let records = reader
-            .by_ref()
-            .map(|f| f.map(|f| f.record))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((header, records))
-    };
-    let (header, records) = read(src)?;
-    let first = records.first().map_or(0, Record::time_us);
-    let last = records
-        .iter()
-        .filter(|r| !matches!(r, Record::End(_)))
-        .map(Record::time_us)
-        .max()
-        .unwrap_or(first);
-    let mut pending: Vec<Marker> = markers
-        .iter()
-        .map(|&(share, label)| Marker {
-            time_us: first + ((last - first) as f64 * share) as u64,
-            label: label.to_string(),
-            pid: None,
-            source: "cli".into(),
-        })
-        .collect();
-    pending.sort_by_key(|m| std::cmp::Reverse(m.time_us));
-    let file = File::create(dst).with_context(|| format!("cannot create {}", dst.display()))?;
-    let mut writer = Writer::new(BufWriter::new(file), &header)?;
-    let mut end = None;
-    for record in records {
-        while pending
-            .last()
-            .is_some_and(|m| m.time_us <= record.time_us())
-        {
-            let m = pending.pop().expect("checked");
-            writer.write(&Record::Marker(m))?;
-        }
-        match record {
-            Record::End(e) => end = Some(e),
-            r => writer.write(&r)?,
-        }
-    }
-    for m in pending.into_iter().rev() {
-        writer.write(&Record::Marker(m))?;
-    }
-    match end {
-        Some(e) => {
-            writer.finish(&e)?;
-        }
-        None => writer.flush()?,
-    }
     Ok(())
 }
 
