@@ -27,6 +27,8 @@ Examples:
   memtrail record --pid 1234 | memtrail analyze -
   memtrail diff before.mtr after.mtr --anon --min 1MiB
   memtrail diff app.mtr --from 5m --to 10m
+  memtrail report app.mtr --html app.html        sparklines here, charts in the page
+  memtrail export app.mtr --format csv > app.csv
   memtrail dump app.mtr | jq 'select(.type==\"process\") | .status.vm_rss'
   memtrail serve --name 'nginx|postgres'         metrics for Prometheus on 127.0.0.1:9464
 
@@ -62,6 +64,12 @@ pub enum Command {
     /// Compare two snapshots, or two moments of one recording, region by region
     #[command(long_about = DIFF_ABOUT)]
     Diff(DiffArgs),
+    /// Show a recording: a terminal or Markdown summary, or an HTML page with charts
+    #[command(long_about = REPORT_ABOUT)]
+    Report(ReportArgs),
+    /// Export every process sample as CSV, NDJSON or OpenMetrics (for Prometheus)
+    #[command(long_about = EXPORT_ABOUT)]
+    Export(ExportArgs),
     /// Print every frame of a recording as one JSON object per line
     #[command(long_about = DUMP_ABOUT)]
     Dump(DumpArgs),
@@ -172,6 +180,41 @@ anonymous, file-backed, PSS and swap totals, descriptors by kind and the
 targets opened in between (with --detail full), threads, then the regions
 that grew, appeared, shrank or vanished. `--anon --min 1MiB` keeps the big
 anonymous changes, the by-hand diff of two `pmap` files in one command.";
+
+const REPORT_ABOUT: &str = "\
+Show a recording for people: the verdict on every process (leaks first),
+each series over time and the regions that grew.
+
+Prints a terminal summary (a sparkline per series, fitting 80 columns,
+coloured only on a terminal and never with NO_COLOR set) or, with
+`--format markdown`, the same as Markdown tables. `--html FILE` also writes
+one self-contained page with charts of RSS split into anon, file and shmem,
+PSS, swap, descriptors and threads, markers as labelled lines and the
+analyzer's fitted trend, the top growing regions and the process tree: no
+script, nothing fetched, open it straight from disk. A recording of any
+length is read in one pass in bounded memory; a torn or still-growing file
+is reported up to where it ends.
+
+Examples:
+  memtrail report app.mtr
+  memtrail report app.mtr --html app.html
+  memtrail report app.mtr --format markdown >> issue.md";
+
+const EXPORT_ABOUT: &str = "\
+Export every process sample of a recording, one row each.
+
+Columns (docs/user-guide.md): time_us, pid, start_time, ppid, comm,
+command, rss_kib, anon_kib, file_kib, shmem_kib, pss_kib, swap_kib, fds,
+threads; a value the sample does not have is empty (CSV) or null (NDJSON).
+`--format openmetrics` writes one gauge per series in bytes or counts
+(memtrail_process_rss_bytes, ...), labelled pid, start_time and comm, for
+backfilling Prometheus.
+
+Examples:
+  memtrail export app.mtr --format csv > app.csv
+  memtrail export app.mtr --format ndjson | jq 'select(.pid == 1234) | .rss_kib'
+  memtrail export app.mtr --format openmetrics -o app.om
+  promtool tsdb create-blocks-from openmetrics app.om /var/lib/prometheus/metrics2";
 
 const DUMP_ABOUT: &str = "\
 Print every frame of a recording as newline-delimited JSON, for jq.
@@ -532,6 +575,50 @@ pub struct DiffArgs {
     /// Output format
     #[arg(long, value_enum, default_value = "text")]
     pub format: ReportFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SummaryFormat {
+    /// A terminal summary with sparklines, fitting 80 columns
+    Text,
+    /// The same content as Markdown tables
+    Markdown,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The recording to read, or `-` for standard input
+    #[arg(value_name = "FILE")]
+    pub input: PathBuf,
+    /// Also write a self-contained HTML page with charts to OUT
+    #[arg(long, value_name = "OUT")]
+    pub html: Option<PathBuf>,
+    /// The summary printed on standard output
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: SummaryFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// Comma-separated values with a header line
+    Csv,
+    /// One JSON object per line
+    Ndjson,
+    /// OpenMetrics text, for `promtool tsdb create-blocks-from openmetrics`
+    Openmetrics,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The recording to read, or `-` for standard input
+    #[arg(value_name = "FILE")]
+    pub input: PathBuf,
+    /// Output format
+    #[arg(long, value_enum)]
+    pub format: ExportFormat,
+    /// Write to FILE instead of standard output
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

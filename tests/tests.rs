@@ -12,6 +12,7 @@ mod cli_docs;
 mod cli_dump;
 mod cli_errors;
 mod cli_record;
+mod cli_report;
 mod cli_run;
 mod cli_snap;
 mod events;

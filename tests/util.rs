@@ -305,3 +305,54 @@ pub fn record_samples(pid: u32, out: &Path, interval: &str, count: u32, extra: &
     let o = run(&args);
     assert!(o.status.success(), "record failed: {}", stderr(&o));
 }
+
+/// Copies the recording `src` to `dst` with a marker inserted at each
+/// `(share, label, pid)`: `share` of the way (0..1) through its time span.
+/// Markers at exact shares of a recording, for committed fixtures
+/// (`memtrail mark` puts them where a running recording is).
+pub fn add_markers(src: &Path, dst: &Path, markers: &[(f64, &str, Option<u32>)]) {
+    let (header, records) = read_all(src);
+    let first = records.first().map_or(0, Record::time_us);
+    let last = records
+        .iter()
+        .filter(|r| !matches!(r, Record::End(_)))
+        .map(Record::time_us)
+        .max()
+        .unwrap_or(first);
+    let mut pending: Vec<memtrail_format::Marker> = markers
+        .iter()
+        .map(|&(share, label, pid)| memtrail_format::Marker {
+            time_us: first + ((last - first) as f64 * share) as u64,
+            label: label.to_string(),
+            pid,
+            source: "cli".into(),
+        })
+        .collect();
+    pending.sort_by_key(|m| std::cmp::Reverse(m.time_us));
+    let file = std::fs::File::create(dst).expect("create the marked recording");
+    let mut writer = memtrail_format::Writer::new(std::io::BufWriter::new(file), &header)
+        .expect("write the header");
+    let mut end = None;
+    for record in records {
+        while pending
+            .last()
+            .is_some_and(|m| m.time_us <= record.time_us())
+        {
+            let m = pending.pop().expect("checked");
+            writer.write(&Record::Marker(m)).expect("write a marker");
+        }
+        match record {
+            Record::End(e) => end = Some(e),
+            r => writer.write(&r).expect("write a record"),
+        }
+    }
+    for m in pending.into_iter().rev() {
+        writer.write(&Record::Marker(m)).expect("write a marker");
+    }
+    match end {
+        Some(e) => {
+            writer.finish(&e).expect("write the end frame");
+        }
+        None => writer.flush().expect("flush"),
+    }
+}

@@ -28,6 +28,9 @@ _memtrail() {
             memtrail,dump)
                 cmd="memtrail__dump"
                 ;;
+            memtrail,export)
+                cmd="memtrail__export"
+                ;;
             memtrail,help)
                 cmd="memtrail__help"
                 ;;
@@ -36,6 +39,9 @@ _memtrail() {
                 ;;
             memtrail,record)
                 cmd="memtrail__record"
+                ;;
+            memtrail,report)
+                cmd="memtrail__report"
                 ;;
             memtrail,run)
                 cmd="memtrail__run"
@@ -58,6 +64,9 @@ _memtrail() {
             memtrail__help,dump)
                 cmd="memtrail__help__dump"
                 ;;
+            memtrail__help,export)
+                cmd="memtrail__help__export"
+                ;;
             memtrail__help,help)
                 cmd="memtrail__help__help"
                 ;;
@@ -66,6 +75,9 @@ _memtrail() {
                 ;;
             memtrail__help,record)
                 cmd="memtrail__help__record"
+                ;;
+            memtrail__help,report)
+                cmd="memtrail__help__report"
                 ;;
             memtrail__help,run)
                 cmd="memtrail__help__run"
@@ -83,7 +95,7 @@ _memtrail() {
 
     case "${cmd}" in
         memtrail)
-            opts="-h -V --help --version snap record run analyze diff dump serve mark demo help"
+            opts="-h -V --help --version snap record run analyze diff report export dump serve mark demo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -196,8 +208,34 @@ _memtrail() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        memtrail__export)
+            opts="-o -h -V --format --output --help --version <FILE>"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --format)
+                    COMPREPLY=($(compgen -W "csv ndjson openmetrics" -- "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         memtrail__help)
-            opts="snap record run analyze diff dump serve mark demo help"
+            opts="snap record run analyze diff report export dump serve mark demo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -266,6 +304,20 @@ _memtrail() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        memtrail__help__export)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         memtrail__help__help)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -295,6 +347,20 @@ _memtrail() {
             return 0
             ;;
         memtrail__help__record)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        memtrail__help__report)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -417,6 +483,28 @@ _memtrail() {
                     ;;
                 --events)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        memtrail__report)
+            opts="-h -V --html --format --help --version <FILE>"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --html)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "text markdown" -- "${cur}"))
                     return 0
                     ;;
                 *)

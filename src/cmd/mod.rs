@@ -5,8 +5,10 @@ mod analyze;
 mod demo;
 mod diff;
 mod dump;
+mod export;
 mod mark;
 mod record;
+mod report;
 mod run;
 mod serve;
 mod snap;
@@ -24,6 +26,8 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Run(args) => run::run(args),
         Command::Analyze(args) => analyze::run(args),
         Command::Diff(args) => diff::run(args),
+        Command::Report(args) => report::run(args),
+        Command::Export(args) => export::run(args),
         Command::Dump(args) => dump::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Mark(args) => mark::run(args),

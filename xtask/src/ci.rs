@@ -15,6 +15,7 @@ pub fn run() -> anyhow::Result<()> {
         "warnings",
     ])?;
     cargo(&["test", "--workspace", "--locked"])?;
+    crate::report_check::run(&[])?;
     eprintln!("xtask ci: all checks passed");
     Ok(())
 }

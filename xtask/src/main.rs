@@ -6,6 +6,7 @@
 //!   docs   shell completions and man pages from the clap command
 //!   fuzz   the recording reader under cargo-fuzz
 //!   soak   memtrail recording a sibling recorder for minutes
+//!   report-check  the HTML report of a real recording in headless Chromium
 //!   bench  whole-command benchmarks against the kernel floor and other
 //!          tools (never run by `ci`: it takes minutes and needs quiet)
 
@@ -13,6 +14,7 @@ mod bench;
 mod ci;
 mod docs;
 mod fuzz;
+mod report_check;
 mod soak;
 
 use std::process::Command;
@@ -23,8 +25,8 @@ const USAGE_TASKS: &str = "\
 usage: cargo xtask <task>
 
 tasks:
-  ci     check formatting, run clippy (warnings denied) and every test:
-         what .ci/run runs and what a change must pass
+  ci     check formatting, run clippy (warnings denied), every test and
+         report-check: what .ci/run runs and what a change must pass
   docs   write the shell completions (docs/completions) and man pages
          (docs/man) from the clap command; a test fails when they are stale
   fuzz [--seconds S]
@@ -33,7 +35,12 @@ tasks:
   soak [--minutes M | --seconds S]
          record a sibling `memtrail record` at full detail every 10 ms for
          M minutes (default 5), keep the recording in target/soak, and
-         require `memtrail analyze` to judge the recorder no-leak";
+         require `memtrail analyze` to judge the recorder no-leak
+  report-check [--screenshot PNG]
+         record a real leak marked with `memtrail mark`, render
+         `memtrail report --html` and load it in headless Chromium: no
+         console message, no network request, a screenshot showing the
+         charts (copied to PNG if asked; docs/report.png comes from here)";
 
 fn usage() -> String {
     format!("{USAGE_TASKS}\n{}", bench::USAGE)
@@ -47,6 +54,7 @@ fn main() -> anyhow::Result<()> {
         Some("fuzz") => fuzz::run(&args[1..]),
         Some("soak") => soak::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
+        Some("report-check") => report_check::run(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             println!("{}", usage());
             Ok(())

@@ -119,6 +119,12 @@ struct SeriesDef {
     get: fn(&ProcessSample) -> Option<u64>,
 }
 
+/// The names of the series judged for every process, in report order
+/// (the order of [`series_values`]).
+pub const SERIES_NAMES: [&str; 8] = [
+    "rss", "anon", "file", "shmem", "pss", "swap", "fds", "threads",
+];
+
 /// The series judged for every process, in report order.
 const SERIES: [SeriesDef; 8] = [
     SeriesDef {
@@ -224,6 +230,19 @@ pub struct Projection {
     pub seconds: f64,
 }
 
+/// The straight line fitted to a series (the Theil–Sen slope through the
+/// median intercept), from the first point judged to the last: what a
+/// chart draws over the series.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct TrendLine {
+    /// Seconds after the process's `first_us`.
+    pub from_s: f64,
+    pub to_s: f64,
+    /// The line's value at `from_s` and `to_s`, in the series' unit.
+    pub from: f64,
+    pub to: f64,
+}
+
 /// The judgement on one series of one process.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Finding {
@@ -250,6 +269,8 @@ pub struct Finding {
     pub fd_kinds: Vec<FdKindGrowth>,
     pub fd_targets: Vec<TargetCount>,
     pub time_to_limit: Option<Projection>,
+    /// The fitted line, when there were enough points to judge.
+    pub trend_line: Option<TrendLine>,
 }
 
 /// Every finding on one process and the verdict they add up to.
@@ -746,6 +767,7 @@ fn make_finding(
     j: Judgement,
 ) -> Finding {
     let round = |x: f64| (x * 100.0).round() / 100.0;
+    let trend_line = trend_line(trail, &j);
     Finding {
         series,
         kind,
@@ -763,7 +785,27 @@ fn make_finding(
         fd_kinds: Vec::new(),
         fd_targets: Vec::new(),
         time_to_limit: None,
+        trend_line,
     }
+}
+
+/// The line through the series with the judged slope and the median
+/// intercept (Theil–Sen's), over the span of the points judged.
+fn trend_line(trail: &Trail, j: &Judgement) -> Option<TrendLine> {
+    if j.pattern == Pattern::TooShort {
+        return None;
+    }
+    let buckets = trail.buckets();
+    let mut offsets: Vec<f64> = buckets.iter().map(|b| b.mean - j.slope * b.t).collect();
+    let intercept = crate::stats::median(&mut offsets)?;
+    let (from_s, to_s) = (trail.first()?.0, trail.last()?.0);
+    let round = |x: f64| (x * 100.0).round() / 100.0;
+    Some(TrendLine {
+        from_s: round(from_s),
+        to_s: round(to_s),
+        from: round(intercept + j.slope * from_s),
+        to: round(intercept + j.slope * to_s),
+    })
 }
 
 /// Grown and new regions; new regions with one label are grouped (a leak

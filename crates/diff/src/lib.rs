@@ -45,6 +45,10 @@
 //! assert_eq!(analysis.processes[0].verdict, Verdict::Leak);
 //! let anon = analysis.processes[0].finding("anon").unwrap();
 //! assert_eq!(anon.growth_per_hour, 1024.0 * 3600.0);
+//! // The fitted line, for drawing over the series: 59 s at 1 MiB/s.
+//! let line = anon.trend_line.unwrap();
+//! assert_eq!((line.from_s, line.to_s), (0.0, 59.0));
+//! assert_eq!(line.to - line.from, 1024.0 * 59.0);
 //! ```
 #![forbid(unsafe_code)]
 
@@ -58,7 +62,7 @@ pub mod trail;
 
 pub use analyze::{
     series_values, Analysis, Analyzer, FdKindGrowth, Finding, Kind, ProcessVerdict, Projection,
-    RegionGrowth,
+    RegionGrowth, TrendLine, SERIES_NAMES,
 };
 pub use census::{compare_censuses, CensusChange, CensusDiff};
 pub use compare::{

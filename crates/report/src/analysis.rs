@@ -51,7 +51,7 @@ pub fn rate(f: &Finding, per_hour: f64) -> String {
     }
 }
 
-fn value(f: &Finding, v: f64) -> String {
+pub(crate) fn value(f: &Finding, v: f64) -> String {
     match f.kind {
         Kind::Census if f.unit == "bytes" => human_kib((v.max(0.0) / 1024.0).round() as u64),
         Kind::Memory => human_kib(v.max(0.0).round() as u64),
@@ -72,7 +72,7 @@ pub fn human_seconds(s: f64) -> String {
     }
 }
 
-fn tag(v: Verdict) -> &'static str {
+pub(crate) fn tag(v: Verdict) -> &'static str {
     match v {
         Verdict::Leak => "LEAK",
         Verdict::NoLeak => "ok",

@@ -6,6 +6,12 @@
 //!   sample, growth per hour, the regions that grew the most);
 //! - [`diff`]: processes at two moments (`memtrail diff`);
 //! - [`analysis`]: leak verdicts (`memtrail analyze`);
+//! - `memtrail report`: [`ReportBuilder`] folds a recording into a
+//!   [`Report`] in one streaming pass ([`recording`]), rendered by a
+//!   [`Format`]: [`terminal::Text`], [`markdown::Markdown`] or
+//!   [`html::Html`] (a self-contained page with SVG charts);
+//! - `memtrail export`: one row per sample through an [`export::Export`]:
+//!   CSV, NDJSON or OpenMetrics;
 //! - [`exposition`]: live samples and verdicts as Prometheus/OpenMetrics
 //!   text (`memtrail serve`).
 //!
@@ -28,18 +34,103 @@
 //!     mappings: None,
 //!     mappings_fresh: false,
 //! };
-//! let text = table(&[sample], &Filter::default(), Sort::Rss);
+//! let text = table(&[sample.clone()], &Filter::default(), Sort::Rss);
 //! assert!(text.contains("daemon"));
 //! assert!(text.contains("2048"));
+//!
+//! // A recording, folded record by record, rendered for a terminal.
+//! use memtrail_format::Record;
+//! use memtrail_report::{analysis::Source, terminal::Text, Format, ReportBuilder};
+//!
+//! let mut builder = ReportBuilder::new();
+//! for i in 0..20u64 {
+//!     let mut s = sample.clone();
+//!     s.time_us = i * 1_000_000;
+//!     s.status.vm_rss = Some(2048 + 1024 * i);
+//!     builder.add(Record::Process(Box::new(s)));
+//! }
+//! let report = builder.finish(Source { name: "app.mtr".into(), complete: true });
+//! let text = Text { color: false }.render(&report);
+//! assert!(text.contains("rss     ▁"), "{text}");
+//! assert!(text.lines().all(|l| l.chars().count() <= 80));
 //! ```
 #![forbid(unsafe_code)]
 
 pub mod analysis;
 pub mod census;
 pub mod diff;
+pub mod export;
 pub mod exposition;
+pub mod html;
+pub mod markdown;
+pub mod recording;
 pub mod snapshot;
 pub mod summary;
+pub mod terminal;
+
+use memtrail_diff::{Change, Kind, ProcessVerdict, RegionGrowth};
+
+pub use recording::{Report, ReportBuilder};
+
+/// One rendering of a whole [`Report`] (hyperfine's exporters): each
+/// format is a module ([`terminal`], [`markdown`], [`html`]) with a type
+/// that implements this, tested against a reviewed expected file.
+pub trait Format {
+    /// The whole document.
+    fn render(&self, report: &Report) -> String;
+}
+
+/// The regions behind a process's memory growth, largest first, at most
+/// `n`: every memory finding's regions, each region once.
+pub(crate) fn top_regions(p: &ProcessVerdict, n: usize) -> Vec<&RegionGrowth> {
+    let mut out: Vec<&RegionGrowth> = Vec::new();
+    for f in p.findings.iter().filter(|f| f.kind == Kind::Memory) {
+        for r in &f.regions {
+            if !out
+                .iter()
+                .any(|o| o.start == r.start && o.label == r.label && o.change == r.change)
+            {
+                out.push(r);
+            }
+        }
+    }
+    out.sort_by(|a, b| b.growth_kib.cmp(&a.growth_kib).then(a.start.cmp(&b.start)));
+    out.truncate(n);
+    out
+}
+
+/// `1 process`, `3 processes`.
+pub(crate) fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+pub(crate) fn change_name(c: Change) -> &'static str {
+    match c {
+        Change::New => "new",
+        Change::Grown => "grown",
+        Change::Shrunk => "shrunk",
+        Change::Gone => "gone",
+        Change::Same => "same",
+    }
+}
+
+/// Makes a string from the recorded system safe inside HTML text or a
+/// quoted attribute: `& < > " '` become entities, after control and
+/// bidirectional characters are shown escaped as by [`printable`].
+pub fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in printable(s).chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
 
 /// `1.5 MiB`, `12 KiB`, `3.2 GiB` from KiB.
 pub fn human_kib(kib: u64) -> String {
@@ -193,5 +284,43 @@ mod tests {
             assert!(out.contains("\\u{1b}]0;owned"), "{name}:\n{out}");
         }
         assert!(table.contains(".bin"), "the path is shown:\n{table}");
+
+        // The report renderings, from the same samples.
+        let mut builder = ReportBuilder::new();
+        for i in 0..20 {
+            let mut s = sample(i * 1_000_000, 4 + i, vec![format!("<script>{hostile}")]);
+            s.info.comm = format!("<b>{hostile}&\"'");
+            builder.add(Record::Process(Box::new(s)));
+        }
+        builder.add(Record::Marker(Marker {
+            time_us: 5_000_000,
+            label: format!("<img src=x>{hostile}"),
+            pid: None,
+            source: "cli".into(),
+        }));
+        let report = builder.finish(analysis::Source {
+            name: "x.mtr".into(),
+            complete: true,
+        });
+        let text = terminal::Text { color: false }.render(&report);
+        let md = markdown::Markdown.render(&report);
+        let html = html::Html.render(&report);
+        for (name, out) in [("text", &text), ("markdown", &md), ("html", &html)] {
+            let raw: Vec<char> = out
+                .chars()
+                .filter(|&c| c != '\n' && needs_escape(c))
+                .collect();
+            assert!(raw.is_empty(), "{name} passes {raw:?} raw:\n{out}");
+        }
+        for (name, out) in [("markdown", &md), ("html", &html)] {
+            for raw in ["<script>", "<b>", "<img"] {
+                assert!(!out.contains(raw), "{name} passes {raw} raw");
+            }
+        }
+        assert!(
+            html.contains("&lt;img src=x&gt;"),
+            "the marker label in the chart"
+        );
+        assert!(text.contains("<b>"), "the terminal shows text as it is");
     }
 }

@@ -1,0 +1,211 @@
+//! A recording folded, in one streaming pass, into what `memtrail report`
+//! shows: per process every series downsampled for display, its lifetime
+//! and parent, the markers, and the analyzer's verdicts on the same records.
+//!
+//! Memory is bounded however long the recording is: each series keeps at
+//! most [`memtrail_diff::trail::CAPACITY`] buckets of mean, minimum and
+//! maximum (neighbours merge pairwise when full, so peaks and troughs
+//! survive), the analyzer keeps its own bounded state, and no sample is
+//! held once it has been folded in.
+
+use std::collections::HashMap;
+
+use memtrail_diff::trail::Trail;
+use memtrail_diff::{command_of, series_values, Analysis, Analyzer, SERIES_NAMES};
+use memtrail_format::{Marker, ProcessId, Record};
+
+use crate::analysis::Source;
+
+/// What was seen of one process over the whole recording.
+#[derive(Debug, Clone)]
+pub struct Track {
+    pub id: ProcessId,
+    pub ppid: u32,
+    pub comm: String,
+    pub command: String,
+    pub first_us: u64,
+    pub last_us: u64,
+    /// An exit record, or a sample showing the process gone (a zombie).
+    pub exited: bool,
+    pub exit_code: Option<i32>,
+    /// One trail per series, in [`SERIES_NAMES`] order; times are seconds
+    /// after the recording's first record.
+    pub series: Vec<Trail>,
+}
+
+impl Track {
+    /// The trail of the series called `name` (`rss`, `fds`, ...).
+    pub fn series(&self, name: &str) -> Option<&Trail> {
+        let i = SERIES_NAMES.iter().position(|&n| n == name)?;
+        self.series.get(i).filter(|t| t.count() > 0)
+    }
+}
+
+/// Everything a report renders.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub source: Source,
+    /// The first and last record's time, µs since the Unix epoch.
+    pub start_us: u64,
+    pub end_us: u64,
+    /// The verdicts, leaks first.
+    pub analysis: Analysis,
+    /// Every process: those with a verdict in the analysis's order first.
+    pub tracks: Vec<Track>,
+}
+
+impl Report {
+    /// The track of a process.
+    pub fn track(&self, id: ProcessId) -> Option<&Track> {
+        self.tracks.iter().find(|t| t.id == id)
+    }
+
+    /// Seconds from the recording's start to `time_us`.
+    pub fn offset(&self, time_us: u64) -> f64 {
+        time_us.saturating_sub(self.start_us) as f64 / 1e6
+    }
+
+    /// The recording's length, seconds.
+    pub fn span(&self) -> f64 {
+        self.offset(self.end_us)
+    }
+
+    /// The markers, in time order.
+    pub fn markers(&self) -> &[Marker] {
+        &self.analysis.markers
+    }
+}
+
+/// Folds records in one at a time (see the module documentation).
+#[derive(Debug, Default)]
+pub struct ReportBuilder {
+    analyzer: Analyzer,
+    tracks: HashMap<ProcessId, Track>,
+    start_us: Option<u64>,
+    end_us: u64,
+}
+
+impl ReportBuilder {
+    pub fn new() -> ReportBuilder {
+        ReportBuilder::default()
+    }
+
+    /// Adds one record, in recording order.
+    pub fn add(&mut self, record: Record) {
+        let time_us = record.time_us();
+        if !matches!(record, Record::End(_)) {
+            let start = *self.start_us.get_or_insert(time_us);
+            self.end_us = self.end_us.max(time_us).max(start);
+        }
+        let start = self.start_us.unwrap_or(time_us);
+        match &record {
+            Record::Process(s) => {
+                let track = self.tracks.entry(s.id).or_insert_with(|| Track {
+                    id: s.id,
+                    ppid: s.info.ppid,
+                    comm: s.info.comm.clone(),
+                    command: command_of(s),
+                    first_us: s.time_us,
+                    last_us: s.time_us,
+                    exited: false,
+                    exit_code: None,
+                    series: SERIES_NAMES.iter().map(|_| Trail::new()).collect(),
+                });
+                track.last_us = s.time_us;
+                track.ppid = s.info.ppid;
+                if !s.info.comm.is_empty() {
+                    track.comm.clone_from(&s.info.comm);
+                }
+                if !s.info.cmdline.is_empty() {
+                    track.command = command_of(s);
+                }
+                // An exiting process (a zombie) has no memory left: that is
+                // its end, not a value of its series.
+                if s.status.vm_rss.is_none() && track.series[0].count() > 0 {
+                    track.exited = true;
+                } else {
+                    let t = s.time_us.saturating_sub(start) as f64 / 1e6;
+                    for (trail, (_, _, v)) in track.series.iter_mut().zip(series_values(s)) {
+                        if let Some(v) = v {
+                            trail.push(t, v as f64);
+                        }
+                    }
+                }
+            }
+            Record::Exit(e) => {
+                if let Some(track) = self.tracks.get_mut(&e.id) {
+                    track.exited = true;
+                    track.exit_code = e.exit_code.or(track.exit_code);
+                }
+            }
+            _ => {}
+        }
+        self.analyzer.add(record);
+    }
+
+    /// The report on everything added.
+    pub fn finish(self, source: Source) -> Report {
+        let mut analysis = self.analyzer.analysis();
+        analysis.markers.sort_by_key(|m| m.time_us);
+        let order: HashMap<ProcessId, usize> = analysis
+            .processes
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.id(), i))
+            .collect();
+        let mut tracks: Vec<Track> = self.tracks.into_values().collect();
+        tracks.sort_by_key(|t| (order.get(&t.id).copied().unwrap_or(usize::MAX), t.id));
+        let start_us = self.start_us.unwrap_or(0);
+        Report {
+            source,
+            start_us,
+            end_us: self.end_us.max(start_us),
+            analysis,
+            tracks,
+        }
+    }
+}
+
+/// A process in the process tree, with its depth (0 for a root).
+#[derive(Debug, Clone, Copy)]
+pub struct TreeRow<'a> {
+    pub depth: usize,
+    pub track: &'a Track,
+}
+
+/// The processes as a tree (parents before their children, children by
+/// start), for lifetimes: a process whose parent was not recorded is a root.
+pub fn tree(report: &Report) -> Vec<TreeRow<'_>> {
+    let mut by_start: Vec<&Track> = report.tracks.iter().collect();
+    by_start.sort_by_key(|t| (t.first_us, t.id));
+    let recorded = |pid: u32| by_start.iter().any(|t| t.id.pid == pid);
+    let mut out = Vec::new();
+    // A recorded ppid that is the process's own pid (pid reuse) cannot loop:
+    // each track is visited once.
+    let mut seen = std::collections::HashSet::new();
+    fn visit<'a>(
+        t: &'a Track,
+        depth: usize,
+        all: &[&'a Track],
+        seen: &mut std::collections::HashSet<ProcessId>,
+        out: &mut Vec<TreeRow<'a>>,
+    ) {
+        if !seen.insert(t.id) {
+            return;
+        }
+        out.push(TreeRow { depth, track: t });
+        for c in all.iter().filter(|c| c.ppid == t.id.pid && c.id != t.id) {
+            visit(c, depth + 1, all, seen, out);
+        }
+    }
+    for t in &by_start {
+        if !recorded(t.ppid) || t.ppid == t.id.pid {
+            visit(t, 0, &by_start, &mut seen, &mut out);
+        }
+    }
+    // Cycles through reused pids leave processes unvisited: show them as roots.
+    for t in &by_start {
+        visit(t, 0, &by_start, &mut seen, &mut out);
+    }
+    out
+}

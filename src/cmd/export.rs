@@ -1,0 +1,62 @@
+//! `memtrail export FILE --format csv|ndjson|openmetrics`: one row per
+//! process sample.
+
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal, Write};
+
+use anyhow::Context;
+use memtrail_format::Record;
+use memtrail_report::export::{csv::Csv, ndjson::Ndjson, openmetrics::OpenMetrics, Export, Row};
+
+use crate::cli::{ExportArgs, ExportFormat};
+
+pub fn run(args: ExportArgs) -> anyhow::Result<u8> {
+    if args.input.as_os_str() == "-" && std::io::stdin().is_terminal() {
+        anyhow::bail!(
+            "standard input is a terminal, not a recording: pipe one in \
+             (`memtrail record --pid PID --count 60 | memtrail export - --format csv`) \
+             or name a file"
+        );
+    }
+    let mut input = crate::input::open(&args.input, None)?;
+    let name = input.name.clone();
+    let (mut out, out_name): (Box<dyn Write>, String) = match &args.output {
+        Some(path) => (
+            Box::new(BufWriter::new(File::create(path).with_context(|| {
+                format!("cannot create the export file {}", path.display())
+            })?)),
+            path.display().to_string(),
+        ),
+        None => (
+            Box::new(BufWriter::new(std::io::stdout().lock())),
+            "standard output".into(),
+        ),
+    };
+    let mut format: Box<dyn Export> = match args.format {
+        ExportFormat::Csv => Box::new(Csv),
+        ExportFormat::Ndjson => Box::new(Ndjson),
+        ExportFormat::Openmetrics => Box::new(OpenMetrics::default()),
+    };
+    let write_err = || format!("cannot write the export to {out_name}");
+    format.begin(&mut out).with_context(write_err)?;
+    let mut complete = false;
+    while let Some(frame) = input.reader.next() {
+        let frame = frame.with_context(|| format!("cannot read recording {name}"))?;
+        input.warn();
+        match &frame.record {
+            Record::Process(s) => format.row(&Row::of(s), &mut out).with_context(write_err)?,
+            Record::End(_) => complete = true,
+            _ => {}
+        }
+    }
+    input.warn();
+    if !complete {
+        eprintln!(
+            "memtrail: note: {name} has no end frame (still being written, or its recorder \
+             was killed): the export covers what was read"
+        );
+    }
+    format.end(&mut out).with_context(write_err)?;
+    out.flush().with_context(write_err)?;
+    Ok(0)
+}
