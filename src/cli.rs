@@ -246,10 +246,12 @@ Record a real leaking program and show what memtrail sees.
 
 Starts `python3` running a small program that leaks a little memory every
 tenth of a second and records it with `memtrail run` for about 20 seconds,
-with a live status line on a terminal. Then prints the growth of its
-resident memory, the regions that grew and the leak verdict. The recording
-is kept in the file printed at the end for `memtrail analyze`, `diff` and
-`dump`.";
+with a live status line on a terminal; the program puts two markers on the
+timeline (`leak starts`, `halfway`) through the events channel. Then prints
+the growth of its resident memory, the regions that grew and the leak
+verdict, and writes an HTML report with charts beside the recording (the
+recording with `.html`; its path is the last line). The recording is kept
+for `memtrail analyze`, `report`, `diff`, `export` and `dump`.";
 
 const SERVE_ABOUT: &str = "\
 Serve live memory series and leak verdicts to Prometheus over HTTP.

@@ -98,7 +98,7 @@ fn run_shows_the_status_line_while_the_command_runs() {
 }
 
 #[test]
-fn demo_shows_the_live_status_and_ends_with_the_verdict() {
+fn demo_shows_the_live_status_and_ends_with_the_verdict_and_the_report() {
     let dir = tempdir();
     let out = dir.path().join("demo.mtr");
     let shown = on_a_terminal(&format!(
@@ -122,4 +122,19 @@ fn demo_shows_the_live_status_and_ends_with_the_verdict() {
         .unwrap_or_else(|| panic!("no verdict: {after_status}"));
     assert!(verdict.contains("LEAK pid"), "{verdict}");
     assert!(verdict.contains("1 of 1 processes leak"), "{verdict}");
+    // The program marked its steps through the events channel, and the
+    // last line names the HTML report, written beside the recording.
+    assert!(
+        verdict.contains("leak starts") && verdict.contains("halfway"),
+        "{verdict}"
+    );
+    let html = out.with_extension("html");
+    let last = verdict.trim_end().lines().last().unwrap_or_default();
+    assert!(
+        last.contains("The report") && last.contains(&*html.to_string_lossy()),
+        "{last:?}"
+    );
+    let page = std::fs::read_to_string(&html).expect("the demo wrote its HTML report");
+    assert!(page.contains("<svg"), "no chart in {}", html.display());
+    assert!(page.contains("halfway"), "no marker in {}", html.display());
 }

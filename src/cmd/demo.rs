@@ -2,7 +2,10 @@
 
 use anyhow::Context;
 use memtrail_format::Record;
+use memtrail_report::analysis::Source;
+use memtrail_report::html::Html;
 use memtrail_report::summary::{self, Summarizer};
+use memtrail_report::{Format, ReportBuilder};
 
 use crate::cli::{DemoArgs, DetailArg, RunArgs, SamplingArgs};
 use crate::units::Duration;
@@ -11,11 +14,33 @@ use crate::units::Duration;
 /// 2.5 MiB/s of anonymous memory that is never freed. The interpreter
 /// itself is the control: its code and libraries do not grow.
 const LEAKY_PY: &str = r#"
-import sys, time
-deadline = time.monotonic() + float(sys.argv[1])
+import json, os, sys, time
+
+def mark(label):
+    # A marker on the recording's timeline through the events channel that
+    # `memtrail run` opened (see `memtrail mark`); never fatal.
+    path = os.environ.get("MEMTRAIL_EVENTS")
+    if not path:
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NONBLOCK)
+        try:
+            os.write(fd, (json.dumps({"marker": label}) + "\n").encode())
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+
+seconds = float(sys.argv[1])
+start = time.monotonic()
 cache = []
-while time.monotonic() < deadline:
+mark("leak starts")
+halfway = False
+while time.monotonic() < start + seconds:
     cache.append(bytearray(256 * 1024))  # zero-filled, so resident; never released
+    if not halfway and time.monotonic() >= start + seconds / 2:
+        mark("halfway")
+        halfway = True
     time.sleep(0.1)
 "#;
 
@@ -64,9 +89,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<u8> {
         );
     }
 
-    // One pass over the recording feeds both the summary and the verdict.
+    // One pass over the recording feeds the summary, the verdict and the
+    // HTML report.
     let mut summarizer = Summarizer::new();
-    let mut analyzer = memtrail_diff::Analyzer::new();
+    let mut report = ReportBuilder::new();
     let mut reader = memtrail_format::open(&output)
         .with_context(|| format!("cannot read back {}", output.display()))?;
     for frame in reader.by_ref() {
@@ -76,30 +102,39 @@ pub fn run(args: DemoArgs) -> anyhow::Result<u8> {
         if let Record::Process(s) = &record {
             summarizer.add(s);
         }
-        analyzer.add(record);
+        report.add(record);
     }
+    let report = report.finish(Source {
+        name: output.display().to_string(),
+        complete: true,
+    });
+    let html = output.with_extension("html");
+    std::fs::write(&html, Html.render(&report))
+        .with_context(|| format!("cannot write the HTML report {}", html.display()))?;
     let summaries = summarizer.finish();
     println!("What was observed:");
     print!("{}", summary::text(&summaries, 3));
     println!(
         "\nThe recording is in {} ({} samples).\n\
-         Judge it again:    memtrail analyze {}\n\
-         Compare moments:   memtrail diff {} --from start --to end --anon\n\
-         See every sample:  memtrail dump {} | less",
+         Judge it again:      memtrail analyze {o}\n\
+         Sparklines here:     memtrail report {o}\n\
+         Compare two marks:   memtrail diff {o} --from 'marker:leak starts' --to 'marker:halfway' --anon\n\
+         Rows for a sheet:    memtrail export {o} --format csv\n\
+         See every sample:    memtrail dump {o} | less",
         output.display(),
         outcome.finished.samples,
-        output.display(),
-        output.display(),
-        output.display(),
+        o = output.display(),
     );
     // The demo ends with the verdict, then where the report is.
     println!("\nThe verdict (memtrail analyze):");
     print!(
         "{}",
-        memtrail_report::analysis::text(&analyzer.analysis(), false)
+        memtrail_report::analysis::text(&report.analysis, false)
     );
-    // HTML REPORT: the one place where the demo will write the HTML report
-    // of the recording (issue 4's renderer, wired in after merging) beside
-    // `output` and print "The report: PATH" as its last line.
+    // Last, so it is what stays on the screen.
+    println!(
+        "\nThe report, with charts (open it in a browser): {}",
+        html.display()
+    );
     Ok(0)
 }
