@@ -49,10 +49,6 @@ pub struct OpenMetrics {
 }
 
 impl Export for OpenMetrics {
-    fn begin(&mut self, _out: &mut dyn Write) -> io::Result<()> {
-        Ok(())
-    }
-
     fn row(&mut self, r: &Row, _out: &mut dyn Write) -> io::Result<()> {
         let id = ProcessId {
             pid: r.pid,
