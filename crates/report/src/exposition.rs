@@ -456,33 +456,27 @@ fn number(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use memtrail_format::{Detail, ProcessInfo, Status};
+    use memtrail_format::{ProcessInfo, Status};
 
     fn sample() -> ProcessSample {
-        ProcessSample {
-            time_us: 0,
-            id: ProcessId {
+        ProcessSample::summary(
+            0,
+            ProcessId {
                 pid: 42,
                 start_time: 7,
             },
-            info: ProcessInfo {
+            ProcessInfo {
                 comm: "evil\"\\\nname".into(),
                 cmdline: vec!["/bin/daemon".into(), "--flag".into()],
                 ..Default::default()
             },
-            detail: Detail::Summary,
-            status: Status {
+            Status {
                 vm_rss: Some(2048),
                 rss_anon: Some(1024),
                 threads: Some(3),
                 ..Default::default()
             },
-            cpu: None,
-            rollup: None,
-            fds: None,
-            mappings: None,
-            mappings_fresh: false,
-        }
+        )
     }
 
     fn check(format: Format, cmdline: Option<usize>, expected: &str) {
