@@ -153,13 +153,7 @@ impl Events {
                          the recording goes on"
                     );
                     eprintln!("memtrail: warning: {}: {message}", self.path.display());
-                    out.push(Record::Notice(Notice {
-                        time_us: crate::recorder::now_us(),
-                        process: None,
-                        kind: NoticeKind::Other,
-                        path: self.path.display().to_string(),
-                        message,
-                    }));
+                    out.push(self.notice(NoticeKind::Other, message));
                     break;
                 }
             }
@@ -245,13 +239,18 @@ impl Events {
             ),
             _ => return,
         };
-        out.push(Record::Notice(Notice {
+        out.push(self.notice(NoticeKind::Malformed, message));
+    }
+
+    /// A notice about the channel itself (not a process), stamped now.
+    fn notice(&self, kind: NoticeKind, message: String) -> Record {
+        Record::Notice(Notice {
             time_us: crate::recorder::now_us(),
             process: None,
-            kind: NoticeKind::Malformed,
+            kind,
             path: self.path.display().to_string(),
             message,
-        }));
+        })
     }
 }
 

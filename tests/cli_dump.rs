@@ -6,21 +6,10 @@ use std::process::Stdio;
 use crate::util::*;
 
 /// A real recording of a sleeping helper, `count` ticks.
-fn recording(dir: &std::path::Path, count: &str) -> std::path::PathBuf {
+fn recording(dir: &std::path::Path, count: u32) -> std::path::PathBuf {
     let helper = hold(1);
     let out = dir.join("d.mtr");
-    let o = run(&[
-        "record",
-        "--pid",
-        &helper.pid().to_string(),
-        "--interval",
-        "10ms",
-        "--count",
-        count,
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "stderr: {}", stderr(&o));
+    record_samples(helper.pid(), &out, "10ms", count, &[]);
     helper.finish();
     out
 }
@@ -28,7 +17,7 @@ fn recording(dir: &std::path::Path, count: &str) -> std::path::PathBuf {
 #[test]
 fn dump_of_a_torn_recording_prints_every_complete_frame_and_warns() {
     let dir = tempdir();
-    let path = recording(dir.path(), "4");
+    let path = recording(dir.path(), 4);
     let full = run(&["dump", path.to_str().unwrap()]);
     assert!(full.status.success());
     let full_lines = stdout(&full).lines().count();
@@ -47,7 +36,7 @@ fn dump_of_a_torn_recording_prints_every_complete_frame_and_warns() {
 #[test]
 fn dump_into_a_closed_pipe_ends_quietly() {
     let dir = tempdir();
-    let path = recording(dir.path(), "200");
+    let path = recording(dir.path(), 200);
     let mut child = memtrail()
         .args(["dump", path.to_str().unwrap()])
         .stdout(Stdio::piped())

@@ -151,18 +151,7 @@ fn record_count_and_duration_stop_it() {
     let helper = hold(1);
     let dir = tempdir();
     let out = dir.path().join("c.mtr");
-    let o = run(&[
-        "record",
-        "--pid",
-        &helper.pid().to_string(),
-        "--interval",
-        "10ms",
-        "--count",
-        "3",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "stderr: {}", stderr(&o));
+    record_samples(helper.pid(), &out, "10ms", 3, &[]);
     let (_, records) = read_all(&out);
     assert_eq!(samples_of(&records, helper.pid()).len(), 3);
     let o = run(&[

@@ -15,6 +15,19 @@ use std::process::{Command, Stdio};
 
 use crate::util::*;
 
+/// `memtrail report RECORDING --html HTML`, which must succeed: the page,
+/// and the command's output (the terminal summary on standard output).
+fn html_report(recording: &Path, html: &Path) -> (String, std::process::Output) {
+    let o = run(&[
+        "report",
+        recording.to_str().unwrap(),
+        "--html",
+        html.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    (std::fs::read_to_string(html).unwrap(), o)
+}
+
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/report")
 }
@@ -126,15 +139,7 @@ fn expected_outputs_of_a_small_recording() {
 #[test]
 fn html_report_is_self_contained_with_charts_and_markers() {
     let dir = tempdir();
-    let html = dir.path().join("r.html");
-    let o = run(&[
-        "report",
-        small().to_str().unwrap(),
-        "--html",
-        html.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let page = std::fs::read_to_string(&html).unwrap();
+    let (page, _) = html_report(&small(), &dir.path().join("r.html"));
     assert!(page.contains(
         "Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\""
     ));
@@ -191,15 +196,7 @@ fn hostile_recorded_strings_render_as_text() {
     let seen = samples_of(&recorded, pid);
     assert_eq!(seen[0].info.comm, comm, "the hostile comm was recorded");
 
-    let html = dir.path().join("hostile.html");
-    let o = run(&[
-        "report",
-        out.to_str().unwrap(),
-        "--html",
-        html.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let page = std::fs::read_to_string(&html).unwrap();
+    let (page, o) = html_report(&out, &dir.path().join("hostile.html"));
     let md = stdout(&run(&[
         "report",
         out.to_str().unwrap(),
@@ -424,15 +421,7 @@ fn process_tree_shows_children_and_lifetimes() {
         );
         assert!(child.contains("exited"), "{text}");
     }
-    let html = dir.path().join("tree.html");
-    let o = run(&[
-        "report",
-        rec.to_str().unwrap(),
-        "--html",
-        html.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let page = std::fs::read_to_string(&html).unwrap();
+    let (page, _) = html_report(&rec, &dir.path().join("tree.html"));
     assert_eq!(
         page.matches("<div class=\"bar\">").count(),
         3,

@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 
 use memtrail_format::{Marker, NoticeKind, Record};
 use serde_json::Value;
@@ -97,6 +97,41 @@ fn census_findings(analysis: &Value) -> Vec<(u64, String, String)> {
     out
 }
 
+/// The census finding whose series `is` says it is (`what`, for
+/// messages), which must be judged a leak.
+fn leaking_census<'a>(
+    findings: &'a [(u64, String, String)],
+    what: &str,
+    is: impl Fn(&str) -> bool,
+) -> &'a (u64, String, String) {
+    let found = findings
+        .iter()
+        .find(|(_, series, _)| is(series))
+        .unwrap_or_else(|| panic!("no series for {what} in {findings:?}"));
+    assert_eq!(found.2, "leak", "{findings:?}");
+    found
+}
+
+/// `memtrail diff OUT --from marker:FROM --to marker:TO EXTRA...`, which
+/// must succeed.
+fn diff_between_markers(out: &Path, from: &str, to: &str, extra: &[&str]) -> Output {
+    let (from, to) = (format!("marker:{from}"), format!("marker:{to}"));
+    let mut args = vec!["diff", out.to_str().unwrap(), "--from", &from, "--to", &to];
+    args.extend_from_slice(extra);
+    let o = run(&args);
+    assert!(o.status.success(), "diff failed: {}", stderr(&o));
+    o
+}
+
+/// The markers `memtrail dump OUT` prints, as JSON objects.
+fn dumped_markers(out: &Path) -> Vec<Value> {
+    stdout(&run(&["dump", out.to_str().unwrap()]))
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["type"] == "marker")
+        .collect()
+}
+
 #[test]
 fn python_gc_names_the_class_whose_instances_accumulate_and_marks_cut_the_steps() {
     let dir = tempdir();
@@ -106,11 +141,9 @@ fn python_gc_names_the_class_whose_instances_accumulate_and_marks_cut_the_steps(
     // analyze: the Widget count is a leaking census series.
     let analysis = analyze_json(&out);
     let findings = census_findings(&analysis);
-    let widget = findings
-        .iter()
-        .find(|(_, series, _)| series == "census:gc:__main__.Widget")
-        .unwrap_or_else(|| panic!("no Widget series in {findings:?}"));
-    assert_eq!(widget.2, "leak", "{findings:?}");
+    let widget = leaking_census(&findings, "Widget", |series| {
+        series == "census:gc:__main__.Widget"
+    });
     let process = verdict_of(&analysis, widget.0 as u32);
     assert_eq!(process["verdict"], "leak");
 
@@ -133,17 +166,7 @@ fn python_gc_names_the_class_whose_instances_accumulate_and_marks_cut_the_steps(
     assert!(text.contains("gc:__main__.Widget"), "{text}");
 
     // diff between the markers ranks Widget first, as the gc snippet did.
-    let o = run(&[
-        "diff",
-        out.to_str().unwrap(),
-        "--from",
-        "marker:before step",
-        "--to",
-        "marker:after step",
-        "--format",
-        "json",
-    ]);
-    assert!(o.status.success(), "diff failed: {}", stderr(&o));
+    let o = diff_between_markers(&out, "before step", "after step", &["--format", "json"]);
     let doc: Value = serde_json::from_slice(&o.stdout).unwrap();
     let gc = doc["censuses"]
         .as_array()
@@ -168,15 +191,12 @@ fn python_gc_names_the_class_whose_instances_accumulate_and_marks_cut_the_steps(
     assert_eq!(window, ["before step", "after step"]);
 
     // The text says the same.
-    let o = run(&[
-        "diff",
-        out.to_str().unwrap(),
-        "--from",
-        "marker:before step",
-        "--to",
-        "marker:after step",
-    ]);
-    let text = stdout(&o);
+    let text = stdout(&diff_between_markers(
+        &out,
+        "before step",
+        "after step",
+        &[],
+    ));
     assert!(text.contains("census gc of pid"), "{text}");
     assert!(text.contains("__main__.Widget"), "{text}");
     assert!(text.contains("markers between the two moments"), "{text}");
@@ -195,11 +215,9 @@ fn python_tracemalloc_names_the_line_that_allocates() {
     let analysis = analyze_json(&out);
     let findings = census_findings(&analysis);
     let site = format!("widgets.py:{}", alloc_line());
-    let found = findings
-        .iter()
-        .find(|(_, series, _)| series.starts_with("census:tracemalloc:") && series.ends_with(&site))
-        .unwrap_or_else(|| panic!("no series for {site} in {findings:?}"));
-    assert_eq!(found.2, "leak", "{findings:?}");
+    leaking_census(&findings, &site, |series| {
+        series.starts_with("census:tracemalloc:") && series.ends_with(&site)
+    });
     // The hook's own frames are not among the sites.
     assert!(
         !findings.iter().any(|(_, s, _)| s.contains("sitecustomize")),
@@ -327,11 +345,8 @@ fn marks_during_record_appear_in_dump_and_cut_a_diff_window() {
     // The FIFO memtrail created is gone with the recording.
     assert!(!events.exists());
 
-    let dump = stdout(&run(&["dump", out.to_str().unwrap()]));
-    let labels: Vec<String> = dump
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter(|v| v["type"] == "marker")
+    let labels: Vec<String> = dumped_markers(&out)
+        .iter()
         .map(|v| format!("{} {}", v["label"], v["source"]))
         .collect();
     assert_eq!(
@@ -339,16 +354,12 @@ fn marks_during_record_appear_in_dump_and_cut_a_diff_window() {
         ["\"before step\" \"cli\"", "\"after step\" \"cli\""]
     );
 
-    let o = run(&[
-        "diff",
-        out.to_str().unwrap(),
-        "--from",
-        "marker:before step",
-        "--to",
-        "marker:after step",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let text = stdout(&o);
+    let text = stdout(&diff_between_markers(
+        &out,
+        "before step",
+        "after step",
+        &[],
+    ));
     assert!(text.contains("before step (cli)"), "{text}");
     assert!(text.contains("after step (cli)"), "{text}");
     drop(helper);
@@ -555,11 +566,9 @@ fn probe_checkpoints_appear_as_markers_with_their_figures() {
     assert!(stdout(&o).contains("step 3:"), "{}", stdout(&o));
     assert!(stdout(&o).contains("marked true"), "{}", stdout(&o));
 
-    let dump = stdout(&run(&["dump", out.to_str().unwrap()]));
-    let probes: Vec<Value> = dump
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter(|v| v["type"] == "marker" && v["source"] == "probe")
+    let probes: Vec<Value> = dumped_markers(&out)
+        .into_iter()
+        .filter(|v| v["source"] == "probe")
         .collect();
     let labels: Vec<&str> = probes
         .iter()
@@ -578,15 +587,7 @@ fn probe_checkpoints_appear_as_markers_with_their_figures() {
     assert!(probes.iter().all(|m| m["pid"].as_u64().is_some()));
 
     // A checkpoint names a moment by its label alone.
-    let o = run(&[
-        "diff",
-        out.to_str().unwrap(),
-        "--from",
-        "marker:step 1",
-        "--to",
-        "marker:step 3",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    diff_between_markers(&out, "step 1", "step 3", &[]);
 }
 
 #[test]

@@ -24,20 +24,13 @@ fn a_recorder_recorded_by_a_recorder() {
         "-o",
         sibling_file.to_str().unwrap(),
     ]);
-    let o = run(&[
-        "record",
-        "--pid",
-        &sibling.0.id().to_string(),
-        "--detail",
-        "full",
-        "--interval",
+    record_samples(
+        sibling.0.id(),
+        &observed,
         "20ms",
-        "--count",
-        "100",
-        "-o",
-        observed.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+        100,
+        &["--detail", "full"],
+    );
     let sibling_pid = sibling.0.id();
     sibling.signal("INT");
     let s = sibling.wait();

@@ -90,32 +90,15 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         "{leak_q} malloc 4 & sleep 1; {memtrail_q} mark 'warm-up done'; sleep 1; \
          {memtrail_q} mark 'load <2x> & \"retry\"'; sleep 1.2; {memtrail_q} mark checkpoint; wait"
     );
-    let o = Command::new(&memtrail)
-        .args(["run", "--interval", "50ms", "-o"])
-        .arg(&marked)
-        .args(["--", "sh", "-c", &script])
-        .output()
-        .context("cannot run memtrail run")?;
-    ensure!(
-        o.status.success(),
-        "memtrail run failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    succeed(
+        Command::new(&memtrail)
+            .args(["run", "--interval", "50ms", "-o"])
+            .arg(&marked)
+            .args(["--", "sh", "-c", &script]),
+        "memtrail run",
+    )?;
     let html = dir.join("report.html");
-    let o = Command::new(&memtrail)
-        .arg("report")
-        .arg(&marked)
-        .arg("--html")
-        .arg(&html)
-        .output()
-        .context("cannot run memtrail report")?;
-    ensure!(
-        o.status.success(),
-        "memtrail report failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-
-    let page = std::fs::read_to_string(&html)?;
+    let page = report_html(&memtrail, &marked, &html)?;
     for label in [
         "warm-up done",
         "load &lt;2x&gt; &amp; &quot;retry&quot;",
@@ -191,32 +174,16 @@ fn hostile_report(memtrail: &Path, dir: &Path, root: &Path) -> anyhow::Result<Pa
         .read_line(&mut ready)?;
     ensure!(ready.trim() == "ready", "hostile.py said {ready:?}");
     let rec = dir.join("hostile.mtr");
-    let o = Command::new(memtrail)
-        .args(["record", "--pid", &child.0.id().to_string()])
-        .args(["--interval", "50ms", "--count", "20", "-o"])
-        .arg(&rec)
-        .output()
-        .context("cannot run memtrail record")?;
+    succeed(
+        Command::new(memtrail)
+            .args(["record", "--pid", &child.0.id().to_string()])
+            .args(["--interval", "50ms", "--count", "20", "-o"])
+            .arg(&rec),
+        "memtrail record",
+    )?;
     drop(child);
-    ensure!(
-        o.status.success(),
-        "memtrail record failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
     let html = dir.join("hostile.html");
-    let o = Command::new(memtrail)
-        .arg("report")
-        .arg(&rec)
-        .arg("--html")
-        .arg(&html)
-        .output()
-        .context("cannot run memtrail report")?;
-    ensure!(
-        o.status.success(),
-        "memtrail report failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let page = std::fs::read_to_string(&html)?;
+    let page = report_html(memtrail, &rec, &html)?;
     ensure!(
         page.contains("&lt;script&gt;alert(1)&lt;/script&gt;")
             && page.contains("&lt;b onclick=x&gt;"),
@@ -224,6 +191,31 @@ fn hostile_report(memtrail: &Path, dir: &Path, root: &Path) -> anyhow::Result<Pa
         html.display()
     );
     Ok(html)
+}
+
+/// Runs `cmd` (`what`, for messages) to its end: an error with its
+/// standard error unless it succeeds.
+fn succeed(cmd: &mut Command, what: &str) -> anyhow::Result<()> {
+    let o = cmd.output().with_context(|| format!("cannot run {what}"))?;
+    ensure!(
+        o.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    Ok(())
+}
+
+/// `memtrail report RECORDING --html HTML`; returns the page.
+fn report_html(memtrail: &Path, recording: &Path, html: &Path) -> anyhow::Result<String> {
+    succeed(
+        Command::new(memtrail)
+            .arg("report")
+            .arg(recording)
+            .arg("--html")
+            .arg(html),
+        "memtrail report",
+    )?;
+    std::fs::read_to_string(html).with_context(|| format!("cannot read {}", html.display()))
 }
 
 /// What Chromium logged while loading a page.

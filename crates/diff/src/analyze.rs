@@ -885,7 +885,7 @@ fn project(p: &ProcState, system: Option<&SystemSample>, rate: f64) -> Option<Pr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use memtrail_format::{Census, CensusCount, Detail, ProcessInfo, Status};
+    use memtrail_format::{Census, CensusCount, ProcessInfo, Status};
 
     const ID: ProcessId = ProcessId {
         pid: 42,
@@ -893,25 +893,19 @@ mod tests {
     };
 
     fn sample(i: u64) -> Record {
-        Record::Process(Box::new(ProcessSample {
-            time_us: i * 1_000_000,
-            id: ID,
-            info: ProcessInfo {
+        Record::Process(Box::new(ProcessSample::summary(
+            i * 1_000_000,
+            ID,
+            ProcessInfo {
                 comm: "python3".into(),
                 ..Default::default()
             },
-            detail: Detail::Summary,
-            status: Status {
+            Status {
                 vm_rss: Some(10_000),
                 rss_anon: Some(5_000),
                 ..Default::default()
             },
-            cpu: None,
-            rollup: None,
-            fds: None,
-            mappings: None,
-            mappings_fresh: false,
-        }))
+        )))
     }
 
     fn census(i: u64, source: &str, counts: Vec<(String, u64)>) -> Record {

@@ -300,6 +300,26 @@ pub struct ProcessSample {
     pub mappings_fresh: bool,
 }
 
+impl ProcessSample {
+    /// A sample at detail `summary` made of status alone: no CPU times,
+    /// rollup, descriptors or mappings. For samples built by hand (tests,
+    /// examples), which otherwise spell out every empty field.
+    pub fn summary(time_us: u64, id: ProcessId, info: ProcessInfo, status: Status) -> Self {
+        ProcessSample {
+            time_us,
+            id,
+            info,
+            detail: Detail::Summary,
+            status,
+            cpu: None,
+            rollup: None,
+            fds: None,
+            mappings: None,
+            mappings_fresh: false,
+        }
+    }
+}
+
 /// /proc/meminfo, in KiB.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct MemInfo {

@@ -250,19 +250,19 @@ fn first_difference(a: &[u8], b: &[u8]) -> String {
     }
 }
 
-#[test]
-fn v1_recording_bytes_never_change() {
-    let (header, records) = golden_recording();
-    let bytes = encode(&header, &records);
-    let path = golden_path("v1-recording.mtr");
+/// Requires `bytes` to be the golden file `name`, byte for byte, and
+/// returns it. A missing golden file is written under `MEMTRAIL_BLESS=1`
+/// (then `None`: nothing to compare); an existing one is never rewritten.
+fn same_as_golden(name: &str, bytes: &[u8]) -> Option<Vec<u8>> {
+    let path = golden_path(name);
     let golden = match std::fs::read(&path) {
         Ok(golden) => golden,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if std::env::var_os("MEMTRAIL_BLESS").is_some_and(|v| v == "1") {
                 std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-                std::fs::write(&path, &bytes).unwrap();
+                std::fs::write(&path, bytes).unwrap();
                 eprintln!("wrote {}", path.display());
-                return;
+                return None;
             }
             panic!(
                 "{} is missing: run the tests with MEMTRAIL_BLESS=1 to create it, review it and commit it",
@@ -275,9 +275,16 @@ fn v1_recording_bytes_never_change() {
         bytes == golden,
         "format v1 bytes changed: this breaks every existing recording; add a new format version instead \
          ({}; {} is never rewritten, not even with MEMTRAIL_BLESS=1)",
-        first_difference(&bytes, &golden),
+        first_difference(bytes, &golden),
         path.display()
     );
+    Some(golden)
+}
+
+#[test]
+fn v1_recording_bytes_never_change() {
+    let (header, records) = golden_recording();
+    same_as_golden("v1-recording.mtr", &encode(&header, &records));
 }
 
 #[test]
@@ -357,32 +364,12 @@ pub fn golden_census() -> (Header, Vec<Record>) {
     (header, records)
 }
 
-/// Compares `records` written after `header` with the golden file `name`,
-/// creating it under `MEMTRAIL_BLESS=1` when it does not exist yet.
+/// Compares `records` written after `header` with the golden file `name`
+/// ([`same_as_golden`]) and reads the golden file back.
 fn check_golden(name: &str, header: &Header, records: &[Record]) {
-    let bytes = encode(header, records);
-    let path = golden_path(name);
-    let golden = match std::fs::read(&path) {
-        Ok(golden) => golden,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if std::env::var_os("MEMTRAIL_BLESS").is_some_and(|v| v == "1") {
-                std::fs::write(&path, &bytes).unwrap();
-                eprintln!("wrote {}", path.display());
-                return;
-            }
-            panic!(
-                "{} is missing: run the tests with MEMTRAIL_BLESS=1 to create it, review it and commit it",
-                path.display()
-            );
-        }
-        Err(e) => panic!("cannot read {}: {e}", path.display()),
+    let Some(golden) = same_as_golden(name, &encode(header, records)) else {
+        return;
     };
-    assert!(
-        bytes == golden,
-        "format v1 bytes changed: this breaks every existing recording ({}; {} is never rewritten)",
-        first_difference(&bytes, &golden),
-        path.display()
-    );
     let mut reader = Reader::new(golden.as_slice()).unwrap();
     assert_eq!(reader.header(), header);
     let read: Vec<Record> = reader.by_ref().map(|f| f.unwrap().record).collect();

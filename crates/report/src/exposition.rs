@@ -9,11 +9,16 @@
 //! `start_time` (clock ticks after boot, /proc/PID/stat field 22: with the
 //! pid, the process's identity) and `comm`; `cmdline` only when asked.
 //! Cardinality is bounded by the caller (`serve --max-processes`).
+//!
+//! The per-process families ([`PROCESS_FAMILIES`]), their label set and
+//! the escaping are also what `memtrail export --format openmetrics`
+//! writes (`export::openmetrics`), so history backfilled from a recording
+//! and live scrapes are one set of series.
 
 use std::fmt::Write;
 
 use memtrail_diff::{Analysis, Kind, ProcessVerdict, Verdict};
-use memtrail_format::ProcessSample;
+use memtrail_format::{ProcessId, ProcessSample};
 
 /// Which text format to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,56 +102,104 @@ const fn gauge(name: &'static str, help: &'static str) -> Family {
     }
 }
 
+/// One per-process family: a series of every process, in bytes or a
+/// count. The live page (here) and the OpenMetrics export of a recording
+/// (`export::openmetrics`) both take their names, units and help from
+/// [`PROCESS_FAMILIES`], so a backfilled history and a live scrape are
+/// the same metrics.
+#[derive(Debug)]
+pub(crate) struct ProcessFamily {
+    /// The metric name, with its unit suffix.
+    pub(crate) name: &'static str,
+    /// The kind of the series it shows: memory (KiB, shown in bytes) or
+    /// a count.
+    pub(crate) kind: Kind,
+    /// `# HELP` on the live page.
+    help: &'static str,
+    /// `# HELP` in an export. The two texts were written apart and say
+    /// different things; both are kept as they are because they are part
+    /// of what scrapers and backfilled blocks store.
+    pub(crate) export_help: &'static str,
+}
+
+impl ProcessFamily {
+    /// The OpenMetrics `# UNIT`: `bytes` for memory, none for a count.
+    pub(crate) fn unit(&self) -> Option<&'static str> {
+        (self.kind == Kind::Memory).then_some("bytes")
+    }
+
+    /// One unit of the series in the metric's unit (see [`scale`]).
+    pub(crate) fn scale(&self) -> u64 {
+        scale(self.kind)
+    }
+}
+
+const fn process(
+    name: &'static str,
+    kind: Kind,
+    help: &'static str,
+    export_help: &'static str,
+) -> ProcessFamily {
+    ProcessFamily {
+        name,
+        kind,
+        help,
+        export_help,
+    }
+}
+
 /// Per-process memory and count gauges, in the order of the analyzer's
-/// series (`memtrail_diff::series_values`).
-const PROCESS: [(&str, Family); 8] = [
-    (
-        "rss",
-        gauge(
-            "memtrail_process_rss_bytes",
-            "Resident memory (VmRSS) of the process.",
-        ),
+/// series (`memtrail_diff::series_values`, `SERIES_NAMES`): family `i`
+/// shows series `i`.
+pub(crate) const PROCESS_FAMILIES: [ProcessFamily; 8] = [
+    process(
+        "memtrail_process_rss_bytes",
+        Kind::Memory,
+        "Resident memory (VmRSS) of the process.",
+        "Resident memory (VmRSS): anonymous + file-backed + shared",
     ),
-    (
-        "anon",
-        gauge(
-            "memtrail_process_anon_bytes",
-            "Resident anonymous memory (RssAnon): heap, stacks, anonymous mmaps.",
-        ),
+    process(
+        "memtrail_process_anon_bytes",
+        Kind::Memory,
+        "Resident anonymous memory (RssAnon): heap, stacks, anonymous mmaps.",
+        "Resident anonymous memory (RssAnon): heap, stacks, anonymous mappings",
     ),
-    (
-        "file",
-        gauge(
-            "memtrail_process_file_bytes",
-            "Resident file-backed memory (RssFile): mapped files, page cache.",
-        ),
+    process(
+        "memtrail_process_file_bytes",
+        Kind::Memory,
+        "Resident file-backed memory (RssFile): mapped files, page cache.",
+        "Resident file-backed memory (RssFile): mapped files, reclaimable",
     ),
-    (
-        "shmem",
-        gauge(
-            "memtrail_process_shmem_bytes",
-            "Resident shared memory (RssShmem).",
-        ),
+    process(
+        "memtrail_process_shmem_bytes",
+        Kind::Memory,
+        "Resident shared memory (RssShmem).",
+        "Resident shared memory (RssShmem): shm, tmpfs and shared anonymous mappings",
     ),
-    (
-        "pss",
-        gauge(
-            "memtrail_process_pss_bytes",
-            "Proportional set size (needs --detail rollup or more).",
-        ),
+    process(
+        "memtrail_process_pss_bytes",
+        Kind::Memory,
+        "Proportional set size (needs --detail rollup or more).",
+        "Proportional set size (smaps_rollup Pss)",
     ),
-    (
-        "swap",
-        gauge(
-            "memtrail_process_swap_bytes",
-            "Swapped-out memory of the process (VmSwap).",
-        ),
+    process(
+        "memtrail_process_swap_bytes",
+        Kind::Memory,
+        "Swapped-out memory of the process (VmSwap).",
+        "Swapped-out memory (VmSwap)",
     ),
-    (
-        "fds",
-        gauge("memtrail_process_fds", "Open file descriptors."),
+    process(
+        "memtrail_process_fds",
+        Kind::Fds,
+        "Open file descriptors.",
+        "Open file descriptors",
     ),
-    ("threads", gauge("memtrail_process_threads", "Threads.")),
+    process(
+        "memtrail_process_threads",
+        Kind::Threads,
+        "Threads.",
+        "Threads",
+    ),
 ];
 
 const LEAK_SUSPECTED: Family = gauge(
@@ -206,14 +259,15 @@ pub fn render(e: &Exposition<'_>, format: Format) -> String {
         .map(|p| process_labels(p, e.cmdline_label))
         .collect();
 
-    for (index, (_, family)) in PROCESS.iter().enumerate() {
-        out.family(family);
+    for (index, process) in PROCESS_FAMILIES.iter().enumerate() {
+        let family = gauge(process.name, process.help);
+        out.family(&family);
         for (p, labels) in e.processes.iter().zip(&labels) {
             let (_, kind, value) = memtrail_diff::series_values(p)
                 .nth(index)
-                .expect("PROCESS lists every series");
+                .expect("PROCESS_FAMILIES lists every series");
             if let Some(v) = value {
-                out.sample(family, labels, scaled(kind, v as f64));
+                out.sample(&family, labels, scaled(kind, v as f64));
             }
         }
     }
@@ -289,23 +343,34 @@ pub fn render(e: &Exposition<'_>, format: Format) -> String {
     out.text
 }
 
-/// Memory series are KiB in the data model and bytes in Prometheus.
-fn scaled(kind: Kind, value: f64) -> f64 {
+/// One unit of a series of `kind` in the metric's unit: memory series
+/// are KiB in the data model and bytes in Prometheus.
+fn scale(kind: Kind) -> u64 {
     match kind {
-        Kind::Memory => value * 1024.0,
+        Kind::Memory => 1024,
         // Counts, or bytes already (tracemalloc censuses; `serve` reads
         // no events channel, so none reach it today).
-        Kind::Fds | Kind::Threads | Kind::Census => value,
+        Kind::Fds | Kind::Threads | Kind::Census => 1,
     }
 }
 
-fn process_labels(p: &ProcessSample, cmdline: Option<usize>) -> String {
-    let mut labels = format!(
+fn scaled(kind: Kind, value: f64) -> f64 {
+    value * scale(kind) as f64
+}
+
+/// The labels of a process's identity, without braces:
+/// `pid="..",start_time="..",comm=".."`.
+pub(crate) fn process_identity(id: ProcessId, comm: &str) -> String {
+    format!(
         "pid=\"{}\",start_time=\"{}\",comm=\"{}\"",
-        p.id.pid,
-        p.id.start_time,
-        escape_label(&p.info.comm)
-    );
+        id.pid,
+        id.start_time,
+        escape_label(comm)
+    )
+}
+
+fn process_labels(p: &ProcessSample, cmdline: Option<usize>) -> String {
+    let mut labels = process_identity(p.id, &p.info.comm);
     if let Some(max) = cmdline {
         let full = p.info.cmdline.join(" ");
         let cut: String = full.chars().take(max).collect();
@@ -318,11 +383,11 @@ fn series(labels: &str, series: &str) -> String {
     format!("{labels},series=\"{}\"", escape_label(series))
 }
 
-/// A label value as both formats want it: backslash, double quote and
-/// line feed escaped. Values come from the observed processes (`comm` is
-/// set by the process itself), so this is the only thing between a
-/// hostile process name and the scraper's parser.
-pub fn escape_label(value: &str) -> String {
+/// A label value as both formats (and the OpenMetrics export) want it:
+/// backslash, double quote and line feed escaped. Values come from the
+/// observed processes (`comm` is set by the process itself), so this is
+/// the only thing between a hostile process name and the scraper's parser.
+pub(crate) fn escape_label(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for c in value.chars() {
         match c {
@@ -391,33 +456,27 @@ fn number(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use memtrail_format::{Detail, ProcessId, ProcessInfo, Status};
+    use memtrail_format::{ProcessInfo, Status};
 
     fn sample() -> ProcessSample {
-        ProcessSample {
-            time_us: 0,
-            id: ProcessId {
+        ProcessSample::summary(
+            0,
+            ProcessId {
                 pid: 42,
                 start_time: 7,
             },
-            info: ProcessInfo {
+            ProcessInfo {
                 comm: "evil\"\\\nname".into(),
                 cmdline: vec!["/bin/daemon".into(), "--flag".into()],
                 ..Default::default()
             },
-            detail: Detail::Summary,
-            status: Status {
+            Status {
                 vm_rss: Some(2048),
                 rss_anon: Some(1024),
                 threads: Some(3),
                 ..Default::default()
             },
-            cpu: None,
-            rollup: None,
-            fds: None,
-            mappings: None,
-            mappings_fresh: false,
-        }
+        )
     }
 
     fn check(format: Format, cmdline: Option<usize>, expected: &str) {
@@ -509,6 +568,23 @@ memtrail_collect_duration_seconds 0.25
         let line = process_labels(&sample(), Some(8));
         assert!(line.ends_with(",cmdline=\"/bin/dae\""), "{line}");
         assert!(!process_labels(&sample(), None).contains("cmdline"));
+    }
+
+    #[test]
+    fn process_families_are_the_analyzer_series_in_order() {
+        let kinds: Vec<Kind> = memtrail_diff::series_values(&sample())
+            .map(|(_, kind, _)| kind)
+            .collect();
+        let names: Vec<String> = memtrail_diff::SERIES_NAMES
+            .iter()
+            .zip(&kinds)
+            .map(|(series, &kind)| match kind {
+                Kind::Memory => format!("memtrail_process_{series}_bytes"),
+                _ => format!("memtrail_process_{series}"),
+            })
+            .collect();
+        assert_eq!(PROCESS_FAMILIES.map(|f| f.kind).to_vec(), kinds);
+        assert_eq!(PROCESS_FAMILIES.map(|f| f.name.to_string()).to_vec(), names);
     }
 
     #[test]

@@ -75,11 +75,8 @@ impl Format for Html {
         let _ = writeln!(out, "<h1>memtrail report: {title}</h1>");
         let _ = writeln!(
             out,
-            "<p>{}, {} samples over {}, {}; <strong>{} leaking</strong>{}.</p>",
-            crate::count(a.processes.len(), "process", "processes"),
-            a.samples,
-            human_seconds(report.span()),
-            crate::count(report.markers().len(), "marker", "markers"),
+            "<p>{}; <strong>{} leaking</strong>{}.</p>",
+            report.headline(),
             a.leaks(),
             if report.source.complete {
                 ""
@@ -171,11 +168,7 @@ fn process_tree(out: &mut String, report: &Report) {
     for row in rows {
         let t = row.track;
         let (from, to) = (report.offset(t.first_us), report.offset(t.last_us));
-        let end = match (t.exited, t.exit_code) {
-            (true, Some(code)) => format!("exited {code}"),
-            (true, None) => "exited".to_string(),
-            (false, _) => String::new(),
-        };
+        let end = t.end();
         let left = (from / span * 100.0).clamp(0.0, 100.0);
         let width = ((to - from) / span * 100.0).clamp(0.5, 100.0 - left);
         let _ = writeln!(
@@ -215,35 +208,16 @@ fn process_section(out: &mut String, report: &Report, p: &ProcessVerdict, track:
         if track.exited { ", exited" } else { "" }
     );
 
-    let memory: Vec<&str> = ["rss", "anon", "file", "shmem", "pss", "swap"]
-        .into_iter()
-        .filter(|n| track.series(n).is_some())
-        .collect();
-    if !memory.is_empty() {
-        out.push_str(&chart(
-            report,
-            p,
-            track,
-            "Memory (MiB): RSS = anon + file + shmem",
-            "MiB",
-            1.0 / 1024.0,
-            &memory,
-        ));
-    }
-    let counts: Vec<&str> = ["fds", "threads"]
-        .into_iter()
-        .filter(|n| track.series(n).is_some())
-        .collect();
-    if !counts.is_empty() {
-        out.push_str(&chart(
-            report,
-            p,
-            track,
-            "File descriptors and threads",
-            "count",
-            1.0,
-            &counts,
-        ));
+    for spec in &CHARTS {
+        let recorded: Vec<&str> = spec
+            .series
+            .iter()
+            .copied()
+            .filter(|n| track.series(n).is_some())
+            .collect();
+        if !recorded.is_empty() {
+            out.push_str(&chart(report, p, track, spec, &recorded));
+        }
     }
 
     let _ = writeln!(out, "<table>");
@@ -296,6 +270,32 @@ fn process_section(out: &mut String, report: &Report, p: &ProcessVerdict, track:
     let _ = writeln!(out, "</section>");
 }
 
+/// One chart of a process section.
+struct Chart {
+    caption: &'static str,
+    /// The y axis' unit.
+    unit: &'static str,
+    /// The series' unit to the axis'.
+    scale: f64,
+    /// The series it shows; drawn when the process has any of them.
+    series: &'static [&'static str],
+}
+
+const CHARTS: [Chart; 2] = [
+    Chart {
+        caption: "Memory (MiB): RSS = anon + file + shmem",
+        unit: "MiB",
+        scale: 1.0 / 1024.0,
+        series: &["rss", "anon", "file", "shmem", "pss", "swap"],
+    },
+    Chart {
+        caption: "File descriptors and threads",
+        unit: "count",
+        scale: 1.0,
+        series: &["fds", "threads"],
+    },
+];
+
 /// A colour per series, told apart without relying on red and green alone.
 fn colour(series: &str) -> RGBColor {
     match series {
@@ -310,40 +310,41 @@ fn colour(series: &str) -> RGBColor {
     }
 }
 
-/// One chart of `series` of a process as an SVG element; a message
-/// instead if plotters fails (it should not with an in-memory backend).
+/// The chart `spec` of the recorded `series` of a process as an SVG
+/// element; a message instead if plotters fails (it should not with an
+/// in-memory backend).
 fn chart(
     report: &Report,
     p: &ProcessVerdict,
     track: &Track,
-    caption: &str,
-    unit: &str,
-    scale: f64,
+    spec: &Chart,
     series: &[&str],
 ) -> String {
     let mut svg = String::new();
-    let drawn = draw(&mut svg, report, p, track, caption, unit, scale, series);
-    match drawn {
+    match draw(&mut svg, report, p, track, spec, series) {
         Ok(()) => svg + "\n",
         Err(e) => format!(
             "<p>chart {} unavailable: {}</p>\n",
-            html_escape(caption),
+            html_escape(spec.caption),
             html_escape(&e)
         ),
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn draw(
     svg: &mut String,
     report: &Report,
     p: &ProcessVerdict,
     track: &Track,
-    caption: &str,
-    unit: &str,
-    scale: f64,
+    spec: &Chart,
     series: &[&str],
 ) -> Result<(), String> {
+    let &Chart {
+        caption,
+        unit,
+        scale,
+        ..
+    } = spec;
     let err = |e: DrawingAreaErrorKind<_>| e.to_string();
     let root = SVGBackend::with_string(svg, (WIDTH, HEIGHT)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;

@@ -118,15 +118,28 @@ pub(crate) fn change_name(c: Change) -> &'static str {
 /// quoted attribute: `& < > " '` become entities, after control and
 /// bidirectional characters are shown escaped as by [`printable`].
 pub fn html_escape(s: &str) -> String {
+    markup_escape(s, |c| match c {
+        '"' => Some("&quot;"),
+        '\'' => Some("&#39;"),
+        _ => None,
+    })
+}
+
+/// [`printable`] `s`, with `& < >` as HTML entities and every other
+/// character that `also` has a replacement for replaced: what HTML and
+/// Markdown (which is shown as HTML, raw tags and all) both need, for
+/// [`html_escape`] and [`markdown::cell`].
+pub(crate) fn markup_escape(s: &str, also: impl Fn(char) -> Option<&'static str>) -> String {
     let mut out = String::with_capacity(s.len());
     for c in printable(s).chars() {
         match c {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
+            c => match also(c) {
+                Some(escaped) => out.push_str(escaped),
+                None => out.push(c),
+            },
         }
     }
     out

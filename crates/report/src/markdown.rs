@@ -7,12 +7,12 @@
 
 use std::fmt::Write;
 
-use memtrail_diff::{Verdict, SERIES_NAMES};
+use memtrail_diff::Verdict;
 
 use crate::analysis::{human_seconds, rate, tag, value};
 use crate::recording::{tree, Report};
-use crate::summary::sparkline;
-use crate::{change_name, human_kib_signed, printable, top_regions, Format};
+use crate::summary::trail_sparkline;
+use crate::{change_name, human_kib_signed, top_regions, Format};
 
 /// The Markdown rendering.
 #[derive(Debug, Clone, Copy, Default)]
@@ -20,21 +20,18 @@ pub struct Markdown;
 
 /// Makes recorded text safe in a Markdown table cell.
 pub fn cell(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in printable(s).chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '|' => out.push_str("&#124;"),
-            '\\' | '`' | '*' | '_' | '[' | ']' | '~' => {
-                out.push('\\');
-                out.push(c);
-            }
-            c => out.push(c),
-        }
-    }
-    out
+    crate::markup_escape(s, |c| match c {
+        '|' => Some("&#124;"),
+        // Markdown's inline syntax, shown literally.
+        '\\' => Some(r"\\"),
+        '`' => Some(r"\`"),
+        '*' => Some(r"\*"),
+        '_' => Some(r"\_"),
+        '[' => Some(r"\["),
+        ']' => Some(r"\]"),
+        '~' => Some(r"\~"),
+        _ => None,
+    })
 }
 
 impl Format for Markdown {
@@ -44,11 +41,8 @@ impl Format for Markdown {
         let _ = writeln!(out, "# memtrail report: {}\n", cell(&report.source.name));
         let _ = writeln!(
             out,
-            "{}, {} samples over {}, {}; **{} leaking**{}\n",
-            crate::count(a.processes.len(), "process", "processes"),
-            a.samples,
-            human_seconds(report.span()),
-            crate::count(report.markers().len(), "marker", "markers"),
+            "{}; **{} leaking**{}\n",
+            report.headline(),
             a.leaks(),
             if report.source.complete {
                 ""
@@ -85,19 +79,11 @@ impl Format for Markdown {
                 "| series | over time | first | last | pattern | verdict | growth |"
             );
             let _ = writeln!(out, "| --- | --- | ---: | ---: | --- | --- | ---: |");
-            for name in SERIES_NAMES {
-                let (Some(trail), Some(f)) = (track.series(name), p.finding(name)) else {
-                    continue;
-                };
-                let values: Vec<u64> = trail
-                    .buckets()
-                    .iter()
-                    .map(|b| b.max.max(0.0) as u64)
-                    .collect();
+            for (name, trail, f) in track.judged(p) {
                 let _ = writeln!(
                     out,
                     "| {name} | {} | {} | {} | {} | {} | {} |",
-                    sparkline(&values, 32),
+                    trail_sparkline(trail, 32),
                     value(f, f.first),
                     value(f, f.last),
                     f.pattern.name(),
@@ -147,19 +133,15 @@ impl Format for Markdown {
             let _ = writeln!(out, "| --- | ---: | ---: | --- |");
             for row in rows {
                 let t = row.track;
-                let end = match (t.exited, t.exit_code) {
-                    (true, Some(code)) => format!("exited {code}"),
-                    (true, None) => "exited".to_string(),
-                    (false, _) => String::new(),
-                };
                 let _ = writeln!(
                     out,
-                    "| {}{} {} | +{:.1}s | +{:.1}s | {end} |",
+                    "| {}{} {} | +{:.1}s | +{:.1}s | {} |",
                     "&nbsp;&nbsp;".repeat(row.depth.min(10)),
                     t.id.pid,
                     cell(&t.comm),
                     report.offset(t.first_us),
                     report.offset(t.last_us),
+                    t.end(),
                 );
             }
         }

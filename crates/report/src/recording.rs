@@ -11,10 +11,12 @@
 use std::collections::HashMap;
 
 use memtrail_diff::trail::Trail;
-use memtrail_diff::{command_of, series_values, Analysis, Analyzer, SERIES_NAMES};
+use memtrail_diff::{
+    command_of, series_values, Analysis, Analyzer, Finding, ProcessVerdict, SERIES_NAMES,
+};
 use memtrail_format::{Marker, ProcessId, Record};
 
-use crate::analysis::Source;
+use crate::analysis::{human_seconds, Source};
 
 /// What was seen of one process over the whole recording.
 #[derive(Debug, Clone)]
@@ -38,6 +40,27 @@ impl Track {
     pub fn series(&self, name: &str) -> Option<&Trail> {
         let i = SERIES_NAMES.iter().position(|&n| n == name)?;
         self.series.get(i).filter(|t| t.count() > 0)
+    }
+
+    /// The series of this process that `p` judged, in report order, each
+    /// with its trail and finding: the rows of a rendering's series table.
+    pub(crate) fn judged<'a>(
+        &'a self,
+        p: &'a ProcessVerdict,
+    ) -> impl Iterator<Item = (&'static str, &'a Trail, &'a Finding)> + 'a {
+        SERIES_NAMES
+            .into_iter()
+            .filter_map(|name| Some((name, self.series(name)?, p.finding(name)?)))
+    }
+
+    /// How the process ended, for the process tree: `exited 3`, `exited`
+    /// (no code known), or empty while it was still running.
+    pub(crate) fn end(&self) -> String {
+        match (self.exited, self.exit_code) {
+            (true, Some(code)) => format!("exited {code}"),
+            (true, None) => "exited".to_string(),
+            (false, _) => String::new(),
+        }
     }
 }
 
@@ -73,6 +96,18 @@ impl Report {
     /// The markers, in time order.
     pub fn markers(&self) -> &[Marker] {
         &self.analysis.markers
+    }
+
+    /// What every rendering says first, before the leak count:
+    /// `2 processes, 124 samples over 6s, 0 markers`.
+    pub(crate) fn headline(&self) -> String {
+        format!(
+            "{}, {} samples over {}, {}",
+            crate::count(self.analysis.processes.len(), "process", "processes"),
+            self.analysis.samples,
+            human_seconds(self.span()),
+            crate::count(self.markers().len(), "marker", "markers"),
+        )
     }
 }
 

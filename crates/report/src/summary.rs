@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use memtrail_diff::trail::Trail;
 use memtrail_diff::{regions, Change, RegionChange};
 use memtrail_format::{ProcessId, ProcessSample};
 
@@ -177,6 +178,17 @@ pub fn sparkline(values: &[u64], width: usize) -> String {
             }
         })
         .collect()
+}
+
+/// A [`sparkline`] of a downsampled series: each bucket's maximum, so a
+/// peak shows however long the recording.
+pub(crate) fn trail_sparkline(trail: &Trail, width: usize) -> String {
+    let values: Vec<u64> = trail
+        .buckets()
+        .iter()
+        .map(|b| b.max.max(0.0) as u64)
+        .collect();
+    sparkline(&values, width)
 }
 
 /// The summaries as text, fitting 80 columns.

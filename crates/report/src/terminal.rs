@@ -8,11 +8,11 @@
 use std::fmt::Write;
 
 use anstyle::{AnsiColor, Style};
-use memtrail_diff::{ProcessVerdict, Verdict, SERIES_NAMES};
+use memtrail_diff::{ProcessVerdict, Verdict};
 
-use crate::analysis::{human_seconds, rate, tag, value};
+use crate::analysis::{rate, tag, value};
 use crate::recording::{tree, Report};
-use crate::summary::sparkline;
+use crate::summary::trail_sparkline;
 use crate::{human_kib_signed, shorten, top_regions, Format};
 
 /// Sparkline width: the series lines stay within 80 columns.
@@ -65,15 +65,7 @@ impl Format for Text {
                 80
             )
         );
-        let _ = writeln!(
-            out,
-            "{}, {} samples over {}, {}; {} leaking",
-            crate::count(a.processes.len(), "process", "processes"),
-            a.samples,
-            human_seconds(report.span()),
-            crate::count(report.markers().len(), "marker", "markers"),
-            a.leaks()
-        );
+        let _ = writeln!(out, "{}; {} leaking", report.headline(), a.leaks());
         // Processes too short to judge (shells, launchers, pool workers)
         // add up: one line for all of them, as `memtrail analyze` does.
         let mut brief = Vec::new();
@@ -126,13 +118,11 @@ impl Format for Text {
             let _ = writeln!(out, "\nprocess tree (seconds after the start)");
             for row in rows {
                 let t = row.track;
-                let end = if t.exited {
-                    match t.exit_code {
-                        Some(code) => format!(", exited {code}"),
-                        None => ", exited".to_string(),
-                    }
+                let end = t.end();
+                let end = if end.is_empty() {
+                    end
                 } else {
-                    String::new()
+                    format!(", {end}")
                 };
                 let life = format!(
                     "  {:.1}-{:.1}s{end}",
@@ -161,19 +151,8 @@ impl Text {
         let Some(track) = report.track(p.id()) else {
             return;
         };
-        for name in SERIES_NAMES {
-            let Some(trail) = track.series(name) else {
-                continue;
-            };
-            let Some(f) = p.finding(name) else {
-                continue;
-            };
-            let values: Vec<u64> = trail
-                .buckets()
-                .iter()
-                .map(|b| b.max.max(0.0) as u64)
-                .collect();
-            let spark = sparkline(&values, SPARK);
+        for (name, trail, f) in track.judged(p) {
+            let spark = trail_sparkline(trail, SPARK);
             let pattern = if f.verdict == Verdict::Leak {
                 self.paint(AnsiColor::Red.on_default().bold(), "LEAK")
             } else {

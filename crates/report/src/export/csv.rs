@@ -42,10 +42,6 @@ impl Export for Csv {
         }
         writeln!(out)
     }
-
-    fn end(&mut self, _out: &mut dyn Write) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 #[cfg(test)]

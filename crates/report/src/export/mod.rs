@@ -75,9 +75,15 @@ impl Row {
 
 /// An export format: a header, the rows in recording order, an ending.
 pub trait Export {
-    fn begin(&mut self, out: &mut dyn Write) -> io::Result<()>;
+    /// The header; none by default.
+    fn begin(&mut self, _out: &mut dyn Write) -> io::Result<()> {
+        Ok(())
+    }
     fn row(&mut self, row: &Row, out: &mut dyn Write) -> io::Result<()>;
-    fn end(&mut self, out: &mut dyn Write) -> io::Result<()>;
+    /// The ending; none by default.
+    fn end(&mut self, _out: &mut dyn Write) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Every row through `format` into a string (for tests and small data).

@@ -29,10 +29,6 @@ struct Line<'a> {
 }
 
 impl Export for Ndjson {
-    fn begin(&mut self, _out: &mut dyn Write) -> io::Result<()> {
-        Ok(())
-    }
-
     fn row(&mut self, r: &Row, out: &mut dyn Write) -> io::Result<()> {
         let [rss_kib, anon_kib, file_kib, shmem_kib, pss_kib, swap_kib, fds, threads] = r.values;
         let line = Line {
@@ -53,10 +49,6 @@ impl Export for Ndjson {
         };
         serde_json::to_writer(&mut *out, &line)?;
         writeln!(out)
-    }
-
-    fn end(&mut self, _out: &mut dyn Write) -> io::Result<()> {
-        Ok(())
     }
 }
 
