@@ -198,6 +198,7 @@ pub fn record_command(args: &RunArgs, quiet: bool) -> anyhow::Result<RunOutcome>
             pid,
             root: None,
             status: None,
+            last_seen: Vec::new(),
         };
         let finished = recorder::sample_loop(
             &mut collector,
@@ -328,6 +329,9 @@ struct ReapChild<'a> {
     pid: u32,
     root: Option<ProcessId>,
     status: Option<ExitStatus>,
+    /// The processes of the last tick: those that went with the command
+    /// get an exit frame at the end (see `final_records`).
+    last_seen: Vec<ProcessId>,
 }
 
 impl TickHook for ReapChild<'_> {
@@ -339,6 +343,8 @@ impl TickHook for ReapChild<'_> {
                 .find(|s| s.id.pid == self.pid)
                 .map(|s| s.id);
         }
+        self.last_seen.clear();
+        self.last_seen.extend(tick.processes.iter().map(|s| s.id));
         match self.child.try_wait() {
             Ok(Some(status)) => {
                 self.status = Some(status);
@@ -362,13 +368,45 @@ impl TickHook for ReapChild<'_> {
     }
 
     fn final_records(&mut self) -> Vec<Record> {
-        match (self.root, self.status) {
-            (Some(id), Some(status)) => vec![Record::Exit(ProcessExit {
-                time_us: recorder::now_us(),
+        let time_us = recorder::now_us();
+        let mut records = Vec::new();
+        if let (Some(id), Some(status)) = (self.root, self.status) {
+            records.push(Record::Exit(ProcessExit {
+                time_us,
                 id,
                 exit_code: Some(exit_code(status) as i32),
-            })],
-            _ => Vec::new(),
+            }));
         }
+        // A descendant seen in the last tick that is gone now ended with
+        // the command (a shell's last child exits just before the shell):
+        // no later tick will notice, so say it here rather than leave its
+        // lifetime open. Those still running (left behind) get nothing.
+        for &id in &self.last_seen {
+            if Some(id) != self.root && self.status.is_some() && has_exited(id) {
+                records.push(Record::Exit(ProcessExit {
+                    time_us,
+                    id,
+                    exit_code: None,
+                }));
+            }
+        }
+        records
     }
+}
+
+/// Whether the process `id` is gone: its pid is free, taken by another
+/// process (another start time), or a zombie.
+fn has_exited(id: ProcessId) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", id.pid)) else {
+        return true;
+    };
+    // Fields after the command name, which may itself hold ") ": state is
+    // field 3, the start time field 22.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return true;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let zombie = matches!(fields.first(), Some(&"Z") | Some(&"X") | Some(&"x"));
+    let same = fields.get(19).and_then(|t| t.parse::<u64>().ok()) == Some(id.start_time);
+    zombie || !same
 }
