@@ -314,6 +314,10 @@ pub struct Analysis {
     /// Process samples read.
     pub samples: u64,
     pub markers: Vec<Marker>,
+    /// Time of the first process sample read, µs since the Unix epoch (0
+    /// before any): where marker offsets count from, as in `report` and
+    /// `diff`. A process's own `first_us` restarts when it execs.
+    pub start_us: u64,
 }
 
 impl Analysis {
@@ -527,6 +531,7 @@ pub struct Analyzer {
     system: Option<SystemSample>,
     markers: Vec<Marker>,
     samples: u64,
+    start_us: Option<u64>,
 }
 
 impl Analyzer {
@@ -539,6 +544,7 @@ impl Analyzer {
         match record {
             Record::Process(s) => {
                 self.samples += 1;
+                self.start_us.get_or_insert(s.time_us);
                 let s = *s;
                 self.procs
                     .entry(s.id)
@@ -604,6 +610,7 @@ impl Analyzer {
             processes,
             samples: self.samples,
             markers: self.markers.clone(),
+            start_us: self.start_us.unwrap_or(0),
         }
     }
 }

@@ -143,13 +143,9 @@ pub fn text(analysis: &Analysis, all: bool) -> String {
         let _ = writeln!(out, "{line}");
     }
     if !analysis.markers.is_empty() {
-        // Offsets from the first sample, as `diff` shows them.
-        let start = analysis
-            .processes
-            .iter()
-            .map(|p| p.first_us)
-            .min()
-            .unwrap_or(0);
+        // Offsets from the recording's first sample, as `report` and
+        // `diff` show them.
+        let start = analysis.start_us;
         let list: Vec<String> = analysis
             .markers
             .iter()
