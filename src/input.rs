@@ -2,14 +2,14 @@
 //! still being written (`--follow`).
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, IsTerminal, Read};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use memtrail_format::Reader;
+use memtrail_format::{Reader, Record};
 
 /// An opened recording, named for messages.
 pub struct Input {
@@ -17,6 +17,18 @@ pub struct Input {
     /// Standard input or a followed file: data may still be arriving.
     pub live: bool,
     pub reader: Reader<BufReader<Box<dyn Read + Send>>>,
+}
+
+/// Refuses `-` when standard input is a terminal: a recording has to be
+/// piped in. `example` is the pipeline to suggest.
+pub fn refuse_terminal_stdin(path: &Path, example: &str) -> anyhow::Result<()> {
+    if path.as_os_str() == "-" && std::io::stdin().is_terminal() {
+        anyhow::bail!(
+            "standard input is a terminal, not a recording: pipe one in (`{example}`) or name \
+             a file"
+        );
+    }
+    Ok(())
 }
 
 /// Opens `path` (`-` for standard input). With `follow`, end of file means
@@ -45,6 +57,34 @@ impl Input {
     /// frames) since it was last asked.
     pub fn warn(&mut self) {
         warn(&self.name, &mut self.reader);
+    }
+
+    /// Reads the recording to its end, handing every record to `each` and
+    /// telling what the reader skipped as it goes. Returns whether the end
+    /// frame was read.
+    pub fn read_all(
+        &mut self,
+        mut each: impl FnMut(Record) -> anyhow::Result<()>,
+    ) -> anyhow::Result<bool> {
+        let mut complete = false;
+        while let Some(frame) = self.reader.next() {
+            let frame = frame.with_context(|| format!("cannot read recording {}", self.name))?;
+            self.warn();
+            complete |= matches!(frame.record, Record::End(_));
+            each(frame.record)?;
+        }
+        self.warn();
+        Ok(complete)
+    }
+
+    /// The note for a recording without an end frame; `covered` says what
+    /// the output covers, e.g. "the verdicts cover".
+    pub fn note_incomplete(&self, covered: &str) {
+        eprintln!(
+            "memtrail: note: {} has no end frame (still being written, or its recorder \
+             was killed): {covered} what was read",
+            self.name
+        );
     }
 }
 

@@ -1,6 +1,6 @@
 //! `memtrail analyze FILE|-`: leak verdicts, live while a stream arrives.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -23,12 +23,10 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<u8> {
         signal_hook::flag::register(sig, Arc::clone(&stop))
             .context("cannot install signal handlers")?;
     }
-    if args.input.as_os_str() == "-" && std::io::stdin().is_terminal() {
-        anyhow::bail!(
-            "standard input is a terminal, not a recording: pipe one in \
-             (`memtrail record --pid PID | memtrail analyze -`) or name a file"
-        );
-    }
+    crate::input::refuse_terminal_stdin(
+        &args.input,
+        "memtrail record --pid PID | memtrail analyze -",
+    )?;
     let mut input = crate::input::open(&args.input, args.follow.then(|| Arc::clone(&stop)))?;
     let mut analyzer = Analyzer::new();
     let mut complete = false;
@@ -60,10 +58,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<u8> {
     }
     input.warn();
     if !complete {
-        eprintln!(
-            "memtrail: note: {name} has no end frame (still being written, or its recorder \
-             was killed): the verdicts cover what was read"
-        );
+        input.note_incomplete("the verdicts cover");
     }
     let source = Source { name, complete };
     let analysis = print(

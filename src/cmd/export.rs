@@ -2,7 +2,7 @@
 //! process sample.
 
 use std::fs::File;
-use std::io::{BufWriter, IsTerminal, Write};
+use std::io::{BufWriter, Write};
 
 use anyhow::Context;
 use memtrail_format::Record;
@@ -11,15 +11,11 @@ use memtrail_report::export::{csv::Csv, ndjson::Ndjson, openmetrics::OpenMetrics
 use crate::cli::{ExportArgs, ExportFormat};
 
 pub fn run(args: ExportArgs) -> anyhow::Result<u8> {
-    if args.input.as_os_str() == "-" && std::io::stdin().is_terminal() {
-        anyhow::bail!(
-            "standard input is a terminal, not a recording: pipe one in \
-             (`memtrail record --pid PID --count 60 | memtrail export - --format csv`) \
-             or name a file"
-        );
-    }
+    crate::input::refuse_terminal_stdin(
+        &args.input,
+        "memtrail record --pid PID --count 60 | memtrail export - --format csv",
+    )?;
     let mut input = crate::input::open(&args.input, None)?;
-    let name = input.name.clone();
     let (mut out, out_name): (Box<dyn Write>, String) = match &args.output {
         Some(path) => (
             Box::new(BufWriter::new(File::create(path).with_context(|| {
@@ -39,22 +35,14 @@ pub fn run(args: ExportArgs) -> anyhow::Result<u8> {
     };
     let write_err = || format!("cannot write the export to {out_name}");
     format.begin(&mut out).with_context(write_err)?;
-    let mut complete = false;
-    while let Some(frame) = input.reader.next() {
-        let frame = frame.with_context(|| format!("cannot read recording {name}"))?;
-        input.warn();
-        match &frame.record {
-            Record::Process(s) => format.row(&Row::of(s), &mut out).with_context(write_err)?,
-            Record::End(_) => complete = true,
-            _ => {}
+    let complete = input.read_all(|record| {
+        if let Record::Process(s) = &record {
+            format.row(&Row::of(s), &mut out).with_context(write_err)?;
         }
-    }
-    input.warn();
+        Ok(())
+    })?;
     if !complete {
-        eprintln!(
-            "memtrail: note: {name} has no end frame (still being written, or its recorder \
-             was killed): the export covers what was read"
-        );
+        input.note_incomplete("the export covers");
     }
     format.end(&mut out).with_context(write_err)?;
     out.flush().with_context(write_err)?;

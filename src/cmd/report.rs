@@ -1,10 +1,9 @@
 //! `memtrail report FILE`: a terminal or Markdown summary, and with
 //! `--html` a self-contained page with charts.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 
 use anyhow::Context;
-use memtrail_format::Record;
 use memtrail_report::analysis::Source;
 use memtrail_report::html::Html;
 use memtrail_report::markdown::Markdown;
@@ -14,28 +13,19 @@ use memtrail_report::{Format, ReportBuilder};
 use crate::cli::{ReportArgs, SummaryFormat};
 
 pub fn run(args: ReportArgs) -> anyhow::Result<u8> {
-    if args.input.as_os_str() == "-" && std::io::stdin().is_terminal() {
-        anyhow::bail!(
-            "standard input is a terminal, not a recording: pipe one in \
-             (`memtrail record --pid PID --count 60 | memtrail report -`) or name a file"
-        );
-    }
+    crate::input::refuse_terminal_stdin(
+        &args.input,
+        "memtrail record --pid PID --count 60 | memtrail report -",
+    )?;
     let mut input = crate::input::open(&args.input, None)?;
     let name = input.name.clone();
     let mut builder = ReportBuilder::new();
-    let mut complete = false;
-    while let Some(frame) = input.reader.next() {
-        let frame = frame.with_context(|| format!("cannot read recording {name}"))?;
-        input.warn();
-        complete |= matches!(frame.record, Record::End(_));
-        builder.add(frame.record);
-    }
-    input.warn();
+    let complete = input.read_all(|record| {
+        builder.add(record);
+        Ok(())
+    })?;
     if !complete {
-        eprintln!(
-            "memtrail: note: {name} has no end frame (still being written, or its recorder \
-             was killed): the report covers what was read"
-        );
+        input.note_incomplete("the report covers");
     }
     let report = builder.finish(Source { name, complete });
 
