@@ -79,25 +79,12 @@ fn exits(records: &[Record]) -> HashSet<ProcessId> {
 fn recording_all_processes_under_churn_is_quiet_and_complete() {
     let dir = tempdir();
     let out = dir.path().join("all.mtr");
-    let rec = Background::spawn(&[
-        "record",
-        "--all",
-        "--detail",
-        "full",
-        "--interval",
-        "10ms",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    // The file grows by megabytes a second: wait on its size, not by
-    // reading it over and over.
-    let size = || std::fs::metadata(&out).map_or(0, |m| m.len());
-    wait_for("the first samples", || (size() > 64 * 1024).then_some(()));
+    let rec = record_everything(&out, "10ms");
     let mut churn = churn();
     assert_eq!(churn.line(), "done");
-    let after = size();
+    let after = file_size(&out);
     wait_for("a few more ticks", || {
-        (size() > after + 64 * 1024).then_some(())
+        (file_size(&out) > after + 64 * 1024).then_some(())
     });
     rec.signal("INT");
     let o = rec.wait();

@@ -374,18 +374,7 @@ fn recording_another_users_process_says_so_once_and_goes_on() {
 fn sigint_stops_a_recorder_whose_ticks_overrun_the_interval() {
     let dir = tempdir();
     let out = dir.path().join("overrun.mtr");
-    let rec = Background::spawn(&[
-        "record",
-        "--all",
-        "--detail",
-        "full",
-        "--interval",
-        "1ms",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    let size = || std::fs::metadata(&out).map_or(0, |m| m.len());
-    wait_for("some ticks", || (size() > 64 * 1024).then_some(()));
+    let rec = record_everything(&out, "1ms");
     rec.signal("INT");
     let o = rec.wait();
     assert!(o.status.success(), "stderr: {}", stderr(&o));

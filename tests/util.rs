@@ -178,6 +178,32 @@ pub fn samples_of(records: &[Record], pid: u32) -> Vec<&memtrail_format::Process
 }
 
 /// A memtrail process running in the background, killed on drop.
+/// `memtrail record --all --detail full` every `interval` into `out`,
+/// started and seen writing (the file past 64 KiB): the heaviest recorder
+/// there is. Such a file grows by megabytes a second, so the wait looks at
+/// its size instead of reading it.
+pub fn record_everything(out: &Path, interval: &str) -> Background {
+    let rec = Background::spawn(&[
+        "record",
+        "--all",
+        "--detail",
+        "full",
+        "--interval",
+        interval,
+        "-o",
+        out.to_str().expect("UTF-8 temporary path"),
+    ]);
+    wait_for("the first samples", || {
+        (file_size(out) > 64 * 1024).then_some(())
+    });
+    rec
+}
+
+/// The size of the file at `path`; 0 while it does not exist.
+pub fn file_size(path: &Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
+}
+
 pub struct Background(pub Child);
 
 impl Background {
