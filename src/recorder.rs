@@ -50,7 +50,7 @@ pub trait TickHook {
     /// Called for each signal; return true to stop now.
     fn on_signal(&mut self, sig: i32) -> bool;
     /// Records to append after the last tick (e.g. the exit of `run`'s child).
-    fn final_records(&mut self) -> Vec<Record> {
+    fn final_records(&mut self, _collector: &Collector) -> Vec<Record> {
         Vec::new()
     }
 }
@@ -172,7 +172,7 @@ pub fn sample_loop<W: Write>(
     put_events(writer, &mut events, true)
         .with_context(|| format!("cannot write the recording to {output_name}"))?;
     status.finish();
-    for record in hook.final_records() {
+    for record in hook.final_records(collector) {
         writer
             .write(&record)
             .with_context(|| format!("cannot write the recording to {output_name}"))?;

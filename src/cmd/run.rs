@@ -367,7 +367,7 @@ impl TickHook for ReapChild<'_> {
         false
     }
 
-    fn final_records(&mut self) -> Vec<Record> {
+    fn final_records(&mut self, collector: &Collector) -> Vec<Record> {
         let time_us = recorder::now_us();
         let mut records = Vec::new();
         if let (Some(id), Some(status)) = (self.root, self.status) {
@@ -382,7 +382,7 @@ impl TickHook for ReapChild<'_> {
         // no later tick will notice, so say it here rather than leave its
         // lifetime open. Those still running (left behind) get nothing.
         for &id in &self.last_seen {
-            if Some(id) != self.root && self.status.is_some() && has_exited(id) {
+            if Some(id) != self.root && self.status.is_some() && collector.has_exited(id) {
                 records.push(Record::Exit(ProcessExit {
                     time_us,
                     id,
@@ -392,21 +392,4 @@ impl TickHook for ReapChild<'_> {
         }
         records
     }
-}
-
-/// Whether the process `id` is gone: its pid is free, taken by another
-/// process (another start time), or a zombie.
-fn has_exited(id: ProcessId) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", id.pid)) else {
-        return true;
-    };
-    // Fields after the command name, which may itself hold ") ": state is
-    // field 3, the start time field 22.
-    let Some((_, rest)) = stat.rsplit_once(')') else {
-        return true;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let zombie = matches!(fields.first(), Some(&"Z") | Some(&"X") | Some(&"x"));
-    let same = fields.get(19).and_then(|t| t.parse::<u64>().ok()) == Some(id.start_time);
-    zombie || !same
 }

@@ -68,6 +68,19 @@ impl Collector {
         &self.config
     }
 
+    /// Whether the process `id` is gone: its pid is free or held by another
+    /// process, or it is exiting or a zombie (what [`Collector::sample`]
+    /// would count as exited).
+    pub fn has_exited(&self, id: ProcessId) -> bool {
+        let stat = std::fs::read(self.config.proc_root.join(id.pid.to_string()).join("stat"))
+            .ok()
+            .and_then(|b| parse::stat(&b).ok());
+        match stat {
+            Some(stat) => stat.exited || stat.start_time != id.start_time,
+            None => true,
+        }
+    }
+
     /// Whether there may be anything left to sample. `Pid`: false once the
     /// process is gone. `Tree`: false once the root and every descendant
     /// seen are gone. `Name` and `All`: always true.

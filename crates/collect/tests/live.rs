@@ -55,6 +55,12 @@ fn pid_target_exit_is_reported_and_ends_the_target() {
     assert!(tick.system.meminfo.mem_total.unwrap() > 0);
     assert!(c.targets_alive());
     let id = tick.processes[0].id;
+    assert!(!c.has_exited(id));
+    let another = memtrail_format::ProcessId {
+        start_time: id.start_time + 1,
+        ..id
+    };
+    assert!(c.has_exited(another), "a pid held by another process");
 
     sleep.kill();
     let tick = poll("the exit to be seen", || {
@@ -64,6 +70,7 @@ fn pid_target_exit_is_reported_and_ends_the_target() {
     assert!(tick.processes.is_empty());
     assert_eq!(tick.exited[0].id, id);
     assert!(!c.targets_alive());
+    assert!(c.has_exited(id));
 }
 
 #[test]
