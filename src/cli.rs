@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::units::{Duration, Size};
+use crate::units::{Duration, Interval, Size};
 
 const ABOUT: &str = "Find memory leaks in long-running Linux processes from the outside";
 
@@ -383,9 +383,10 @@ pub struct SnapArgs {
 
 #[derive(Debug, Args)]
 pub struct SamplingArgs {
-    /// Time between samples, e.g. 100ms, 1s, 1m
-    #[arg(long, default_value = "1s", value_name = "DUR")]
-    pub interval: Duration,
+    /// Time between samples, e.g. 100ms, 1s, 1m, or `auto`: every 50ms at
+    /// first, thinning out as the targets age [default: 1s; run: auto]
+    #[arg(long, value_name = "DUR")]
+    pub interval: Option<Interval>,
     /// How much to read per sample
     #[arg(long, value_enum, default_value = "maps", value_name = "LEVEL")]
     pub detail: DetailArg,

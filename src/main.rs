@@ -24,6 +24,10 @@ use clap::Parser;
 pub const EXIT_ERROR: u8 = 2;
 /// Exit status when `--fail-on-leak` was given and a leak was found.
 pub const EXIT_LEAK: u8 = 3;
+/// Exit status when `--fail-on-leak` was given, nothing leaked, and what
+/// was to be judged could not be (too few samples): no evidence is not
+/// a pass.
+pub const EXIT_UNJUDGED: u8 = 4;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();

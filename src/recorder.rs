@@ -10,6 +10,7 @@ use memtrail_collect::{Collector, Tick};
 use memtrail_format::{EndReason, ProcessId, Record, Writer};
 
 use crate::events::Events;
+use crate::units::Interval;
 use crate::signals::{self, StopSignals, Wake};
 use crate::status::Status;
 
@@ -55,6 +56,33 @@ pub trait TickHook {
     }
 }
 
+/// The adaptive schedule (`--interval auto`, `run`'s default): the time
+/// from a tick to the next when the recording is `age` old.
+///
+/// Every 50 ms at first, so a job of a second gets 20 samples; then a
+/// twentieth of the age (about 14 samples per doubling) up to 1 s at
+/// 20 s; every second until 20 minutes; then 1/1200 of the age up to 10 s
+/// (at 3 h 20 min). docs/collection.md tabulates what this costs for jobs
+/// of a second to a day.
+pub fn auto_interval(age: Duration) -> Duration {
+    const FAST: Duration = Duration::from_millis(50);
+    const SECOND: Duration = Duration::from_secs(1);
+    const SLOWEST: Duration = Duration::from_secs(10);
+    if age < Duration::from_secs(20 * 60) {
+        (age / 20).clamp(FAST, SECOND)
+    } else {
+        (age / 1200).clamp(SECOND, SLOWEST)
+    }
+}
+
+/// The time from a tick to the next under `interval`.
+pub fn next_interval(interval: Interval, age: Duration) -> Duration {
+    match interval {
+        Interval::Fixed(d) => d,
+        Interval::Auto => auto_interval(age),
+    }
+}
+
 /// How often the events channel is read between ticks: markers and
 /// censuses reach the recording (and a live reader) without waiting for a
 /// long interval, and a FIFO's buffer does not fill up.
@@ -70,7 +98,7 @@ const EVENTS_POLL: Duration = Duration::from_millis(100);
 pub fn sample_loop<W: Write>(
     collector: &mut Collector,
     writer: &mut Writer<W>,
-    interval: Duration,
+    interval: Interval,
     limits: Limits,
     signals: &StopSignals,
     hook: &mut dyn TickHook,
@@ -128,9 +156,9 @@ pub fn sample_loop<W: Write>(
             break;
         }
 
-        // Fixed-rate schedule; if a tick overran, start the next one now
-        // rather than bunching up to catch up.
-        next_tick += interval;
+        // The schedule; if a tick overran, start the next one now rather
+        // than bunching up to catch up.
+        next_tick += next_interval(interval, next_tick.saturating_duration_since(started));
         let now = Instant::now();
         if next_tick < now {
             next_tick = now;
@@ -240,4 +268,34 @@ pub fn now_us() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_micros() as u64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ticks the auto schedule takes for a job of `seconds`.
+    fn ticks(seconds: u64) -> u64 {
+        let end = Duration::from_secs(seconds);
+        let mut age = Duration::ZERO;
+        let mut n = 0;
+        while age <= end {
+            n += 1;
+            age += auto_interval(age);
+        }
+        n
+    }
+
+    #[test]
+    fn auto_schedule_starts_fast_and_thins_out() {
+        assert_eq!(auto_interval(Duration::ZERO), Duration::from_millis(50));
+        assert_eq!(auto_interval(Duration::from_secs(10)), Duration::from_millis(500));
+        assert_eq!(auto_interval(Duration::from_secs(600)), Duration::from_secs(1));
+        assert_eq!(auto_interval(Duration::from_secs(86_400)), Duration::from_secs(10));
+        // Enough samples to judge a one-second job; few for a day.
+        assert!(ticks(1) >= 20, "{}", ticks(1));
+        assert!(ticks(86_400) < 15_000, "{}", ticks(86_400));
+        let at = |s: u64| auto_interval(Duration::from_secs(s));
+        assert!((1..200_000).step_by(97).all(|s| at(s) <= at(s + 97)));
+    }
 }

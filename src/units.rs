@@ -74,6 +74,27 @@ impl FromStr for Duration {
     }
 }
 
+/// How often to sample: a fixed interval, or `auto`, a schedule that
+/// starts fast and thins out as the targets age (see
+/// docs/collection.md, "Sampling schedule").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interval {
+    Fixed(std::time::Duration),
+    Auto,
+}
+
+impl FromStr for Interval {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.trim().eq_ignore_ascii_case("auto") {
+            return Ok(Interval::Auto);
+        }
+        s.parse::<Duration>()
+            .map(|d| Interval::Fixed(d.0))
+            .map_err(|e| format!("{e}, or auto"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,5 +137,16 @@ mod tests {
         );
         assert!("0s".parse::<Duration>().is_err());
         assert!("soon".parse::<Duration>().unwrap_err().contains("250ms"));
+    }
+
+    #[test]
+    fn intervals() {
+        assert_eq!("auto".parse::<Interval>(), Ok(Interval::Auto));
+        assert_eq!(
+            "100ms".parse::<Interval>(),
+            Ok(Interval::Fixed(std::time::Duration::from_millis(100)))
+        );
+        assert!("0s".parse::<Interval>().is_err());
+        assert!("often".parse::<Interval>().unwrap_err().contains("auto"));
     }
 }

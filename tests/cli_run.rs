@@ -151,3 +151,91 @@ fn run_reports_a_missing_command() {
     assert!(e.contains("definitely-not-a-command-memtrail"), "{e}");
     assert!(e.contains("PATH"), "{e}");
 }
+
+/// `memtrail run --fail-on-leak` (adaptive sampling: no --interval) on
+/// `short_job.py SECONDS MODE`.
+fn short_job(dir: &std::path::Path, seconds: &str, mode: &str) -> std::process::Output {
+    let out = dir.join(format!("short-{seconds}-{mode}.mtr"));
+    run(&[
+        "run",
+        "--fail-on-leak",
+        "-o",
+        out.to_str().unwrap(),
+        "--",
+        "python3",
+        program("short_job.py").to_str().unwrap(),
+        seconds,
+        mode,
+    ])
+}
+
+#[test]
+fn fail_on_leak_judges_a_three_second_job() {
+    let dir = tempdir();
+    let o = short_job(dir.path(), "3", "leak");
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("LEAK"), "{}", stderr(&o));
+    let o = short_job(dir.path(), "3", "steady");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+#[test]
+fn fail_on_leak_says_when_a_job_is_too_short_to_judge() {
+    let dir = tempdir();
+    let o = short_job(dir.path(), "0.2", "leak");
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("could not be judged"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// No sample of the command shows it before or half-way through its
+/// exec: every one names the program asked for, with its arguments.
+#[test]
+fn no_sample_precedes_the_commands_exec() {
+    let dir = tempdir();
+    let binary = leak_binary();
+    let python = program("short_job.py");
+    let commands: [&[&str]; 2] = [
+        &[binary.to_str().unwrap(), "malloc", "1"],
+        &["python3", python.to_str().unwrap(), "0.5", "steady"],
+    ];
+    for command in commands {
+        for round in 0..5 {
+            let out = dir.path().join(format!("exec-{round}.mtr"));
+            let mut args = vec!["run", "--interval", "10ms", "-o", out.to_str().unwrap(), "--"];
+            args.extend_from_slice(command);
+            let o = run(&args);
+            assert!(o.status.success(), "{}", stderr(&o));
+            let records = records(&out);
+            // The command: the process whose parent was not recorded.
+            let pids: std::collections::HashSet<u32> = records
+                .iter()
+                .filter_map(|r| match r {
+                    Record::Process(s) => Some(s.id.pid),
+                    _ => None,
+                })
+                .collect();
+            let root = records
+                .iter()
+                .find_map(|r| match r {
+                    Record::Process(s) if !pids.contains(&s.info.ppid) => Some(s.id.pid),
+                    _ => None,
+                })
+                .expect("the command was sampled");
+            let samples = samples_of(&records, root);
+            let first = samples[0];
+            assert!(
+                !first.info.cmdline.is_empty() && first.info.comm != "memtrail",
+                "a sample from before the exec: {first:#?}"
+            );
+            for s in &samples {
+                if s.status.vm_rss.is_some() {
+                    assert!(!s.info.cmdline.is_empty(), "{s:#?}");
+                }
+            }
+        }
+    }
+}

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use memtrail_diff::Analyzer;
+use memtrail_diff::{Analyzer, Verdict};
 use memtrail_format::Record;
 use memtrail_report::analysis::{self, Source};
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -71,6 +71,20 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<u8> {
     )?;
     if args.fail_on_leak && analysis.leaks() > 0 {
         return Ok(crate::EXIT_LEAK);
+    }
+    if args.fail_on_leak
+        && analysis
+            .processes
+            .iter()
+            .all(|p| p.verdict == Verdict::InsufficientData)
+    {
+        eprintln!(
+            "memtrail: --fail-on-leak: no process could be judged (each needs {} samples); \
+             exiting with status {} (no evidence is not a pass)",
+            memtrail_diff::MIN_POINTS,
+            crate::EXIT_UNJUDGED,
+        );
+        return Ok(crate::EXIT_UNJUDGED);
     }
     Ok(0)
 }

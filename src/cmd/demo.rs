@@ -8,7 +8,7 @@ use memtrail_report::summary::{self, Summarizer};
 use memtrail_report::{Format, ReportBuilder};
 
 use crate::cli::{DemoArgs, DetailArg, RunArgs, SamplingArgs};
-use crate::units::Duration;
+use crate::units::Interval;
 
 /// Grows a list of 256 KiB byte strings ten times a second: about
 /// 2.5 MiB/s of anonymous memory that is never freed. The interpreter
@@ -65,7 +65,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<u8> {
     std::io::Write::flush(&mut std::io::stdout()).context("cannot write to standard output")?;
     let run_args = RunArgs {
         sampling: SamplingArgs {
-            interval: Duration(std::time::Duration::from_millis(200)),
+            interval: Some(Interval::Fixed(std::time::Duration::from_millis(200))),
             detail: DetailArg::Maps,
             maps_every: 5,
         },

@@ -74,7 +74,7 @@ fn header(
     collector: &memtrail_collect::Collector,
     target: String,
     detail: Detail,
-    interval: Option<std::time::Duration>,
+    interval: Option<crate::units::Interval>,
 ) -> anyhow::Result<Header> {
     let host = collector
         .host()
@@ -85,6 +85,10 @@ fn header(
         started_us: crate::recorder::now_us(),
         target,
         detail,
-        interval_us: interval.map(|d| d.as_micros() as u64),
+        // 0: the adaptive schedule (docs/format.md).
+        interval_us: interval.map(|i| match i {
+            crate::units::Interval::Fixed(d) => d.as_micros() as u64,
+            crate::units::Interval::Auto => 0,
+        }),
     })
 }

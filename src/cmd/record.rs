@@ -9,6 +9,7 @@ use crate::events::Events;
 use crate::output::open_binary;
 use crate::recorder::{self, Limits, Next, StopCause, TickHook};
 use crate::signals::StopSignals;
+use crate::units::Interval;
 
 pub fn run(args: RecordArgs) -> anyhow::Result<u8> {
     let (target, description) = super::target(&args.target, &args.collect)?;
@@ -19,7 +20,10 @@ pub fn run(args: RecordArgs) -> anyhow::Result<u8> {
         args.collect.redact_cmdline,
         args.sampling.maps_every,
     ))?;
-    let interval = args.sampling.interval.0;
+    let interval = args
+        .sampling
+        .interval
+        .unwrap_or(Interval::Fixed(std::time::Duration::from_secs(1)));
     let header = super::header(&collector, description, detail, Some(interval))?;
     let out = open_binary(&args.output)?;
     let mut events = args.events.as_deref().map(Events::open).transpose()?;

@@ -6,6 +6,7 @@ use std::process::{Child, ExitStatus};
 
 use anyhow::Context;
 use memtrail_collect::{Collector, Target, Tick};
+use memtrail_diff::Verdict;
 use memtrail_format::{EndReason, ProcessExit, ProcessId, Record, Writer};
 use signal_hook::consts::SIGTERM;
 
@@ -14,6 +15,7 @@ use crate::events::{self, Events, PrivateDir};
 use crate::output::open_binary;
 use crate::recorder::{self, Finished, Limits, Next, StopCause, TickHook};
 use crate::signals::StopSignals;
+use crate::units::Interval;
 
 /// What `run` ended with, for `demo` and the exit status.
 #[derive(Debug)]
@@ -21,6 +23,8 @@ pub struct RunOutcome {
     pub output: PathBuf,
     pub finished: Finished,
     pub status: ExitStatus,
+    /// The command's process id.
+    pub pid: u32,
     /// The reader of the recording went away (`run -o - ... | head`): a
     /// normal end, as for every command, though the recording stopped there.
     pub downstream_closed: bool,
@@ -65,8 +69,33 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         outcome.output.display(),
         memtrail_report::analysis::text(&analysis, false)
     );
-    if code == 0 && args.fail_on_leak && analysis.leaks() > 0 {
-        return Ok(crate::EXIT_LEAK);
+    if code == 0 && args.fail_on_leak {
+        if analysis.leaks() > 0 {
+            return Ok(crate::EXIT_LEAK);
+        }
+        // The command's own process lives as long as the job: if it could
+        // not be judged, nothing of the job could be.
+        let judged = analysis
+            .processes
+            .iter()
+            .any(|p| p.pid == outcome.pid && p.verdict != Verdict::InsufficientData);
+        if !judged {
+            eprintln!(
+                "memtrail: --fail-on-leak: the command could not be judged: it was seen {} \
+                 times, and a verdict needs {}; exiting with status {} (no evidence is not a \
+                 pass; run it longer, or with a shorter --interval)",
+                analysis
+                    .processes
+                    .iter()
+                    .filter(|p| p.pid == outcome.pid)
+                    .map(|p| p.samples)
+                    .max()
+                    .unwrap_or(0),
+                memtrail_diff::MIN_POINTS,
+                crate::EXIT_UNJUDGED,
+            );
+            return Ok(crate::EXIT_UNJUDGED);
+        }
     }
     Ok(code)
 }
@@ -100,7 +129,7 @@ pub fn record_command(args: &RunArgs, quiet: bool) -> anyhow::Result<RunOutcome>
         .split_first()
         .context("no command given: put it after `--`, e.g. `memtrail run -- python3 app.py`")?;
     let detail = args.sampling.detail.into();
-    let interval = args.sampling.interval.0;
+    let interval = args.sampling.interval.unwrap_or(Interval::Auto);
 
     // An explicit output file is opened before the command starts, so a
     // bad path costs nothing; the default name needs the command's pid.
@@ -154,6 +183,7 @@ pub fn record_command(args: &RunArgs, quiet: bool) -> anyhow::Result<RunOutcome>
         )
     })?;
     let pid = child.id();
+    wait_for_exec(pid);
     let output = args.output.clone().unwrap_or_else(|| {
         let base = std::path::Path::new(program)
             .file_name()
@@ -244,6 +274,7 @@ pub fn record_command(args: &RunArgs, quiet: bool) -> anyhow::Result<RunOutcome>
         output,
         finished,
         status,
+        pid,
         downstream_closed,
     })
 }
@@ -278,9 +309,19 @@ fn python_hooks(
         .env("MEMTRAIL_PYTHON_DIR", &dir)
         .env(
             "MEMTRAIL_PYTHON_INTERVAL",
-            format!("{}", args.sampling.interval.0.as_secs_f64()),
+            format!("{}", python_interval(args.sampling.interval).as_secs_f64()),
         );
     Ok(())
+}
+
+/// How often the Python hooks take a census: every --interval, or every
+/// second under the adaptive schedule (a census costs the program far
+/// more than a look at /proc costs it).
+fn python_interval(interval: Option<Interval>) -> std::time::Duration {
+    match interval {
+        Some(Interval::Fixed(d)) => d,
+        Some(Interval::Auto) | None => std::time::Duration::from_secs(1),
+    }
 }
 
 /// The command as the recording's header names it: without its arguments
@@ -303,6 +344,34 @@ fn describe_command(command: &[std::ffi::OsString], redact: bool) -> String {
         description.push_str(" (arguments redacted)");
     }
     description
+}
+
+/// Waits until the kernel has finished loading the command's program, so
+/// that no sample shows the process half-way through its exec.
+///
+/// `spawn` returns once the exec has gone far enough to close our
+/// close-on-exec pipe, but the kernel closes it before it maps the new
+/// program: a sample taken then shows a process with a few KiB of memory
+/// and no command line. The kernel sets the new command line
+/// (mm->arg_start..env_end) at the very end of the exec, so a non-empty
+/// /proc/PID/cmdline says the exec is done. Bounded: a process that ends
+/// (a zombie's cmdline is empty too) or takes longer than two seconds is
+/// recorded as it is.
+fn wait_for_exec(pid: u32) {
+    let started = std::time::Instant::now();
+    let proc = std::path::PathBuf::from(format!("/proc/{pid}"));
+    while started.elapsed() < std::time::Duration::from_secs(2) {
+        match std::fs::read(proc.join("cmdline")) {
+            Ok(cmdline) if cmdline.is_empty() => {}
+            _ => return,
+        }
+        let stat = std::fs::read_to_string(proc.join("stat")).unwrap_or_default();
+        let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next());
+        if matches!(state, None | Some('Z' | 'X')) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
 }
 
 /// Sends SIGTERM to `pid` (our own child, so the pid cannot have been reused).

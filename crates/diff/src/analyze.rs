@@ -472,9 +472,13 @@ impl ProcState {
     }
 
     fn add(&mut self, s: ProcessSample) {
-        if self.execed(&s) {
+        if self.execed(&s) || (self.argv0.is_none() && !s.info.cmdline.is_empty()) {
             // The process exec'd another program (a shell or launcher that
             // execs the real one): judge the new program from its start.
+            // A process first seen with memory but no command line was
+            // caught in the middle of an exec (the kernel sets the new
+            // command line last): its program starts with the first
+            // sample that names it.
             *self = ProcState::new(&s);
         }
         // A process that is exiting (a zombie) has no memory left and
@@ -935,6 +939,39 @@ mod tests {
             a.add(census(i, source, counts(i)));
         }
         a.analysis().processes.remove(0)
+    }
+
+    /// A sample taken while the kernel was still loading the program (no
+    /// command line yet, a few KiB resident) is not part of its series.
+    #[test]
+    fn a_sample_caught_mid_exec_is_not_judged() {
+        let mut a = Analyzer::new();
+        let mut first = ProcessSample::summary(
+            0,
+            ID,
+            ProcessInfo {
+                comm: "python3".into(),
+                ..Default::default()
+            },
+            Status {
+                vm_rss: Some(4),
+                rss_anon: Some(4),
+                ..Default::default()
+            },
+        );
+        first.info.cmdline.clear();
+        a.add(Record::Process(Box::new(first)));
+        for i in 1..40 {
+            let Record::Process(mut s) = sample(i) else {
+                unreachable!()
+            };
+            s.info.cmdline = vec!["python3".into(), "job.py".into()];
+            a.add(Record::Process(s));
+        }
+        let p = a.analysis().processes.remove(0);
+        assert_eq!(p.samples, 39, "{p:#?}");
+        let rss = p.finding("rss").expect("judged");
+        assert_eq!((rss.first, rss.verdict), (10_000.0, Verdict::NoLeak));
     }
 
     #[test]
