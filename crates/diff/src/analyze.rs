@@ -52,10 +52,10 @@ const BYTES_SOURCE: &str = "tracemalloc";
 /// How much a census count's growth matters (see docs/leak-detection.md).
 fn census_materiality(source: &str) -> Materiality {
     if source == BYTES_SOURCE {
-        // Bytes: the memory thresholds (256 KiB, 2% of the level).
+        // Bytes: the memory thresholds (256 KiB, 1% of the level).
         Materiality {
             absolute: 256.0 * 1024.0,
-            relative: 0.02,
+            relative: 0.01,
         }
     } else {
         // Objects: 50 more, and 10% more than the typical level; fewer is
@@ -183,10 +183,11 @@ pub fn series_values(
 /// How much growth matters, per kind (see docs/leak-detection.md).
 fn materiality(kind: Kind) -> Materiality {
     match kind {
-        // 256 KiB and 2% of the level: less is allocator and page-fault noise.
+        // 256 KiB and 1% of the level over the recording: less is
+        // allocator and page-fault noise (docs/leak-detection.md).
         Kind::Memory => Materiality {
             absolute: 256.0,
-            relative: 0.02,
+            relative: 0.01,
         },
         Kind::Fds | Kind::Threads => Materiality {
             absolute: 3.0,

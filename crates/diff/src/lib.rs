@@ -70,7 +70,7 @@ pub use compare::{
     ProcessDiff, TargetCount,
 };
 pub use judge::{
-    judge, Judgement, Materiality, Pattern, Verdict, MAX_SEGMENTS, MIN_POINTS, PERSISTENCE,
-    STEP_SHARE, Z_FLOOR, Z_SERIES,
+    judge, Judgement, Materiality, Pattern, Verdict, FINAL_SHARE, MAX_SEGMENTS, MIN_POINTS,
+    PERSISTENCE, STEP_SHARE, Z_FLOOR, Z_PERSIST, Z_SERIES,
 };
 pub use regions::{regions, Change, RegionChange};
