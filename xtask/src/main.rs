@@ -7,6 +7,7 @@
 //!   fuzz   the recording reader under cargo-fuzz
 //!   soak   memtrail recording a sibling recorder for minutes
 //!   report-check  the HTML report of a real recording in headless Chromium
+//!   verdicts  the synthetic grid behind docs/leak-detection.md's tables
 //!   bench  whole-command benchmarks against the kernel floor and other
 //!          tools (never run by `ci`: it takes minutes and needs quiet)
 
@@ -16,6 +17,7 @@ mod docs;
 mod fuzz;
 mod report_check;
 mod soak;
+mod verdicts;
 
 use std::process::Command;
 
@@ -40,7 +42,12 @@ tasks:
          record a real leak marked with `memtrail mark`, render
          `memtrail report --html` and load it in headless Chromium: no
          console message, no network request, a screenshot showing the
-         charts (copied to PNG if asked; docs/report.png comes from here)";
+         charts (copied to PNG if asked; docs/report.png comes from here)
+  verdicts [--quick] [--write-docs]
+         judge a synthetic grid of known shapes, noise levels and lengths
+         (about 43,000 recordings; --quick: 5 per cell) and print the
+         sensitivity, false-positive and confidence tables;
+         --write-docs puts them into docs/leak-detection.md";
 
 fn usage() -> String {
     format!("{USAGE_TASKS}\n{}", bench::USAGE)
@@ -54,6 +61,7 @@ fn main() -> anyhow::Result<()> {
         Some("fuzz") => fuzz::run(&args[1..]),
         Some("soak") => soak::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
+        Some("verdicts") => verdicts::run(&args[1..]),
         Some("report-check") => report_check::run(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             println!("{}", usage());
