@@ -45,7 +45,7 @@ tasks:
          charts (copied to PNG if asked; docs/report.png comes from here)
   verdicts [--quick] [--write-docs]
          judge a synthetic grid of known shapes, noise levels and lengths
-         (about 43,000 recordings; --quick: 5 per cell) and print the
+         (about 170,000 recordings; --quick: 10 per cell) and print the
          sensitivity, false-positive and confidence tables;
          --write-docs puts them into docs/leak-detection.md";
 

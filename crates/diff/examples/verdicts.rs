@@ -151,12 +151,12 @@ fn pct(hits: usize, total: usize) -> String {
     if total == 0 {
         return "-".into();
     }
-    format!("{:.0}%", 100.0 * hits as f64 / total as f64)
+    format!("{:.1}%", 100.0 * hits as f64 / total as f64)
 }
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let reps: u64 = if quick { 5 } else { 25 };
+    let reps: u64 = if quick { 10 } else { 100 };
     let mut cases = Vec::new();
     for &n in &LENGTHS {
         for shape in shapes(n) {
@@ -274,6 +274,23 @@ fn main() {
             let cell: Vec<&Outcome> = outcomes
                 .iter()
                 .filter(|o| o.shape.family() == family && o.noise == noise)
+                .collect();
+            row += &format!(" {} |", pct(cell.iter().filter(|o| leak(o)).count(), cell.len()));
+        }
+        println!("{row}");
+    }
+    let mut header = "| shape, noise <= 1% |".to_string();
+    for n in LENGTHS {
+        header += &format!(" {n} samples |");
+    }
+    println!("\n{header}");
+    println!("|---|{}", "---|".repeat(LENGTHS.len()));
+    for family in families {
+        let mut row = format!("| {family} |");
+        for &n in &LENGTHS {
+            let cell: Vec<&Outcome> = outcomes
+                .iter()
+                .filter(|o| o.shape.family() == family && o.noise <= 1.0 && o.n == n)
                 .collect();
             row += &format!(" {} |", pct(cell.iter().filter(|o| leak(o)).count(), cell.len()));
         }

@@ -792,7 +792,11 @@ fn make_finding(
         points: trail.count(),
         first: trail.first().map_or(0.0, |p| p.1),
         last: trail.last().map_or(0.0, |p| p.1),
-        note: None,
+        note: (j.pattern == Pattern::Plateau).then(|| {
+            "grew, then stopped before the final quarter of the recording: a warm-up or a \
+             cache that filled up; a leak that paused looks the same: watch longer"
+                .to_string()
+        }),
         regions: Vec::new(),
         fd_kinds: Vec::new(),
         fd_targets: Vec::new(),
