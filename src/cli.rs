@@ -36,8 +36,9 @@ Sizes take units: 4096, 512KiB, 1MiB, 2GiB (K, M, G are powers of 1024, as
 in /proc). Durations: 250ms, 1s, 5m, 1h30m.
 
 Exit status: 0 success, 2 error (a message says what and why), 3 a leak was
-found (`analyze --fail-on-leak`, `run --fail-on-leak`); `run` otherwise exits
-with the command's own status.";
+found (`analyze --fail-on-leak`, `run --fail-on-leak`), 4 with --fail-on-leak
+nothing leaked but nothing could be judged either (too few samples); `run`
+otherwise exits with the command's own status.";
 
 #[derive(Debug, Parser)]
 #[command(name = "memtrail", version, about = ABOUT, long_about = LONG_ABOUT, after_help = AFTER_HELP)]
@@ -94,7 +95,8 @@ command. `--format json` prints the same as JSON; `-o FILE` writes a binary
 snapshot that `memtrail dump` reads.";
 
 const RECORD_ABOUT: &str = "\
-Record samples of the target processes at a fixed interval.
+Record samples of the target processes at a fixed interval (or, with
+`--interval auto`, every 50ms at first and less often as the recording ages).
 
 The recording is written frame by frame and flushed after every sample, so
 it can be read while it grows, piped into another command, and survives the
@@ -119,7 +121,12 @@ recording goes to the file named by -o. memtrail exits with the command's
 own exit status (128 + N if a signal N ended it), or 2 if recording failed.
 When the command ends, the leak analysis of the recording is printed on
 standard error (as `memtrail analyze` would); with --fail-on-leak a leak
-makes the exit status 3 when the command itself succeeded.
+makes the exit status 3 when the command itself succeeded, and a command
+too short to judge (fewer than 16 usable samples) makes it 4.
+Sampling is adaptive unless --interval says otherwise: every 50ms at first,
+thinning out to every second at 20s and every 10s after hours, so short
+jobs get enough samples and long ones not millions. The first sample is
+taken once the command's exec has finished.
 Ctrl-C reaches the command as usual; SIGTERM sent to memtrail is passed on
 to the command.
 
@@ -428,8 +435,8 @@ pub struct RunArgs {
     /// Write the recording to FILE [default: memtrail-<command>-<pid>.mtr]
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Exit with status 3 if any recorded process leaked (the command's own
-    /// failure status takes precedence)
+    /// Exit with status 3 if any recorded process leaked, 4 if the command
+    /// could not be judged (the command's own failure status takes precedence)
     #[arg(long)]
     pub fail_on_leak: bool,
     /// Python programs count their live objects by type (gc) every --interval
@@ -469,7 +476,7 @@ pub struct AnalyzeArgs {
     /// Detail every process, not only the leaking ones
     #[arg(long)]
     pub all: bool,
-    /// Exit with status 3 if any process leaks (for CI)
+    /// Exit with status 3 if any process leaks, 4 if none could be judged (for CI)
     #[arg(long)]
     pub fail_on_leak: bool,
 }

@@ -10,9 +10,9 @@ use memtrail_collect::{Collector, Tick};
 use memtrail_format::{EndReason, ProcessId, Record, Writer};
 
 use crate::events::Events;
-use crate::units::Interval;
 use crate::signals::{self, StopSignals, Wake};
 use crate::status::Status;
+use crate::units::Interval;
 
 /// When to stop, besides signals.
 #[derive(Debug, Clone, Copy, Default)]
@@ -289,9 +289,18 @@ mod tests {
     #[test]
     fn auto_schedule_starts_fast_and_thins_out() {
         assert_eq!(auto_interval(Duration::ZERO), Duration::from_millis(50));
-        assert_eq!(auto_interval(Duration::from_secs(10)), Duration::from_millis(500));
-        assert_eq!(auto_interval(Duration::from_secs(600)), Duration::from_secs(1));
-        assert_eq!(auto_interval(Duration::from_secs(86_400)), Duration::from_secs(10));
+        assert_eq!(
+            auto_interval(Duration::from_secs(10)),
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            auto_interval(Duration::from_secs(600)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            auto_interval(Duration::from_secs(86_400)),
+            Duration::from_secs(10)
+        );
         // Enough samples to judge a one-second job; few for a day.
         assert!(ticks(1) >= 20, "{}", ticks(1));
         assert!(ticks(86_400) < 15_000, "{}", ticks(86_400));

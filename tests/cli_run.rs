@@ -184,11 +184,7 @@ fn fail_on_leak_says_when_a_job_is_too_short_to_judge() {
     let dir = tempdir();
     let o = short_job(dir.path(), "0.2", "leak");
     assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("could not be judged"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("could not be judged"), "{}", stderr(&o));
 }
 
 /// No sample of the command shows it before or half-way through its
@@ -205,7 +201,14 @@ fn no_sample_precedes_the_commands_exec() {
     for command in commands {
         for round in 0..5 {
             let out = dir.path().join(format!("exec-{round}.mtr"));
-            let mut args = vec!["run", "--interval", "10ms", "-o", out.to_str().unwrap(), "--"];
+            let mut args = vec![
+                "run",
+                "--interval",
+                "10ms",
+                "-o",
+                out.to_str().unwrap(),
+                "--",
+            ];
             args.extend_from_slice(command);
             let o = run(&args);
             assert!(o.status.success(), "{}", stderr(&o));

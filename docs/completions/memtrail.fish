@@ -62,7 +62,7 @@ complete -c memtrail -n "__fish_memtrail_using_subcommand snap" -s h -l help -d 
 complete -c memtrail -n "__fish_memtrail_using_subcommand snap" -s V -l version -d 'Print version'
 complete -c memtrail -n "__fish_memtrail_using_subcommand record" -l pid -d 'The process with this pid' -r
 complete -c memtrail -n "__fish_memtrail_using_subcommand record" -l name -d 'Every process whose name (comm) or command line matches REGEX' -r
-complete -c memtrail -n "__fish_memtrail_using_subcommand record" -l interval -d 'Time between samples, e.g. 100ms, 1s, 1m' -r
+complete -c memtrail -n "__fish_memtrail_using_subcommand record" -l interval -d 'Time between samples, e.g. 100ms, 1s, 1m, or `auto`: every 50ms at first, thinning out as the targets age [default: 1s; run: auto]' -r
 complete -c memtrail -n "__fish_memtrail_using_subcommand record" -l detail -d 'How much to read per sample' -r -f -a "summary\t'status, stat, descriptor and thread counts (cheapest)'
 rollup\t'+ smaps_rollup: PSS and the private/shared split'
 maps\t'+ per-region smaps (re-read when memory changed, when recording)'
@@ -77,7 +77,7 @@ complete -c memtrail -n "__fish_memtrail_using_subcommand record" -l children -d
 complete -c memtrail -n "__fish_memtrail_using_subcommand record" -l redact-cmdline -d 'Keep only argv[0] of command lines (arguments can hold secrets)'
 complete -c memtrail -n "__fish_memtrail_using_subcommand record" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c memtrail -n "__fish_memtrail_using_subcommand record" -s V -l version -d 'Print version'
-complete -c memtrail -n "__fish_memtrail_using_subcommand run" -l interval -d 'Time between samples, e.g. 100ms, 1s, 1m' -r
+complete -c memtrail -n "__fish_memtrail_using_subcommand run" -l interval -d 'Time between samples, e.g. 100ms, 1s, 1m, or `auto`: every 50ms at first, thinning out as the targets age [default: 1s; run: auto]' -r
 complete -c memtrail -n "__fish_memtrail_using_subcommand run" -l detail -d 'How much to read per sample' -r -f -a "summary\t'status, stat, descriptor and thread counts (cheapest)'
 rollup\t'+ smaps_rollup: PSS and the private/shared split'
 maps\t'+ per-region smaps (re-read when memory changed, when recording)'
@@ -85,7 +85,7 @@ full\t'+ per-region smaps every sample and every descriptor\'s target'"
 complete -c memtrail -n "__fish_memtrail_using_subcommand run" -l maps-every -d 'At detail `maps`, re-read every region at least every N samples' -r
 complete -c memtrail -n "__fish_memtrail_using_subcommand run" -s o -l output -d 'Write the recording to FILE [default: memtrail-<command>-<pid>.mtr]' -r -F
 complete -c memtrail -n "__fish_memtrail_using_subcommand run" -l redact-cmdline -d 'Keep only argv[0] of command lines (arguments can hold secrets)'
-complete -c memtrail -n "__fish_memtrail_using_subcommand run" -l fail-on-leak -d 'Exit with status 3 if any recorded process leaked (the command\'s own failure status takes precedence)'
+complete -c memtrail -n "__fish_memtrail_using_subcommand run" -l fail-on-leak -d 'Exit with status 3 if any recorded process leaked, 4 if the command could not be judged (the command\'s own failure status takes precedence)'
 complete -c memtrail -n "__fish_memtrail_using_subcommand run" -l python-gc -d 'Python programs count their live objects by type (gc) every --interval'
 complete -c memtrail -n "__fish_memtrail_using_subcommand run" -l python-tracemalloc -d 'Python programs report the source lines holding the most memory (tracemalloc) every --interval; slows Python down while it runs'
 complete -c memtrail -n "__fish_memtrail_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -95,7 +95,7 @@ json\t'For programs (documented in docs/leak-detection.md and docs/user-guide.md
 complete -c memtrail -n "__fish_memtrail_using_subcommand analyze" -l update -d 'While reading live, print updated verdicts at most this often' -r
 complete -c memtrail -n "__fish_memtrail_using_subcommand analyze" -l follow -d 'Keep reading FILE as it grows (like `tail -f`) until its end frame or Ctrl-C'
 complete -c memtrail -n "__fish_memtrail_using_subcommand analyze" -l all -d 'Detail every process, not only the leaking ones'
-complete -c memtrail -n "__fish_memtrail_using_subcommand analyze" -l fail-on-leak -d 'Exit with status 3 if any process leaks (for CI)'
+complete -c memtrail -n "__fish_memtrail_using_subcommand analyze" -l fail-on-leak -d 'Exit with status 3 if any process leaks, 4 if none could be judged (for CI)'
 complete -c memtrail -n "__fish_memtrail_using_subcommand analyze" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c memtrail -n "__fish_memtrail_using_subcommand analyze" -s V -l version -d 'Print version'
 complete -c memtrail -n "__fish_memtrail_using_subcommand diff" -l from -d 'With one recording: the earlier moment [default: start]' -r

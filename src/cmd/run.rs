@@ -366,7 +366,9 @@ fn wait_for_exec(pid: u32) {
             _ => return,
         }
         let stat = std::fs::read_to_string(proc.join("stat")).unwrap_or_default();
-        let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next());
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next());
         if matches!(state, None | Some('Z' | 'X')) {
             return;
         }

@@ -223,7 +223,10 @@ fn main() {
                     .iter()
                     .filter(|o| o.n == n && o.noise == noise && o.shape == Shape::Linear(g))
                     .collect();
-                row += &format!(" {} |", pct(cell.iter().filter(|o| leak(o)).count(), cell.len()));
+                row += &format!(
+                    " {} |",
+                    pct(cell.iter().filter(|o| leak(o)).count(), cell.len())
+                );
             }
             println!("{row}");
         }
@@ -275,7 +278,10 @@ fn main() {
                 .iter()
                 .filter(|o| o.shape.family() == family && o.noise == noise)
                 .collect();
-            row += &format!(" {} |", pct(cell.iter().filter(|o| leak(o)).count(), cell.len()));
+            row += &format!(
+                " {} |",
+                pct(cell.iter().filter(|o| leak(o)).count(), cell.len())
+            );
         }
         println!("{row}");
     }
@@ -292,7 +298,10 @@ fn main() {
                 .iter()
                 .filter(|o| o.shape.family() == family && o.noise <= 1.0 && o.n == n)
                 .collect();
-            row += &format!(" {} |", pct(cell.iter().filter(|o| leak(o)).count(), cell.len()));
+            row += &format!(
+                " {} |",
+                pct(cell.iter().filter(|o| leak(o)).count(), cell.len())
+            );
         }
         println!("{row}");
     }
@@ -309,16 +318,25 @@ fn main() {
                 .iter()
                 .filter(|o| matches!(o.shape, Shape::Step(_, a) if a == at) && o.noise == noise)
                 .collect();
-            row += &format!(" {} |", pct(cell.iter().filter(|o| leak(o)).count(), cell.len()));
+            row += &format!(
+                " {} |",
+                pct(cell.iter().filter(|o| leak(o)).count(), cell.len())
+            );
         }
         println!("{row}");
     }
 
     // Which non-leaks were called leaks, at noise up to 1%.
     let mut wrong: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
-    for o in outcomes.iter().filter(|o| !o.shape.is_leak() && o.noise <= 1.0) {
+    for o in outcomes
+        .iter()
+        .filter(|o| !o.shape.is_leak() && o.noise <= 1.0)
+    {
         let e = wrong
-            .entry(format!("{:?}, {} samples, noise {}%", o.shape, o.n, o.noise))
+            .entry(format!(
+                "{:?}, {} samples, noise {}%",
+                o.shape, o.n, o.noise
+            ))
             .or_default();
         e.1 += 1;
         if leak(o) {
@@ -346,7 +364,10 @@ fn main() {
                 .iter()
                 .filter(|o| o.noise == noise && o.shape == Shape::Plateau(20.0, stop))
                 .collect();
-            row += &format!(" {} |", pct(cell.iter().filter(|o| leak(o)).count(), cell.len()));
+            row += &format!(
+                " {} |",
+                pct(cell.iter().filter(|o| leak(o)).count(), cell.len())
+            );
         }
         println!("{row}");
     }
@@ -360,17 +381,30 @@ fn main() {
     );
     println!("| calls | confidence | calls made | right | share right |");
     println!("|---|---|---|---|---|");
-    let bands = [(0.0, 0.6), (0.6, 0.8), (0.8, 0.9), (0.9, 0.99), (0.99, 1.01)];
+    let bands = [
+        (0.0, 0.6),
+        (0.6, 0.8),
+        (0.8, 0.9),
+        (0.9, 0.99),
+        (0.99, 1.01),
+    ];
     for (name, is_leak_call) in [("leak", true), ("no-leak", false)] {
         for (lo, hi) in bands {
             let cell: Vec<&Outcome> = outcomes
                 .iter()
                 .filter(|o| leak(o) == is_leak_call && o.j.confidence >= lo && o.j.confidence < hi)
                 .collect();
-            let right = cell.iter().filter(|o| o.shape.is_leak() == is_leak_call).count();
+            let right = cell
+                .iter()
+                .filter(|o| o.shape.is_leak() == is_leak_call)
+                .count();
             println!(
                 "| {name} | {lo:.2}–{} | {} | {} | {} |",
-                if hi > 1.0 { "1.00".to_string() } else { format!("{hi:.2}") },
+                if hi > 1.0 {
+                    "1.00".to_string()
+                } else {
+                    format!("{hi:.2}")
+                },
                 cell.len(),
                 right,
                 pct(right, cell.len())
@@ -408,7 +442,10 @@ fn main() {
     let show = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.3}"));
     println!();
     for (name, is_leak_call) in [("leak", true), ("no-leak", false)] {
-        let calls: Vec<&Outcome> = outcomes.iter().filter(|o| leak(o) == is_leak_call).collect();
+        let calls: Vec<&Outcome> = outcomes
+            .iter()
+            .filter(|o| leak(o) == is_leak_call)
+            .collect();
         let right: Vec<f64> = calls
             .iter()
             .filter(|o| o.shape.is_leak() == is_leak_call)
@@ -433,8 +470,16 @@ fn main() {
             1.0 - o.j.confidence
         }
     };
-    let pos: Vec<f64> = outcomes.iter().filter(|o| o.shape.is_leak()).map(score).collect();
-    let neg: Vec<f64> = outcomes.iter().filter(|o| !o.shape.is_leak()).map(score).collect();
+    let pos: Vec<f64> = outcomes
+        .iter()
+        .filter(|o| o.shape.is_leak())
+        .map(score)
+        .collect();
+    let neg: Vec<f64> = outcomes
+        .iter()
+        .filter(|o| !o.shape.is_leak())
+        .map(score)
+        .collect();
     println!(
         "- leak score (a leak call's confidence, 1 − a no-leak call's), leaks against \
          non-leaks: AUC {}",

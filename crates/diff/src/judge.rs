@@ -472,7 +472,11 @@ mod tests {
             ),
             MEM,
         );
-        assert_eq!((j.verdict, j.pattern), (Verdict::Leak, Pattern::Growing), "{j:?}");
+        assert_eq!(
+            (j.verdict, j.pattern),
+            (Verdict::Leak, Pattern::Growing),
+            "{j:?}"
+        );
     }
 
     /// A warm-up that ended before the final quarter is a plateau,
@@ -480,11 +484,12 @@ mod tests {
     #[test]
     fn growth_that_stopped_before_the_final_quarter_is_a_plateau() {
         for stop in [60, 70] {
-            let j = judge(
-                &series(|i| 50_000.0 + 500.0 * i.min(stop) as f64, 100),
-                MEM,
+            let j = judge(&series(|i| 50_000.0 + 500.0 * i.min(stop) as f64, 100), MEM);
+            assert_eq!(
+                (j.verdict, j.pattern),
+                (Verdict::NoLeak, Pattern::Plateau),
+                "{stop}: {j:?}"
             );
-            assert_eq!((j.verdict, j.pattern), (Verdict::NoLeak, Pattern::Plateau), "{stop}: {j:?}");
         }
     }
 
