@@ -7,6 +7,7 @@
 //!   fuzz   the recording reader under cargo-fuzz
 //!   soak   memtrail recording a sibling recorder for minutes
 //!   report-check  the HTML report of a real recording in headless Chromium
+//!   scenarios  real runtimes judged at 10 s, 30 s and 2 min
 //!   verdicts  the synthetic grid behind docs/leak-detection.md's tables
 //!   bench  whole-command benchmarks against the kernel floor and other
 //!          tools (never run by `ci`: it takes minutes and needs quiet)
@@ -16,6 +17,7 @@ mod ci;
 mod docs;
 mod fuzz;
 mod report_check;
+mod scenarios;
 mod soak;
 mod verdicts;
 
@@ -43,6 +45,12 @@ tasks:
          `memtrail report --html` and load it in headless Chromium: no
          console message, no network request, a screenshot showing the
          charts (copied to PNG if asked; docs/report.png comes from here)
+  scenarios [--quick]
+         real runtimes (Python, Node.js, a JVM, an HTTP server under load),
+         leaking and not, judged at 10 s, 30 s and 2 min (--quick: 10 s),
+         a warm-up ending at 60% of the run, short jobs under
+         `run --fail-on-leak`; prints the tables of docs/leak-detection.md
+         (about 20 minutes; needs node and a JDK)
   verdicts [--quick] [--write-docs]
          judge a synthetic grid of known shapes, noise levels and lengths
          (about 170,000 recordings; --quick: 10 per cell) and print the
@@ -62,6 +70,7 @@ fn main() -> anyhow::Result<()> {
         Some("soak") => soak::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
         Some("verdicts") => verdicts::run(&args[1..]),
+        Some("scenarios") => scenarios::run(&args[1..]),
         Some("report-check") => report_check::run(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             println!("{}", usage());

@@ -173,7 +173,27 @@ pub fn judge(buckets: &[Bucket], material: Materiality) -> Judgement {
     let tail_rise = tail_mean - prev_mean;
     let tail_se = noise * (1.0 / last_q.len() as f64 + 1.0 / prev_q.len() as f64).sqrt();
     let tail_needed = (PERSISTENCE * slope * (tail_t - prev_t)).max(Z_PERSIST * tail_se);
-    let persists = slope > 0.0 && tail_rise > 0.0 && tail_rise >= tail_needed;
+    // Cycles (allocate, free) make the means of two stretches depend on
+    // where the cycles fall in them; the lows do not. So a series that
+    // rises and falls in cycles also persists when the lowest point of the
+    // final quarter is above the lowest of the quarter before by 70% of
+    // what the envelope's rate predicts, and by more than the noise can
+    // move two single points (2.326 √2 σ). Only for cycles: the lowest
+    // point of a stretch lags a rise, so on a plateau it would keep
+    // "rising" for a quarter after the growth stopped.
+    let low = |r: std::ops::Range<usize>| {
+        buckets[r]
+            .iter()
+            .map(|b| b.min)
+            .fold(f64::INFINITY, f64::min)
+    };
+    let low_rise = low(last_q.clone()) - low(prev_q.clone());
+    let low_needed = (PERSISTENCE * floor_slope * (tail_t - prev_t))
+        .max(Z_SERIES * std::f64::consts::SQRT_2 * noise);
+    let lows_persist = floor_slope > 0.0 && low_rise > 0.0 && low_rise >= low_needed;
+    let means_persist = tail_rise > 0.0 && tail_rise >= tail_needed;
+    let cycles = is_sawtooth(&v, hi - lo);
+    let persists = slope > 0.0 && (means_persist || (cycles && lows_persist));
 
     let rising = z_series >= Z_SERIES && slope > 0.0;
     let floor_rising = z_floor >= Z_FLOOR && floor_slope > 0.0;
@@ -209,7 +229,15 @@ pub fn judge(buckets: &[Bucket], material: Materiality) -> Judgement {
     let margins = [
         z_series - Z_SERIES,
         margin(rise, needed, rise_se),
-        margin(tail_rise, tail_needed, tail_se),
+        if cycles {
+            margin(tail_rise, tail_needed, tail_se).max(margin(
+                low_rise,
+                low_needed,
+                std::f64::consts::SQRT_2 * noise,
+            ))
+        } else {
+            margin(tail_rise, tail_needed, tail_se)
+        },
     ];
     let weakest = margins.iter().copied().fold(f64::INFINITY, f64::min);
     let score = normal_cdf(weakest);
