@@ -163,15 +163,18 @@ pub fn judge(buckets: &[Bucket], material: Materiality) -> Judgement {
     let rise_se = noise * slope_factor(&t) * span;
     let material_ok = rise >= needed;
 
-    // Growth persists: the mean of the final quarter of the recording is
-    // above the mean of the quarter before it by at least half what the
-    // fitted rate predicts, and significantly (see docs/leak-detection.md,
-    // step 5). A plateau that began before the final quarter fails both.
+    // Growth persists: the trimmed mean of the final quarter of the
+    // recording is above that of the quarter before it by at least 70% of what
+    // the fitted rate predicts, and significantly (see
+    // docs/leak-detection.md, step 5). A plateau that began before the
+    // final quarter fails both.
     let (last_q, prev_q) = quarters(&t, span);
-    let (tail_t, tail_mean) = mean_of(&t, &v, last_q.clone());
-    let (prev_t, prev_mean) = mean_of(&t, &v, prev_q.clone());
-    let tail_rise = tail_mean - prev_mean;
-    let tail_se = noise * (1.0 / last_q.len() as f64 + 1.0 / prev_q.len() as f64).sqrt();
+    let (tail_t, tail_level) = middle_of(&t, &v, last_q.clone());
+    let (prev_t, prev_level) = middle_of(&t, &v, prev_q.clone());
+    let tail_rise = tail_level - prev_level;
+    // The standard error of a mean trimmed by an eighth at either end is
+    // about 1.06 times a mean's (Gaussian noise).
+    let tail_se = 1.06 * noise * (1.0 / last_q.len() as f64 + 1.0 / prev_q.len() as f64).sqrt();
     let tail_needed = (PERSISTENCE * slope * (tail_t - prev_t)).max(Z_PERSIST * tail_se);
     // Cycles (allocate, free) make the means of two stretches depend on
     // where the cycles fall in them; the lows do not. So a series that
@@ -276,12 +279,20 @@ fn quarters(t: &[f64], span: f64) -> (std::ops::Range<usize>, std::ops::Range<us
     (tail..m, prev..tail)
 }
 
-/// The mean time and mean value of the points in `r`.
-fn mean_of(t: &[f64], v: &[f64], r: std::ops::Range<usize>) -> (f64, f64) {
+/// The mean time and the trimmed mean value of the points in `r` (an
+/// eighth of them left out at either end, at least one each once there
+/// are eight): a sample or two of a process tearing down at its exit
+/// (freeing its heap) does not pull the final stretch down, and little
+/// of a mean's precision is lost.
+fn middle_of(t: &[f64], v: &[f64], r: std::ops::Range<usize>) -> (f64, f64) {
     let n = r.len().max(1) as f64;
+    let mut sorted = v[r.clone()].to_vec();
+    sorted.sort_unstable_by(f64::total_cmp);
+    let cut = sorted.len() / 8;
+    let kept = &sorted[cut..sorted.len() - cut];
     (
-        t[r.clone()].iter().sum::<f64>() / n,
-        v[r].iter().sum::<f64>() / n,
+        t[r].iter().sum::<f64>() / n,
+        kept.iter().sum::<f64>() / kept.len().max(1) as f64,
     )
 }
 
