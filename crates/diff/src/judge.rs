@@ -18,7 +18,7 @@ pub const MAX_SEGMENTS: usize = 6;
 /// The final share of the recording (by time) in which growth must go on.
 pub const FINAL_SHARE: f64 = 0.25;
 /// ...at least this share of the whole recording's rate...
-pub const PERSISTENCE: f64 = 0.7;
+pub const PERSISTENCE: f64 = 0.75;
 /// ...and significantly: the final stretch's rise must be this many
 /// standard errors above zero (one-sided p < 0.05).
 pub const Z_PERSIST: f64 = 1.645;
@@ -135,14 +135,15 @@ pub fn judge(buckets: &[Bucket], material: Materiality) -> Judgement {
     let z_series = mann_kendall_z(&v);
     let span = (t[m - 1] - t[0]).max(f64::MIN_POSITIVE);
 
-    // The lower envelope: the minimum of each of k equal segments.
+    // The lower envelope: the low of each of k equal segments (see
+    // `low_of`).
     let k = (m / 4).clamp(4, MAX_SEGMENTS);
     let mut ft = Vec::with_capacity(k);
     let mut floor = Vec::with_capacity(k);
     for s in 0..k {
         let seg = &buckets[s * m / k..(s + 1) * m / k];
         ft.push(seg.iter().map(|b| b.t).sum::<f64>() / seg.len() as f64);
-        floor.push(seg.iter().map(|b| b.min).fold(f64::INFINITY, f64::min));
+        floor.push(low_of(seg));
     }
     // The retained rate leaves the first segment out: it often holds the
     // program starting up, whose climb would inflate the rate expected of
@@ -164,7 +165,7 @@ pub fn judge(buckets: &[Bucket], material: Materiality) -> Judgement {
     let material_ok = rise >= needed;
 
     // Growth persists: the trimmed mean of the final quarter of the
-    // recording is above that of the quarter before it by at least 70% of what
+    // recording is above that of the quarter before it by at least 75% of what
     // the fitted rate predicts, and significantly (see
     // docs/leak-detection.md, step 5). A plateau that began before the
     // final quarter fails both.
@@ -179,18 +180,12 @@ pub fn judge(buckets: &[Bucket], material: Materiality) -> Judgement {
     // Cycles (allocate, free) make the means of two stretches depend on
     // where the cycles fall in them; the lows do not. So a series that
     // rises and falls in cycles also persists when the lowest point of the
-    // final quarter is above the lowest of the quarter before by 70% of
+    // final quarter is above the lowest of the quarter before by 75% of
     // what the envelope's rate predicts, and by more than the noise can
     // move two single points (2.326 √2 σ). Only for cycles: the lowest
     // point of a stretch lags a rise, so on a plateau it would keep
     // "rising" for a quarter after the growth stopped.
-    let low = |r: std::ops::Range<usize>| {
-        buckets[r]
-            .iter()
-            .map(|b| b.min)
-            .fold(f64::INFINITY, f64::min)
-    };
-    let low_rise = low(last_q.clone()) - low(prev_q.clone());
+    let low_rise = low_of(&buckets[last_q.clone()]) - low_of(&buckets[prev_q.clone()]);
     let low_needed = (PERSISTENCE * floor_slope * (tail_t - prev_t))
         .max(Z_SERIES * std::f64::consts::SQRT_2 * noise);
     let lows_persist = floor_slope > 0.0 && low_rise > 0.0 && low_rise >= low_needed;
@@ -262,6 +257,19 @@ pub fn judge(buckets: &[Bucket], material: Materiality) -> Judgement {
         z_floor,
         confidence: (confidence * 100.0).round() / 100.0,
     }
+}
+
+/// The low of a stretch: the lowest bucket minimum once a tenth of them
+/// (the lowest) are left out. A trough of every cycle is still there when
+/// the stretch holds a few cycles; a sample or two of a process tearing
+/// down at its exit (its heap freed) is not.
+fn low_of(buckets: &[Bucket]) -> f64 {
+    let mut lows: Vec<f64> = buckets.iter().map(|b| b.min).collect();
+    if lows.is_empty() {
+        return 0.0;
+    }
+    let i = lows.len() / 10;
+    *lows.select_nth_unstable_by(i, f64::total_cmp).1
 }
 
 /// Fewest points in each of the two final stretches compared.
