@@ -171,3 +171,35 @@ fn record_count_and_duration_stop_it() {
     assert!(matches!(records.last(), Some(Record::End(e)) if e.reason == EndReason::Completed));
     helper.finish();
 }
+
+/// `--interval auto` samples every 50 ms at first and says so in the
+/// header (interval 0: the adaptive schedule).
+#[test]
+fn record_interval_auto_starts_fast() {
+    let holder = hold(1);
+    let dir = tempdir();
+    let out = dir.path().join("auto.mtr");
+    let o = run(&[
+        "record",
+        "--pid",
+        &holder.pid().to_string(),
+        "--interval",
+        "auto",
+        "--count",
+        "20",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (header, records) = read_all(&out);
+    assert_eq!(header.interval_us, Some(0));
+    let times: Vec<u64> = samples_of(&records, holder.pid())
+        .iter()
+        .map(|s| s.time_us)
+        .collect();
+    assert_eq!(times.len(), 20);
+    // 20 samples in well under the 19 s a fixed 1 s would take: the first
+    // second is sampled every 50 ms (slower only if ticks overran).
+    let span = times[19] - times[0];
+    assert!(span < 5_000_000, "20 samples took {span} µs");
+}
