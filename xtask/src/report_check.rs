@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use anyhow::{bail, ensure, Context};
 
+use crate::prereq::which;
 use crate::{cargo, workspace_root};
 
 const CANARY: &str = "<!DOCTYPE html><html><head><meta charset=\"utf-8\"></head><body>\
@@ -44,9 +45,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     };
     let chromium = which("chromium")
         .or_else(|| which("chromium-browser"))
-        .context(
-            "chromium is not installed: `apt-get install chromium` (Debian), as .ci/run does",
-        )?;
+        .context("chromium is not installed: `cargo xtask prereq` installs it (as root)")?;
     cargo(&["build", "--locked", "--bin", "memtrail"])?;
     let root = workspace_root();
     let memtrail = root.join("target/debug/memtrail");
@@ -372,14 +371,6 @@ fn check_screenshot(path: &Path) -> anyhow::Result<()> {
         "the screenshot shows no PSS series ({pss} orange pixels)"
     );
     Ok(())
-}
-
-fn which(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|d| Path::new(d).join(name))
-        .find(|p| p.is_file())
 }
 
 /// A child killed on drop.
