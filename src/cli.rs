@@ -162,7 +162,8 @@ Compare processes at two moments, region by region.
 last sample in B (two snapshots from `memtrail snap -o`, or recordings).
 `memtrail diff FILE --from T --to T` compares two moments of one recording.
 T is `start`, `end`, an offset from the start (`90s`, `5m`), a tick number
-(`#12`: the 13th sampling instant; `memtrail dump` shows them), a time
+(`#12`: the 13th sampling round, every process read once; each record of
+`memtrail dump` carries its `tick`), a time
 (`2026-11-25T13:05:00Z`) or a marker (`marker:before step`: the first
 marker with that label, from `memtrail mark` or the program itself). The
 markers inside the window are listed.
