@@ -15,6 +15,7 @@ mod cli_record;
 mod cli_report;
 mod cli_run;
 mod cli_snap;
+mod doc_examples;
 mod events;
 mod faults;
 mod moments;

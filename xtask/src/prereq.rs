@@ -104,6 +104,16 @@ pub const PREREQUISITES: &[Prerequisite] = &[
         "status-line and colour tests run under a pseudo-terminal",
     ),
     row(
+        Cmd(&["curl"]),
+        Apt("curl"),
+        "the documentation's `curl .../metrics` example is run",
+    ),
+    row(
+        Cmd(&["setsid"]),
+        Apt("util-linux"),
+        "documentation examples run in a session of their own, for Ctrl-C",
+    ),
+    row(
         Cmd(&["jq"]),
         Apt("jq"),
         "the documentation's examples pipe JSON through jq",
