@@ -109,8 +109,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<u8> {
         complete: true,
     });
     let html = output.with_extension("html");
-    std::fs::write(&html, Html.render(&report))
-        .with_context(|| format!("cannot write the HTML report {}", html.display()))?;
+    std::fs::write(&html, Html.render(&report)).with_context(|| {
+        crate::output::Writing(format!("cannot write the HTML report {}", html.display()))
+    })?;
     let summaries = summarizer.finish();
     println!("What was observed:");
     print!("{}", summary::text(&summaries, 3));

@@ -24,8 +24,9 @@ pub fn run(args: RecordArgs) -> anyhow::Result<u8> {
     let out = open_binary(&args.output)?;
     let mut events = args.events.as_deref().map(Events::open).transpose()?;
     let signals = StopSignals::install()?;
-    let mut writer = Writer::new(out.sink, &header)
-        .with_context(|| format!("cannot write the recording to {}", out.name))?;
+    let mut writer = Writer::new(out.sink, &header).with_context(|| {
+        crate::output::Writing(format!("cannot write the recording to {}", out.name))
+    })?;
     let limits = Limits {
         duration: args.duration.map(|d| d.0),
         count: args.count,
