@@ -217,7 +217,7 @@ fn run_prints_the_analysis_and_fails_on_leak() {
     let o = run_failing_on_leak(&["sleep", "3"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(
-        stderr(&o).contains("0 of 1 processes leak"),
+        stderr(&o).contains("0 of 1 process leaks"),
         "{}",
         stderr(&o)
     );

@@ -166,3 +166,48 @@ fn hints_fit_the_operation_that_failed() {
         &["cannot open recording", "hint: check the path"],
     );
 }
+
+/// "1 processes" and its kin: counts agree with their nouns in what record,
+/// snap and analyze print.
+#[test]
+fn counts_of_one_are_singular() {
+    let dir = tempdir();
+    let out = dir.path().join("one.mtr");
+    let me = std::process::id().to_string();
+    let o = run(&[
+        "record",
+        "--pid",
+        &me,
+        "--count",
+        "1",
+        "--detail",
+        "summary",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("recorded 1 sample of 1 process in 1 tick to"),
+        "{}",
+        stderr(&o)
+    );
+    let snap = dir.path().join("snap.mtr");
+    let o = run(&["snap", "--pid", &me, "-o", snap.to_str().unwrap()]);
+    assert!(
+        stderr(&o).contains("a snapshot of 1 process to"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&["analyze", out.to_str().unwrap()]);
+    assert!(
+        stdout(&o).contains("0 of 1 process leaks (0 judged; 1 sample)"),
+        "{}",
+        stdout(&o)
+    );
+    for text in [stdout(&o), stderr(&o)] {
+        assert!(
+            !text.contains(" 1 processes") && !text.contains(" 1 samples"),
+            "{text}"
+        );
+    }
+}

@@ -121,7 +121,7 @@ fn demo_shows_the_live_status_and_ends_with_the_verdict_and_the_report() {
         .nth(1)
         .unwrap_or_else(|| panic!("no verdict: {after_status}"));
     assert!(verdict.contains("LEAK pid"), "{verdict}");
-    assert!(verdict.contains("1 of 1 processes leak"), "{verdict}");
+    assert!(verdict.contains("1 of 1 process leaks"), "{verdict}");
     // The program marked its steps through the events channel, and the
     // last line names the HTML report, written beside the recording.
     assert!(

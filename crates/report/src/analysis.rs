@@ -121,11 +121,7 @@ pub fn text(analysis: &Analysis, all: bool) -> String {
         // one line for all of them.
         let mut line = format!(
             "?    {} too short to judge (<{} samples):",
-            if brief.len() == 1 {
-                "1 process".to_string()
-            } else {
-                format!("{} processes", brief.len())
-            },
+            crate::count(brief.len(), "process", "processes"),
             memtrail_diff::MIN_POINTS
         );
         let mut shown = 0;
@@ -179,11 +175,11 @@ pub fn text(analysis: &Analysis, all: bool) -> String {
         .count();
     let _ = writeln!(
         out,
-        "\n{} of {} processes leak ({} judged; {} samples)",
+        "\n{} of {} ({} judged; {})",
         leaks,
-        analysis.processes.len(),
+        crate::count(analysis.processes.len(), "process leaks", "processes leak"),
         judged,
-        analysis.samples
+        crate::count(analysis.samples as usize, "sample", "samples"),
     );
     out
 }
@@ -336,15 +332,15 @@ pub fn status_line(analysis: &Analysis) -> String {
         .collect();
     if leaking.is_empty() {
         format!(
-            "{} samples, {} processes: no leak so far",
-            analysis.samples,
-            analysis.processes.len()
+            "{}, {}: no leak so far",
+            crate::count(analysis.samples as usize, "sample", "samples"),
+            crate::count(analysis.processes.len(), "process", "processes"),
         )
     } else {
         format!(
-            "{} samples, {} processes: leaking: {}",
-            analysis.samples,
-            analysis.processes.len(),
+            "{}, {}: leaking: {}",
+            crate::count(analysis.samples as usize, "sample", "samples"),
+            crate::count(analysis.processes.len(), "process", "processes"),
             leaking.join(" ")
         )
     }

@@ -143,10 +143,15 @@ impl Format for Html {
         if a.processes.len() > MAX_SECTIONS {
             let _ = writeln!(
                 out,
-                "<p>{} more processes are in the verdicts table without charts: \
+                "<p>{} more {} in the verdicts table without charts: \
                  `memtrail report --format markdown` lists them all, and \
                  `memtrail export` has every sample.</p>",
-                a.processes.len() - MAX_SECTIONS
+                a.processes.len() - MAX_SECTIONS,
+                if a.processes.len() - MAX_SECTIONS == 1 {
+                    "process is"
+                } else {
+                    "processes are"
+                }
             );
         }
         let _ = writeln!(out, "</body>\n</html>");

@@ -100,7 +100,8 @@ pub(crate) fn top_regions(p: &ProcessVerdict, n: usize) -> Vec<&RegionGrowth> {
 }
 
 /// `1 process`, `3 processes`.
-pub(crate) fn count(n: usize, one: &str, many: &str) -> String {
+/// `1 process`, `2 processes`: a count with the noun that agrees with it.
+pub fn count(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
