@@ -109,7 +109,7 @@ fn line(
     format!(
         "{} · {} · RSS {} · {trend} · {}s",
         memtrail_report::count(samples as usize, "sample", "samples"),
-        memtrail_report::count(processes as usize, "process", "processes"),
+        memtrail_report::count(processes, "process", "processes"),
         memtrail_report::human_kib(rss_kib),
         elapsed.as_secs()
     )
