@@ -123,7 +123,10 @@ fn demo_shows_the_live_status_and_ends_with_the_verdict_and_the_report() {
     assert!(verdict.contains("LEAK pid"), "{verdict}");
     // One leak; a pyenv python3 adds its shims (bash) as short-lived
     // processes too short to judge.
-    assert!(verdict.contains("\n1 of ") && verdict.contains("(1 judged;"), "{verdict}");
+    assert!(
+        verdict.contains("\n1 of ") && verdict.contains("(1 judged;"),
+        "{verdict}"
+    );
 
     // What was observed and the verdict tell one story (regression: 103 vs
     // 100 samples, 64.1 vs 63.6 MiB, 8.8 vs 8.9 GiB/h, another region):
