@@ -5,7 +5,7 @@
 use crate::cargo;
 
 pub fn run() -> anyhow::Result<()> {
-    crate::prereq::ensure()?;
+    crate::prereq::ensure().map_err(anyhow::Error::msg)?;
     cargo(&["fmt", "--all", "--check"])?;
     cargo(&[
         "clippy",

@@ -70,7 +70,7 @@ fn run() -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("ci") => ci::run(),
         Some("prereq") => match &args[1..] {
-            [] => prereq::ensure(),
+            [] => prereq::ensure().map_err(anyhow::Error::msg),
             [extra, ..] => bail!("`cargo xtask prereq` takes no arguments (got `{extra}`)"),
         },
         Some("docs") => docs::run(&args[1..]),

@@ -8,6 +8,12 @@
 //! package that provides it, why it is needed); nothing else has to change:
 //! `.ci/run` runs `cargo xtask ci`, which installs the missing rows.
 //!
+//! This file has no dependencies: the `xtask-launch` package (what
+//! `cargo xtask` runs, xtask/launch) includes it and checks before even
+//! xtask is built, so a fresh clone learns what is missing in a second or
+//! two; `cargo xtask ci` checks again (at no cost) in case xtask itself
+//! was run directly.
+//!
 //! Missing rows are installed when that can work: apt packages as root with
 //! `apt-get` present, rustup components with `rustup` present. Otherwise,
 //! or when `MEMTRAIL_XTASK_NO_INSTALL` is set, the check stops naming the
@@ -140,7 +146,7 @@ pub const NO_INSTALL_VAR: &str = "MEMTRAIL_XTASK_NO_INSTALL";
 
 /// Finds what is missing, installs it when it can, and otherwise fails
 /// with a message naming the command to run.
-pub fn ensure() -> anyhow::Result<()> {
+pub fn ensure() -> Result<(), String> {
     let missing = missing(PREREQUISITES);
     if missing.is_empty() {
         eprintln!("xtask: all {} prerequisites present", PREREQUISITES.len());
@@ -175,20 +181,20 @@ pub fn ensure() -> anyhow::Result<()> {
         } else {
             String::new()
         };
-        anyhow::bail!(
+        return Err(format!(
             "missing prerequisites of `cargo xtask ci`{why}:\n{}\nrun:\n  {}",
             describe(&missing),
             blocked.join("\n  ")
-        );
+        ));
     }
     // What an install should have provided and did not (a package that
     // does not ship the command on this distribution) must still stop here.
     let still = missing_from(&missing);
     if !still.is_empty() {
-        anyhow::bail!(
+        return Err(format!(
             "still missing after installing:\n{}\ninstall them by hand",
             describe(&still)
-        );
+        ));
     }
     Ok(())
 }
@@ -254,17 +260,17 @@ fn describe(missing: &[&Prerequisite]) -> String {
         .join("\n")
 }
 
-fn install_rustup(components: &[&str]) -> anyhow::Result<()> {
-    eprintln!("xtask: rustup component add {}", components.join(" "));
+fn install_rustup(components: &[&str]) -> Result<(), String> {
+    let what = format!("rustup component add {}", components.join(" "));
+    eprintln!("xtask: {what}");
     let status = Command::new("rustup")
         .args(["component", "add"])
         .args(components)
-        .status()?;
-    anyhow::ensure!(
-        status.success(),
-        "`rustup component add {}` failed ({status})",
-        components.join(" ")
-    );
+        .status()
+        .map_err(|e| format!("cannot run rustup: {e}"))?;
+    if !status.success() {
+        return Err(format!("`{what}` failed ({status})"));
+    }
     Ok(())
 }
 
@@ -273,27 +279,28 @@ fn install_rustup(components: &[&str]) -> anyhow::Result<()> {
 /// server on their own port and data directory (a container without
 /// systemd would fail, or keep a daemon on port 9090). policy-rc.d
 /// answering 101 is Debian's documented way to forbid service starts.
-fn install_apt(packages: &[&str]) -> anyhow::Result<()> {
+fn install_apt(packages: &[&str]) -> Result<(), String> {
     let policy = Path::new("/usr/sbin/policy-rc.d");
     let _policy = if policy.exists() {
         None
     } else {
-        std::fs::write(policy, "#!/bin/sh\nexit 101\n")?;
-        std::fs::set_permissions(policy, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+        let cannot = |e: std::io::Error| format!("cannot write {}: {e}", policy.display());
+        std::fs::write(policy, "#!/bin/sh\nexit 101\n").map_err(cannot)?;
+        std::fs::set_permissions(policy, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .map_err(cannot)?;
         Some(RemoveOnDrop(policy.to_path_buf()))
     };
     eprintln!("xtask: apt-get install -y {}", packages.join(" "));
-    let run = |args: &[&str]| -> anyhow::Result<()> {
+    let run = |args: &[&str]| -> Result<(), String> {
         let status = Command::new("apt-get")
             .args(args)
             .env("DEBIAN_FRONTEND", "noninteractive")
             .stdin(Stdio::null())
-            .status()?;
-        anyhow::ensure!(
-            status.success(),
-            "`apt-get {}` failed ({status})",
-            args.join(" ")
-        );
+            .status()
+            .map_err(|e| format!("cannot run apt-get: {e}"))?;
+        if !status.success() {
+            return Err(format!("`apt-get {}` failed ({status})", args.join(" ")));
+        }
         Ok(())
     };
     run(&["update", "-qq"])?;
