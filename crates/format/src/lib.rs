@@ -72,6 +72,7 @@
 mod delta;
 mod error;
 mod frame;
+pub mod native;
 pub mod model;
 mod reader;
 mod wire;
@@ -80,6 +81,7 @@ mod writer;
 pub use error::{ReadError, Warning, WarningKind, WriteError};
 pub use frame::{Encoding, Frame};
 pub use model::*;
+pub use native::{NativeModule, NativeStack};
 pub use reader::{open, Reader};
 pub use writer::Writer;
 

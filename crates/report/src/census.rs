@@ -32,7 +32,7 @@ pub fn text(diffs: &[CensusDiff], markers: &[Marker], started_us: u64, top: usiz
         if d.changes.is_empty() {
             continue;
         }
-        let what = if d.source == "tracemalloc" {
+        let what = if memtrail_diff::counts_bytes(&d.source) {
             "site (bytes)"
         } else {
             "key"
