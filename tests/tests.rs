@@ -16,6 +16,7 @@ mod cli_report;
 mod cli_run;
 mod cli_snap;
 mod events;
+mod native;
 mod faults;
 mod security;
 mod serve;

@@ -145,7 +145,14 @@ fn runtime_function(f: &str) -> bool {
         "_Znwm",
         "_Znam",
     ];
+    // Process start-up, before main.
+    const START: [&str; 3] = ["_start", "__libc_start_main", "__libc_start_call_main"];
+    // Trait methods of the Rust runtime on any type:
+    // `<u8 as alloc::vec::spec_from_elem::SpecFromElem>::from_elem`.
+    const TRAITS: [&str; 4] = [" as alloc::", " as core::", " as std::", " as hashbrown::"];
     PREFIXES.iter().any(|p| f.starts_with(p))
+        || START.contains(&f)
+        || (f.starts_with('<') && TRAITS.iter().any(|t| f.contains(t)))
 }
 
 /// A module's file, opened once: its DWARF and symbols.
@@ -453,6 +460,22 @@ mod tests {
             site_name(&frames),
             "Registry::add (registry.cpp:12) ← tick ← main"
         );
+    }
+
+    #[test]
+    fn runtime_functions_are_the_allocator_the_runtimes_and_start_up() {
+        for f in [
+            "<u8 as alloc::vec::spec_from_elem::SpecFromElem>::from_elem",
+            "alloc::raw_vec::finish_grow",
+            "std::_Rb_tree<int, int>::_M_insert",
+            "operator new(unsigned long)",
+            "_start",
+        ] {
+            assert!(runtime_function(f), "{f}");
+        }
+        for f in ["leaky::remember", "Registry::remember", "<leaky::Cache as leaky::Store>::put"] {
+            assert!(!runtime_function(f), "{f}");
+        }
     }
 
     #[test]
