@@ -28,7 +28,14 @@ fn main() {
         .args(["--crate-name", "memtrail_preload", "--crate-type", "cdylib"])
         .args(["--edition", "2021", "--target", &target])
         // Optimised whatever the profile: it runs inside the measured program.
-        .args(["-C", "opt-level=3", "-C", "debuginfo=0", "--cap-lints", "allow"])
+        .args([
+            "-C",
+            "opt-level=3",
+            "-C",
+            "debuginfo=0",
+            "--cap-lints",
+            "allow",
+        ])
         .arg("-o")
         .arg(&out)
         .arg(source.join("lib.rs"))

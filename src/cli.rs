@@ -462,7 +462,12 @@ pub struct RunArgs {
     pub native: bool,
     /// With --native, the mean bytes allocated between two samples: smaller
     /// is more precise and costs more
-    #[arg(long, value_name = "BYTES", default_value = "512KiB", requires = "native")]
+    #[arg(
+        long,
+        value_name = "BYTES",
+        default_value = "512KiB",
+        requires = "native"
+    )]
     pub native_rate: Size,
     /// The command to run and its arguments (after `--`)
     #[arg(required = true, last = true, value_name = "CMD")]

@@ -46,7 +46,10 @@ pub fn prepare(
         .env("MEMTRAIL_NATIVE_RATE", rate.max(1).to_string())
         .env(
             "MEMTRAIL_NATIVE_INTERVAL",
-            interval.as_millis().clamp(10, u128::from(u32::MAX)).to_string(),
+            interval
+                .as_millis()
+                .clamp(10, u128::from(u32::MAX))
+                .to_string(),
         );
     Ok(path)
 }
@@ -64,7 +67,9 @@ pub fn parse_event(
     }
     if let Some(stack) = obj.get("native_stack") {
         return Some((|| {
-            let stack = stack.as_object().ok_or("\"native_stack\" is not an object")?;
+            let stack = stack
+                .as_object()
+                .ok_or("\"native_stack\" is not an object")?;
             let id = stack
                 .get("id")
                 .and_then(Value::as_str)
@@ -88,7 +93,9 @@ pub fn parse_event(
     }
     if let Some(module) = obj.get("native_module") {
         return Some((|| {
-            let m = module.as_object().ok_or("\"native_module\" is not an object")?;
+            let m = module
+                .as_object()
+                .ok_or("\"native_module\" is not an object")?;
             let number = |name: &str| {
                 m.get(name)
                     .and_then(Value::as_u64)

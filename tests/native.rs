@@ -143,7 +143,9 @@ fn c_only_the_function_that_keeps_is_named_with_its_caller() {
     );
     // use_and_drop allocates as many bytes but frees them.
     assert!(
-        findings.iter().all(|(_, site, _)| !site.contains("use_and_drop")),
+        findings
+            .iter()
+            .all(|(_, site, _)| !site.contains("use_and_drop")),
         "{findings:?}"
     );
     assert_within_20_percent(
@@ -154,15 +156,32 @@ fn c_only_the_function_that_keeps_is_named_with_its_caller() {
     // The report and the diff show the site too.
     let r = run(&["report", out.to_str().unwrap(), "--format", "markdown"]);
     // (Markdown escapes the underscore.)
-    assert!(stdout(&r).contains("keep\\_bytes (keeper.c:"), "{}", stdout(&r));
-    let d = run(&["diff", out.to_str().unwrap(), "--from", "start", "--to", "end"]);
+    assert!(
+        stdout(&r).contains("keep\\_bytes (keeper.c:"),
+        "{}",
+        stdout(&r)
+    );
+    let d = run(&[
+        "diff",
+        out.to_str().unwrap(),
+        "--from",
+        "start",
+        "--to",
+        "end",
+    ]);
     assert!(stdout(&d).contains("keep_bytes"), "{}", stdout(&d));
 }
 
 #[test]
 fn cpp_a_map_growing_behind_a_method_names_the_method() {
     let dir = tempdir();
-    let bin = build(dir.path(), "g++", "registry.cpp", "registry", &["-g", "-O2"]);
+    let bin = build(
+        dir.path(),
+        "g++",
+        "registry.cpp",
+        "registry",
+        &["-g", "-O2"],
+    );
     let out = dir.path().join("registry.mtr");
     let o = run_native(&out, "4KiB", &[bin.to_str().unwrap(), TICKS]);
     let findings = native_findings(&out);
@@ -177,7 +196,10 @@ fn cpp_a_map_growing_behind_a_method_names_the_method() {
     );
     // The vectors' bytes plus the map's nodes, all under the method.
     let estimate = last_estimate(&out, "Registry::remember");
-    eprintln!("Registry::remember: estimated {estimate}, vectors {}", kept(&o));
+    eprintln!(
+        "Registry::remember: estimated {estimate}, vectors {}",
+        kept(&o)
+    );
     assert!(estimate as f64 >= 0.8 * kept(&o) as f64, "{estimate}");
 }
 
@@ -271,7 +293,13 @@ fn a_library_loaded_with_dlopen_is_symbolized() {
         "libplugin.so",
         &["-g", "-O2", "-shared", "-fPIC"],
     );
-    let host = build(dir.path(), "gcc", "dlhost.c", "dlhost", &["-g", "-O2", "-ldl"]);
+    let host = build(
+        dir.path(),
+        "gcc",
+        "dlhost.c",
+        "dlhost",
+        &["-g", "-O2", "-ldl"],
+    );
     let out = dir.path().join("dlopen.mtr");
     let o = run_native(
         &out,
@@ -335,10 +363,7 @@ fn an_allocation_heavy_program_that_keeps_nothing_has_no_native_leak() {
         "the program was sampled"
     );
     let findings = native_findings(&out);
-    assert!(
-        findings.iter().all(|(_, _, v)| v != "leak"),
-        "{findings:?}"
-    );
+    assert!(findings.iter().all(|(_, _, v)| v != "leak"), "{findings:?}");
 }
 
 #[test]

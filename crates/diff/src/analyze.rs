@@ -45,7 +45,6 @@ pub const CENSUS_SOURCES: usize = 8;
 /// growing ones, leaks first, then by growth.
 pub const CENSUS_FINDINGS_PER_SOURCE: usize = 16;
 
-
 /// How much a census count's growth matters (see docs/leak-detection.md).
 fn census_materiality(source: &str) -> Materiality {
     if crate::census::counts_bytes(source) {

@@ -72,8 +72,8 @@
 mod delta;
 mod error;
 mod frame;
-pub mod native;
 pub mod model;
+pub mod native;
 mod reader;
 mod wire;
 mod writer;

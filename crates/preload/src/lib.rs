@@ -31,7 +31,10 @@
 //! table is fixed in size; when the channel goes away the library stops
 //! sampling and its thread ends, silently. See docs/native.md.
 
-#![cfg_attr(not(all(target_os = "linux", target_pointer_width = "64")), allow(unused))]
+#![cfg_attr(
+    not(all(target_os = "linux", target_pointer_width = "64")),
+    allow(unused)
+)]
 
 #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
 mod hooks;

@@ -45,8 +45,12 @@ pub(crate) fn start_thread() {
     let mut thread = 0u64;
     // SAFETY: a plain detached thread running `reporter`.
     unsafe {
-        if sys::pthread_create(&mut thread, core::ptr::null(), reporter, core::ptr::null_mut())
-            == 0
+        if sys::pthread_create(
+            &mut thread,
+            core::ptr::null(),
+            reporter,
+            core::ptr::null_mut(),
+        ) == 0
         {
             sys::pthread_detach(thread);
         }
@@ -184,7 +188,10 @@ fn top_stacks() -> [(u64, u32); CENSUS_STACKS] {
         let hash = STACK_TABLE[slot].hash.load(Ordering::Relaxed);
         // A second slot of the same stack adds to the first.
         if let Some(same) = top.iter_mut().find(|(b, s)| {
-            *b > 0 && slot != 0 && *s != 0 && STACK_TABLE[*s as usize].hash.load(Ordering::Relaxed) == hash
+            *b > 0
+                && slot != 0
+                && *s != 0
+                && STACK_TABLE[*s as usize].hash.load(Ordering::Relaxed) == hash
         }) {
             same.0 += bytes;
             continue;
@@ -260,7 +267,11 @@ fn send_modules(out: &mut Channel, pid: u32) {
     }
 }
 
-unsafe extern "C" fn each_module(info: *mut sys::DlPhdrInfo, size: usize, data: *mut c_void) -> c_int {
+unsafe extern "C" fn each_module(
+    info: *mut sys::DlPhdrInfo,
+    size: usize,
+    data: *mut c_void,
+) -> c_int {
     // SAFETY: valid for the call; data is our ModuleWalk.
     let (info, walk) = unsafe { (&*info, &mut *(data as *mut ModuleWalk<'_>)) };
     if walk.first {
@@ -356,7 +367,8 @@ fn build_id(info: &sys::DlPhdrInfo) -> Option<&'static [u8]> {
             }
             if kind == sys::NT_GNU_BUILD_ID && namesz == 4 {
                 // SAFETY: within the segment, as checked above.
-                let name = unsafe { core::slice::from_raw_parts((start + name_at) as *const u8, 4) };
+                let name =
+                    unsafe { core::slice::from_raw_parts((start + name_at) as *const u8, 4) };
                 if name == b"GNU\0" {
                     // SAFETY: as above; the mapping lives as long as the module.
                     return Some(unsafe {
@@ -437,7 +449,8 @@ struct Channel {
 }
 
 impl Channel {
-    /// Opens the FIFO without blocking; when nobody reads it any more (the
+    /// Opens the FIFO (or a file, `record --events FILE`: appended to)
+    /// without blocking; when nobody reads it any more (the
     /// recorder ended), says so once: sampling stops and the thread ends.
     fn open() -> Option<Channel> {
         let path = CHANNEL.load(Ordering::Relaxed);
@@ -448,7 +461,7 @@ impl Channel {
         let fd = unsafe {
             sys::open(
                 path,
-                sys::O_WRONLY | sys::O_NONBLOCK | sys::O_CLOEXEC,
+                sys::O_WRONLY | sys::O_NONBLOCK | sys::O_APPEND | sys::O_CLOEXEC,
             )
         };
         if fd < 0 {

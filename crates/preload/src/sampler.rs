@@ -292,7 +292,11 @@ fn find_own_range() {
         return;
     }
     let mut found = (info.dli_fbase as usize, 0usize);
-    unsafe extern "C" fn each(info: *mut sys::DlPhdrInfo, _size: usize, data: *mut c_void) -> c_int {
+    unsafe extern "C" fn each(
+        info: *mut sys::DlPhdrInfo,
+        _size: usize,
+        data: *mut c_void,
+    ) -> c_int {
         // SAFETY: dl_iterate_phdr passes valid pointers; data is our tuple.
         let (info, found) = unsafe { (&*info, &mut *(data as *mut (usize, usize))) };
         let (lo, hi) = crate::report::module_range(info);
@@ -405,7 +409,7 @@ struct Trace {
 unsafe extern "C" fn on_frame(context: *mut c_void, arg: *mut c_void) -> c_int {
     const CONTINUE: c_int = 0; // _URC_NO_REASON
     const STOP: c_int = 5; // _URC_END_OF_STACK
-    // SAFETY: arg is the Trace passed to _Unwind_Backtrace.
+                           // SAFETY: arg is the Trace passed to _Unwind_Backtrace.
     let trace = unsafe { &mut *(arg as *mut Trace) };
     // SAFETY: context is the unwinder's, valid during the callback.
     let ip = unsafe { sys::_Unwind_GetIP(context) };

@@ -10,6 +10,7 @@ pub const RTLD_NEXT: *mut c_void = usize::MAX as *mut c_void;
 
 pub const O_WRONLY: c_int = 0o1;
 pub const O_NONBLOCK: c_int = 0o4000;
+pub const O_APPEND: c_int = 0o2000;
 pub const O_CLOEXEC: c_int = 0o2000000;
 
 pub const ENOENT: c_int = 2;
@@ -95,8 +96,7 @@ extern "C" {
     pub fn sigemptyset(set: *mut SigSet) -> c_int;
     pub fn sigaddset(set: *mut SigSet, signal: c_int) -> c_int;
     pub fn sigismember(set: *const SigSet, signal: c_int) -> c_int;
-    pub fn sigtimedwait(set: *const SigSet, info: *mut c_void, timeout: *const Timespec)
-        -> c_int;
+    pub fn sigtimedwait(set: *const SigSet, info: *mut c_void, timeout: *const Timespec) -> c_int;
     pub fn getpid() -> c_int;
     pub fn getenv(name: *const c_char) -> *const c_char;
     pub fn atexit(f: extern "C" fn()) -> c_int;

@@ -211,7 +211,11 @@ impl Symbolizer {
             Record::NativeStack(s) => {
                 self.stacks.insert(
                     (s.process, s.id),
-                    s.frames.iter().take(NativeStack::MAX_FRAMES).copied().collect(),
+                    s.frames
+                        .iter()
+                        .take(NativeStack::MAX_FRAMES)
+                        .copied()
+                        .collect(),
                 );
             }
             _ => {}
@@ -371,10 +375,12 @@ const MAX_SITE: usize = 500;
 fn site_name(frames: &[Frame]) -> String {
     // The innermost frame that is the program's own; when every frame is
     // a runtime's (an allocation inside libc itself), the innermost known.
-    let start = frames
-        .iter()
-        .position(|f| !f.runtime)
-        .unwrap_or_else(|| frames.iter().position(|f| f.function.is_some()).unwrap_or(0));
+    let start = frames.iter().position(|f| !f.runtime).unwrap_or_else(|| {
+        frames
+            .iter()
+            .position(|f| f.function.is_some())
+            .unwrap_or(0)
+    });
     let mut parts: Vec<String> = Vec::new();
     for (i, f) in frames[start.min(frames.len())..]
         .iter()
@@ -450,7 +456,11 @@ mod tests {
         let frames = [
             frame("malloc", None, true),
             frame("operator new(unsigned long)", None, true),
-            frame("std::vector<int, std::allocator<int> >::_M_realloc_insert(int const&)", Some("/usr/include/c++/12/vector.tcc"), true),
+            frame(
+                "std::vector<int, std::allocator<int> >::_M_realloc_insert(int const&)",
+                Some("/usr/include/c++/12/vector.tcc"),
+                true,
+            ),
             frame("Registry::add(int)", Some("/src/registry.cpp"), false),
             frame("tick()", Some("/src/main.cpp"), false),
             frame("main", Some("/src/main.cpp"), false),
@@ -473,14 +483,21 @@ mod tests {
         ] {
             assert!(runtime_function(f), "{f}");
         }
-        for f in ["leaky::remember", "Registry::remember", "<leaky::Cache as leaky::Store>::put"] {
+        for f in [
+            "leaky::remember",
+            "Registry::remember",
+            "<leaky::Cache as leaky::Store>::put",
+        ] {
             assert!(!runtime_function(f), "{f}");
         }
     }
 
     #[test]
     fn parameter_lists_go_but_template_arguments_stay() {
-        assert_eq!(short("Cache<std::pair<int, int> >::put(int)"), "Cache<std::pair<int, int> >::put");
+        assert_eq!(
+            short("Cache<std::pair<int, int> >::put(int)"),
+            "Cache<std::pair<int, int> >::put"
+        );
         assert_eq!(short("leak::grow"), "leak::grow");
     }
 }

@@ -105,7 +105,11 @@ pub(crate) fn native(ctx: &Ctx) -> anyhow::Result<Table> {
     let run = |extra: &[&str]| -> Vec<String> {
         let mut v = vec![ctx.memtrail.display().to_string(), "run".to_string()];
         v.extend(extra.iter().map(|s| s.to_string()));
-        v.extend(["-o".to_string(), out.display().to_string(), "--".to_string()]);
+        v.extend([
+            "-o".to_string(),
+            out.display().to_string(),
+            "--".to_string(),
+        ]);
         v
     };
     let mut contenders = vec![
