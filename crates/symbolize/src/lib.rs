@@ -42,7 +42,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::rc::Rc;
 
 use memtrail_format::{Census, CensusCount, NativeModule, NativeStack, ProcessId, Record};
 
@@ -168,7 +168,7 @@ pub struct Symbolizer {
     modules: HashMap<Option<ProcessId>, Vec<NativeModule>>,
     stacks: HashMap<(Option<ProcessId>, u64), Vec<u64>>,
     /// Files by path and build id; None when unusable (missing, another build).
-    files: HashMap<(String, Vec<u8>), Option<Arc<Loaded>>>,
+    files: HashMap<(String, Vec<u8>), Option<Rc<Loaded>>>,
     sites: HashMap<(Option<ProcessId>, u64), String>,
     /// Where to look for separate debug files (`.build-id/xx/rest.debug`).
     debug_dirs: Vec<PathBuf>,
@@ -312,7 +312,7 @@ impl Symbolizer {
     }
 
     /// Opens the module's file if it is the very build the process ran.
-    fn load(&mut self, module: &NativeModule) -> Option<Arc<Loaded>> {
+    fn load(&mut self, module: &NativeModule) -> Option<Rc<Loaded>> {
         let key = (module.path.clone(), module.build_id.clone());
         if let Some(done) = self.files.get(&key) {
             return done.clone();
@@ -417,7 +417,7 @@ fn file_build_id(path: &Path) -> Option<Vec<u8>> {
     file.build_id().ok().flatten().map(<[u8]>::to_vec)
 }
 
-fn open(path: &Path, build_id: &[u8], debug_dirs: &[PathBuf]) -> Option<Arc<Loaded>> {
+fn open(path: &Path, build_id: &[u8], debug_dirs: &[PathBuf]) -> Option<Rc<Loaded>> {
     if !build_id.is_empty() && file_build_id(path).as_deref() != Some(build_id) {
         // Rebuilt or upgraded since: its addresses would name wrong code.
         return None;
@@ -433,7 +433,7 @@ fn open(path: &Path, build_id: &[u8], debug_dirs: &[PathBuf]) -> Option<Arc<Load
         })
         .flatten()
         .and_then(|p| addr2line::Loader::new(p).ok());
-    Some(Arc::new(Loaded { loader, debug }))
+    Some(Rc::new(Loaded { loader, debug }))
 }
 
 #[cfg(test)]
