@@ -148,7 +148,7 @@ says so.
 Examples:
   memtrail run -o job.mtr -- python3 job.py
   memtrail run --python-gc --fail-on-leak -- python3 -m pytest tests/
-  memtrail run --native -o daemon.mtr -- ./daemon --config test.toml
+  memtrail run --native -o daemon.mtr -- ./daemon test.toml
   memtrail run --native --native-rate 64KiB --interval 200ms -- ./unit-tests";
 
 const ANALYZE_ABOUT: &str = "\
