@@ -381,3 +381,61 @@ fn a_static_program_gets_a_notice_not_silence() {
     assert!(records.iter().any(|r| matches!(r,
         Record::Notice(n) if n.message.contains("native sampler never reported"))));
 }
+
+/// The sampler on its own (as `run --native` preloads it), copied out of
+/// memtrail through a child's environment.
+fn sampler_library(dir: &Path) -> PathBuf {
+    let so = dir.join("sampler.so");
+    let script = format!("cp \"$LD_PRELOAD\" '{}'", so.display());
+    let out = dir.join("copy.mtr");
+    run_native(&out, "512KiB", &["sh", "-c", &script]);
+    assert!(so.is_file(), "LD_PRELOAD named the sampler");
+    so
+}
+
+#[test]
+fn with_no_reader_the_sampler_is_quiet_and_a_file_channel_is_appended_to() {
+    let dir = tempdir();
+    let so = sampler_library(dir.path());
+    let bin = keeper(dir.path(), &[]);
+    let with_channel = |channel: &Path| {
+        Command::new(&bin)
+            .args(["keep", "20"])
+            .env("LD_PRELOAD", &so)
+            .env("MEMTRAIL_EVENTS", channel)
+            .env("MEMTRAIL_NATIVE_RATE", "4096")
+            .env("MEMTRAIL_NATIVE_INTERVAL", "100")
+            .output()
+            .expect("the program runs")
+    };
+    // A FIFO nobody reads (the recorder went away): the program runs as
+    // it would alone, with nothing on its standard error.
+    let fifo = dir.path().join("events");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let o = with_channel(&fifo);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(kept(&o), 20 * 64 * 512);
+    assert_eq!(stderr(&o), "");
+    // A regular file (`record --events FILE`): lines are appended, each a
+    // JSON object within PIPE_BUF.
+    let file = dir.path().join("events.ndjson");
+    std::fs::write(&file, "{\"marker\": \"before\"}\n").unwrap();
+    let o = with_channel(&file);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&file).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .inspect(|l| assert!(l.len() < 4096, "{l}"))
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines[0]["marker"], "before", "appended, not overwritten");
+    assert!(lines.iter().any(|l| l["native"]["rate"] == 4096));
+    assert!(lines.iter().any(|l| l["native_module"]["path"]
+        .as_str()
+        .is_some_and(|p| p.ends_with("/keeper"))));
+    let censuses = lines
+        .iter()
+        .filter(|l| l["census"]["source"] == "native")
+        .count();
+    assert!(censuses >= 2, "{text}");
+}
