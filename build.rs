@@ -28,14 +28,10 @@ fn main() {
         .args(["--crate-name", "memtrail_preload", "--crate-type", "cdylib"])
         .args(["--edition", "2021", "--target", &target])
         // Optimised whatever the profile: it runs inside the measured program.
-        .args([
-            "-C",
-            "opt-level=3",
-            "-C",
-            "debuginfo=0",
-            "--cap-lints",
-            "allow",
-        ])
+        .args(["-C", "opt-level=3", "-C", "debuginfo=0"])
+        // Without the standard library's debug info: a smaller file to map
+        // into every process (its symbols stay, for dladdr).
+        .args(["-C", "strip=debuginfo", "--cap-lints", "allow"])
         .arg("-o")
         .arg(&out)
         .arg(source.join("lib.rs"))
