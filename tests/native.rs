@@ -439,3 +439,21 @@ fn with_no_reader_the_sampler_is_quiet_and_a_file_channel_is_appended_to() {
         .count();
     assert!(censuses >= 2, "{text}");
 }
+
+#[test]
+fn a_program_with_its_own_malloc_gets_a_notice_not_silence() {
+    let dir = tempdir();
+    let bin = build(dir.path(), "gcc", "own_malloc.c", "own_malloc", &["-O1"]);
+    let out = dir.path().join("own.mtr");
+    let o = run_native(&out, "8KiB", &[bin.to_str().unwrap(), "10"]);
+    assert!(
+        stderr(&o).contains("native sampling is not possible"),
+        "{}",
+        stderr(&o)
+    );
+    let (_, records) = read_all(&out);
+    assert!(records.iter().any(|r| matches!(r,
+        Record::Marker(m) if m.source == "native" && m.label.starts_with("native sampling off"))));
+    assert!(records.iter().any(|r| matches!(r,
+        Record::Notice(n) if n.message.contains("malloc of its own"))));
+}

@@ -381,7 +381,10 @@ extern "C" fn init() {
         // own jemalloc, tcmalloc) is found first.
         // SAFETY: dlsym with a NUL-terminated name.
         let found = unsafe { sys::dlsym(sys::RTLD_DEFAULT, c"malloc".as_ptr()) };
-        let interposed = core::ptr::eq(found as *const (), malloc as *const ());
+        // (Compared by address range: a reference to our own `malloc`
+        // from here would itself resolve to the program's.)
+        let (own_start, own_end) = sampler::own_range();
+        let interposed = (own_start..own_end).contains(&(found as usize));
         report::configure(events, interval_ms.max(10), interposed);
         sampler::enable(rate);
         // SAFETY: registering plain functions.
