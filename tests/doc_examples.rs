@@ -217,6 +217,13 @@ fn examples() -> Vec<Example> {
                 assert!(r.stderr.to_lowercase().contains("leak"), "{r}");
             }),
         ),
+        ex(
+            "memtrail run --native -o daemon.mtr -- ./daemon",
+            How::Elsewhere(
+                "tests/native.rs runs `run --native` on real C, C++ and Rust programs and \
+                 checks that analyze names the function that keeps memory, with its callers",
+            ),
+        ),
         // analyze
         ex("memtrail analyze daemon.mtr", How::Runs(|r| {
             assert!(r.ok().stdout.contains(FIXTURE_PID) && r.stdout.contains("LEAK"), "{r}");

@@ -19,6 +19,7 @@ mod doc_examples;
 mod events;
 mod faults;
 mod moments;
+mod native;
 mod security;
 mod serve;
 mod soak;

@@ -90,6 +90,11 @@ pub const PREREQUISITES: &[Prerequisite] = &[
         "C test programs (tests/programs/*.c) are compiled",
     ),
     row(
+        Cmd(&["g++"]),
+        Apt("g++"),
+        "run --native tests build a C++ program",
+    ),
+    row(
         File("/usr/include/stdio.h"),
         Apt("libc6-dev"),
         "the C test programs include the C library's headers",
