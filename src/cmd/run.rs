@@ -42,9 +42,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         return Ok(exit_code(outcome.status));
     }
     eprintln!(
-        "memtrail: recorded {} samples of {} processes to {} ({})",
-        outcome.finished.samples,
-        outcome.finished.processes.len(),
+        "memtrail: recorded {} of {} in {} to {} ({})",
+        memtrail_report::count(outcome.finished.samples as usize, "sample", "samples"),
+        memtrail_report::count(outcome.finished.processes.len(), "process", "processes"),
+        memtrail_report::count(outcome.finished.ticks as usize, "tick", "ticks"),
         outcome.output.display(),
         super::record::describe_end(&outcome.finished.reason),
     );
@@ -105,9 +106,10 @@ fn analyze_file(path: &std::path::Path) -> anyhow::Result<memtrail_diff::Analysi
     let mut reader = memtrail_format::open(path)
         .with_context(|| format!("cannot read back {}", path.display()))?;
     let mut analyzer = memtrail_diff::Analyzer::new();
+    let mut names = crate::native::Names::new();
     for frame in reader.by_ref() {
         let frame = frame.with_context(|| format!("cannot read back {}", path.display()))?;
-        analyzer.add(frame.record);
+        analyzer.add(names.pass(frame.record));
     }
     Ok(analyzer.analysis())
 }
@@ -141,6 +143,7 @@ pub fn record_command(args: &RunArgs, quiet: bool) -> anyhow::Result<RunOutcome>
     // one (no writable temporary directory) the command is still recorded
     // from the outside, unless censuses were asked for.
     let python = args.python_gc || args.python_tracemalloc;
+    let needs_channel = python || args.native;
     let channel = (|| -> anyhow::Result<(PrivateDir, Events)> {
         let private = PrivateDir::new()?;
         let path = private.path().join("events");
@@ -150,7 +153,7 @@ pub fn record_command(args: &RunArgs, quiet: bool) -> anyhow::Result<RunOutcome>
     })();
     let (private, mut events) = match channel {
         Ok((private, events)) => (Some(private), Some(events)),
-        Err(err) if !python => {
+        Err(err) if !needs_channel => {
             eprintln!(
                 "memtrail: warning: no events channel ({err:#}); recording without markers \
                  and censuses"
@@ -159,8 +162,8 @@ pub fn record_command(args: &RunArgs, quiet: bool) -> anyhow::Result<RunOutcome>
         }
         Err(err) => {
             return Err(err.context(
-                "--python-gc and --python-tracemalloc report through an events channel, \
-                 which could not be made",
+                "--python-gc, --python-tracemalloc and --native report through an events \
+                 channel, which could not be made",
             ))
         }
     };
@@ -171,6 +174,14 @@ pub fn record_command(args: &RunArgs, quiet: bool) -> anyhow::Result<RunOutcome>
         command.env(events::ENV, private.path().join("events"));
         if python {
             python_hooks(&mut command, private, args)?;
+        }
+        if args.native {
+            crate::native::prepare(
+                &mut command,
+                private.path(),
+                args.native_rate.0,
+                census_interval(args.sampling.interval),
+            )?;
         }
     }
     if quiet {
@@ -184,6 +195,9 @@ pub fn record_command(args: &RunArgs, quiet: bool) -> anyhow::Result<RunOutcome>
     })?;
     let pid = child.id();
     wait_for_exec(pid);
+    if let (true, Some(events)) = (args.native, events.as_mut()) {
+        events.watch_native(pid);
+    }
     let output = args.output.clone().unwrap_or_else(|| {
         let base = std::path::Path::new(program)
             .file_name()
@@ -309,15 +323,15 @@ fn python_hooks(
         .env("MEMTRAIL_PYTHON_DIR", &dir)
         .env(
             "MEMTRAIL_PYTHON_INTERVAL",
-            format!("{}", python_interval(args.sampling.interval).as_secs_f64()),
+            format!("{}", census_interval(args.sampling.interval).as_secs_f64()),
         );
     Ok(())
 }
 
-/// How often the Python hooks take a census: every --interval, or every
-/// second under the adaptive schedule (a census costs the program far
-/// more than a look at /proc costs it).
-fn python_interval(interval: Option<Interval>) -> std::time::Duration {
+/// How often the Python hooks and the native sampler report a census:
+/// every --interval, or every second under the adaptive schedule (a census
+/// costs the program far more than a look at /proc costs it).
+fn census_interval(interval: Option<Interval>) -> std::time::Duration {
     match interval {
         Some(Interval::Fixed(d)) => d,
         Some(Interval::Auto) | None => std::time::Duration::from_secs(1),
