@@ -104,8 +104,10 @@ fn run_dump_shows_growing_rss() {
         .filter_map(|l| l["status"]["vm_rss"].as_u64())
         .collect();
     assert!(rss.len() >= 4, "{rss:?}");
+    // The highest, not the last: a sample may catch the script tearing
+    // down as it exits (its heap freed, RSS back near the start).
     assert!(
-        rss.last().unwrap() > &(rss[0] + 5 * 1024),
+        rss.iter().max().unwrap() > &(rss[0] + 5 * 1024),
         "RSS should grow: {rss:?}"
     );
     assert!(
