@@ -1,0 +1,170 @@
+"""Counts taken inside the process: live objects by type (gc) and bytes by
+allocating traceback (tracemalloc), and which types keep growing
+(objgraph's show_growth, kept over several censuses)."""
+
+import gc
+import os
+import threading
+
+# The largest counts a census line holds (fewer if the line would not fit).
+TOP = 50
+
+
+def type_name(t):
+    """`dict` for built-in types, `module.QualName` for others."""
+    module = getattr(t, "__module__", None)
+    name = getattr(t, "__qualname__", None) or getattr(t, "__name__", "?")
+    if module in (None, "builtins"):
+        return name
+    return "%s.%s" % (module, name)
+
+
+def is_builtin(t):
+    return getattr(t, "__module__", None) in (None, "builtins")
+
+
+def gc_census(wanted=None, per_type=0, seen=None):
+    """Live objects by type name, from one pass over gc.get_objects().
+
+    With `wanted` (type names) and `per_type`, also gathers up to
+    `per_type` instances of each wanted type, preferring those whose id is
+    not in `seen[name]` (instances that were not there last time): the
+    objects retention chains start from. The caller must drop them soon.
+    Returns (counts by name, samples by name, ids by name of wanted types).
+    """
+    counts = {}
+    objects = gc.get_objects()
+    wanted_types = {}
+    fresh = {}
+    other = {}
+    ids = {}
+    for o in objects:
+        t = type(o)
+        n = counts.get(t)
+        if n is None:
+            counts[t] = 1
+            if wanted and type_name(t) in wanted:
+                wanted_types[t] = type_name(t)
+        else:
+            counts[t] = n + 1
+        if not wanted_types:
+            continue
+        name = wanted_types.get(t)
+        if name is None:
+            continue
+        i = id(o)
+        known = ids.setdefault(name, set())
+        if len(known) < 100000:
+            known.add(i)
+        if seen is not None and i not in seen.get(name, ()):
+            got = fresh.setdefault(name, [])
+        else:
+            got = other.setdefault(name, [])
+        if len(got) < per_type:
+            got.append(o)
+    # New instances first; too few (a first round): any.
+    samples = {}
+    for name in set(fresh) | set(other):
+        got = fresh.get(name, [])
+        samples[name] = (got + other.get(name, []))[:per_type]
+    fresh = other = None
+    del objects
+    named = {}
+    builtin = set()
+    for t, n in counts.items():
+        key = type_name(t)
+        named[key] = named.get(key, 0) + n
+        if is_builtin(t):
+            builtin.add(key)
+    return named, builtin, samples, ids
+
+
+class Growth:
+    """Which types keep growing: counts kept at the last few rounds (by
+    name, so no type is kept alive), a type is a candidate when its count
+    is at a new high above where the window started."""
+
+    WINDOW = 5
+
+    def __init__(self):
+        self.history = []
+
+    def add(self, counts):
+        self.history.append(dict(counts))
+        del self.history[: -self.WINDOW]
+
+    def growing(self, builtin):
+        """(user types, built-in types) at a new high, most growth first."""
+        if len(self.history) < 2:
+            return [], []
+        first, last = self.history[0], self.history[-1]
+        earlier = self.history[:-1]
+        found = []
+        for name, n in last.items():
+            net = n - first.get(name, 0)
+            if net <= 0:
+                continue
+            if n <= max(h.get(name, 0) for h in earlier):
+                continue
+            found.append((net, name))
+        found.sort(key=lambda x: (-x[0], x[1]))
+        users = [name for _, name in found if name not in builtin]
+        builtins = [name for _, name in found if name in builtin]
+        return users, builtins
+
+
+def start_tracemalloc(frames):
+    import tracemalloc
+
+    if not tracemalloc.is_tracing():
+        tracemalloc.start(max(1, frames))
+
+
+def tracemalloc_census(frames, skipped):
+    """Bytes held per allocating traceback: the allocating line and up to
+    `frames - 1` of its callers, outermost first (`app.py:40 > util.py:7`),
+    so that a leak through a shared helper is told apart by its callers.
+    The hook's own frames and the import machinery are left out."""
+    import tracemalloc
+
+    if not tracemalloc.is_tracing():
+        return {}
+    frames = max(1, frames)
+    group = "lineno" if frames == 1 else "traceback"
+    counts = {}
+    for stat in tracemalloc.take_snapshot().statistics(group):
+        # Oldest frame first, the allocating line last.
+        tb = list(stat.traceback)
+        inner = tb[-1]
+        if inner.filename in skipped or inner.filename.startswith("<frozen importlib"):
+            continue
+        parts = []
+        for i, frame in enumerate(tb[-frames:]):
+            name = frame.filename
+            if name in skipped or name.startswith("<frozen"):
+                continue
+            if i < len(tb[-frames:]) - 1:
+                # Callers by file name only: the line says where.
+                name = os.path.basename(name)
+            parts.append("%s:%d" % (name, frame.lineno))
+        key = " > ".join(parts)
+        counts[key] = counts.get(key, 0) + stat.size
+        if len(counts) >= TOP:
+            break
+    return counts
+
+
+def skipped_files():
+    """Files whose allocations are the hook's, not the program's."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    files = {"<unknown>", threading.__file__}
+    for name in os.listdir(here):
+        if name.endswith(".py"):
+            files.add(os.path.join(here, name))
+    try:
+        import tracemalloc
+
+        files.add(tracemalloc.__file__)
+    except Exception:
+        pass
+    return files
