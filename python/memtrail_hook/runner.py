@@ -109,11 +109,12 @@ class Runner:
     def gc_round(self, channel):
         now = time.monotonic()
         due = self.chains and now >= self.next_chains
-        users, builtins = [], []
-        if due:
-            users, builtins = self.growth.growing(self.builtin_names())
-            users, builtins = users[:USER_TYPES], builtins[:BUILTIN_TYPES]
-        wanted = set(users) | set(builtins)
+        # The growing types are in every census line (so their series
+        # exist however few they count); instances are sampled when chains
+        # are due.
+        users, builtins = self.growth.growing(self.builtin_names())
+        users, builtins = users[:USER_TYPES], builtins[:BUILTIN_TYPES]
+        wanted = (set(users) | set(builtins)) if due else set()
         counts, builtin, samples, ids = census.gc_census(wanted, USER_SAMPLES, self.seen)
         self._builtin = builtin
         if not self.growth.history or due:

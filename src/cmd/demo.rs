@@ -74,6 +74,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<u8> {
         fail_on_leak: false,
         python_gc: false,
         python_tracemalloc: false,
+        python_frames: 3,
         command: vec![
             "python3".into(),
             script.clone().into_os_string(),

@@ -5,13 +5,16 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use memtrail_format::{Fds, Mapping, Marker, ProcessId, ProcessSample, Record, SystemSample};
+use memtrail_format::{
+    Fds, Mapping, Marker, ProcessId, ProcessSample, Record, RetentionChain, SystemSample,
+};
 use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::compare::{command_of, TargetCount};
 use crate::judge::{judge, Judgement, Materiality, Pattern, Verdict};
 use crate::regions::{regions, Change};
+use crate::roots::{arrange, Holding, Retentions, Role};
 use crate::trail::Trail;
 
 /// What a series measures.
@@ -81,6 +84,7 @@ fn add_census(
     sources: &mut BTreeMap<String, Vec<CensusSeries>>,
     c: &memtrail_format::Census,
     t: f64,
+    retentions: &Retentions,
 ) {
     if !sources.contains_key(&c.source) && sources.len() >= CENSUS_SOURCES {
         return;
@@ -102,11 +106,20 @@ fn add_census(
             series.push(fresh);
             continue;
         }
-        let last = |s: &CensusSeries| s.trail.last().map_or(0.0, |p| p.1);
+        // A type the hook examined for retention is kept however small:
+        // roots often count few instances.
+        let last = |s: &CensusSeries| {
+            if retentions.has(&c.source, &s.key) {
+                f64::INFINITY
+            } else {
+                s.trail.last().map_or(0.0, |p| p.1)
+            }
+        };
+        let pinned = retentions.has(&c.source, &entry.key);
         if let Some(smallest) = series
             .iter_mut()
             .min_by(|a, b| last(a).total_cmp(&last(b)))
-            .filter(|s| last(s) < v)
+            .filter(|s| (pinned && last(s).is_finite()) || last(s) < v)
         {
             *smallest = fresh;
         }
@@ -271,6 +284,16 @@ pub struct Finding {
     pub time_to_limit: Option<Projection>,
     /// The fitted line, when there were enough points to judge.
     pub trend_line: Option<TrendLine>,
+    /// Census findings of types the Python hook examined: `root` (held by
+    /// something that does not grow) or `held` (hangs off `held_by`).
+    pub role: Option<Role>,
+    /// The growing type this one's instances hang off (role `held`).
+    pub held_by: Option<String>,
+    /// The chains of references that keep sampled instances alive, anchor
+    /// first, most instances first.
+    pub retained_by: Vec<RetentionChain>,
+    /// What one instance holds, by type, most first.
+    pub holds: Vec<Holding>,
 }
 
 /// Every finding on one process and the verdict they add up to.
@@ -351,6 +374,8 @@ struct ProcState {
     had_memory: bool,
     /// Census series by source.
     census: BTreeMap<String, Vec<CensusSeries>>,
+    /// The latest retention of each type the Python hook examined.
+    retentions: Retentions,
     /// The newest sample's values, held back from the trails until the
     /// next one shows the process still alive (see [`ProcState::ended`]).
     held: Option<Held>,
@@ -398,6 +423,7 @@ impl ProcState {
             exit_code: None,
             had_memory: false,
             census: BTreeMap::new(),
+            retentions: Retentions::default(),
             held: None,
         }
     }
@@ -567,7 +593,14 @@ impl Analyzer {
                 if let Some(p) = c.process.and_then(|id| self.procs.get_mut(&id)) {
                     if !p.exited {
                         let t = c.time_us.saturating_sub(p.first_us) as f64 / 1e6;
-                        add_census(&mut p.census, &c, t);
+                        add_census(&mut p.census, &c, t, &p.retentions);
+                    }
+                }
+            }
+            Record::Retention(r) => {
+                if let Some(p) = r.process.and_then(|id| self.procs.get_mut(&id)) {
+                    if !p.exited {
+                        p.retentions.add(r);
                     }
                 }
             }
@@ -726,12 +759,13 @@ fn judge_process(p: &ProcState, system: Option<&SystemSample>) -> ProcessVerdict
     }
 }
 
-/// The leaking and growing census series of a process, leaks first, then
-/// by growth; at most [`CENSUS_FINDINGS_PER_SOURCE`] per source.
+/// The leaking and growing census series of a process, per source roots
+/// first (see [`crate::roots`]), then leaks, then by growth; at most
+/// [`CENSUS_FINDINGS_PER_SOURCE`] per source besides the roots.
 fn census_findings(p: &ProcState) -> Vec<Finding> {
     let mut out = Vec::new();
     for (source, series) in &p.census {
-        let mut found: Vec<Finding> = series
+        let found: Vec<Finding> = series
             .iter()
             .map(|s| {
                 let j = judge(&s.trail.buckets(), census_materiality(source));
@@ -745,14 +779,7 @@ fn census_findings(p: &ProcState) -> Vec<Finding> {
             })
             .filter(|f| f.verdict == Verdict::Leak || f.pattern == Pattern::Growing)
             .collect();
-        found.sort_by(|a, b| {
-            a.verdict
-                .cmp(&b.verdict)
-                .then_with(|| b.growth_per_hour.total_cmp(&a.growth_per_hour))
-                .then_with(|| a.series.cmp(&b.series))
-        });
-        found.truncate(CENSUS_FINDINGS_PER_SOURCE);
-        out.extend(found);
+        out.extend(arrange(source, found, &p.retentions));
     }
     out
 }
@@ -793,6 +820,10 @@ fn make_finding(
         fd_targets: Vec::new(),
         time_to_limit: None,
         trend_line,
+        role: None,
+        held_by: None,
+        retained_by: Vec::new(),
+        holds: Vec::new(),
     }
 }
 
@@ -996,7 +1027,7 @@ mod tests {
                     })
                     .collect(),
             };
-            add_census(&mut sources, &c, i as f64);
+            add_census(&mut sources, &c, i as f64, &Retentions::default());
         }
         let series = &sources["gc"];
         assert_eq!(series.len(), CENSUS_SERIES_PER_SOURCE);

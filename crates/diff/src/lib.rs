@@ -57,6 +57,7 @@ mod census;
 mod compare;
 mod judge;
 mod regions;
+pub mod roots;
 pub mod stats;
 pub mod trail;
 
@@ -74,3 +75,4 @@ pub use judge::{
     STEP_SHARE, Z_FLOOR, Z_SERIES,
 };
 pub use regions::{regions, Change, RegionChange};
+pub use roots::{Holding, Role};

@@ -20,6 +20,7 @@ pub(crate) mod kind {
     pub(crate) const EXIT: u8 = 0x30;
     pub(crate) const MARKER: u8 = 0x40;
     pub(crate) const CENSUS: u8 = 0x41;
+    pub(crate) const RETENTION: u8 = 0x42;
     pub(crate) const NOTICE: u8 = 0x50;
     pub(crate) const END: u8 = 0x7F;
 
@@ -33,6 +34,7 @@ pub(crate) mod kind {
             EXIT => "process exit",
             MARKER => "marker",
             CENSUS => "census",
+            RETENTION => "retention",
             NOTICE => "notice",
             END => "end",
             _ => "unknown",

@@ -344,6 +344,8 @@ impl Payload {
                 .map(|w: wire::MarkerWire| Payload::Record(Record::Marker(w.into_model()))),
             kind::CENSUS => wire::decode(payload)
                 .map(|w: wire::CensusWire| Payload::Record(Record::Census(w.into_model()))),
+            kind::RETENTION => wire::decode(payload)
+                .map(|w: wire::RetentionWire| Payload::Record(Record::Retention(w.into_model()))),
             kind::NOTICE => wire::decode(payload)
                 .map(|w: wire::NoticeWire| Payload::Record(Record::Notice(w.into_model()))),
             kind::END => wire::decode(payload)

@@ -1,0 +1,162 @@
+//! Roots first: among the growing types of a census, the ones whose
+//! instances are held by something that does not grow itself (a module
+//! global, a class attribute, one long-lived container) are the roots;
+//! the others hang off them. The Python hook measures what holds what
+//! (retention frames: chains from an anchor to sampled instances, the
+//! growing types they hang off, what one instance holds); this module
+//! keeps the latest of them per type and turns them into the roles of
+//! census findings. The method and where it can be wrong are in
+//! docs/leak-detection.md ("Roots and retention chains").
+
+use std::collections::{BTreeMap, HashSet};
+
+use memtrail_format::{Retention, RetentionChain};
+use serde::Serialize;
+
+use crate::analyze::{Finding, CENSUS_FINDINGS_PER_SOURCE};
+use crate::judge::{Pattern, Verdict};
+
+/// Retention kept per process and source: the types examined most
+/// recently win when there are more.
+pub const RETENTIONS_PER_SOURCE: usize = 64;
+
+/// What a growing census type is in the ownership of a process's objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// Held by something that does not grow: where the leak is.
+    Root,
+    /// Hangs off instances of another growing type (`held_by`).
+    Held,
+}
+
+/// Objects of one type that one instance of a root holds, on average.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Holding {
+    pub key: String,
+    pub per_instance: u64,
+}
+
+/// The latest retention of each type of each source of one process.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Retentions {
+    by_source: BTreeMap<String, Vec<Retention>>,
+}
+
+impl Retentions {
+    pub(crate) fn add(&mut self, r: Retention) {
+        let list = self.by_source.entry(r.source.clone()).or_default();
+        if let Some(old) = list.iter_mut().find(|o| o.key == r.key) {
+            *old = r;
+            return;
+        }
+        if list.len() >= RETENTIONS_PER_SOURCE {
+            // The one examined longest ago goes.
+            if let Some(oldest) = list
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, o)| o.time_us)
+                .map(|(i, _)| i)
+            {
+                list.remove(oldest);
+            }
+        }
+        list.push(r);
+    }
+
+    pub(crate) fn get(&self, source: &str, key: &str) -> Option<&Retention> {
+        self.by_source.get(source)?.iter().find(|r| r.key == key)
+    }
+
+    /// Whether the hook examined `key` of `source`: its census series is
+    /// kept however small its count.
+    pub(crate) fn has(&self, source: &str, key: &str) -> bool {
+        self.get(source, key).is_some()
+    }
+}
+
+/// Whether a census key names a built-in type (`dict`, `list`,
+/// `function`): the hook names the program's and libraries' types
+/// `module.QualName`.
+pub fn is_builtin(key: &str) -> bool {
+    !key.contains('.')
+}
+
+/// Whether a finding grows (a leak, or growth too young to call one).
+fn grows(f: &Finding) -> bool {
+    f.verdict == Verdict::Leak || f.pattern == Pattern::Growing
+}
+
+/// Gives the census findings of one source their roles, chains and
+/// holdings, and orders them: roots first (leaks first, the program's
+/// types before built-in ones, then by growth), each root's held types
+/// after the roots, then the rest. The cap of
+/// [`CENSUS_FINDINGS_PER_SOURCE`] applies to what is not a root: no cap
+/// drops a root.
+pub(crate) fn arrange(
+    source: &str,
+    mut found: Vec<Finding>,
+    retentions: &Retentions,
+) -> Vec<Finding> {
+    let prefix = format!("census:{source}:");
+    let key_of = |f: &Finding| f.series.strip_prefix(&prefix).unwrap_or("").to_string();
+    let growing: HashSet<String> = found.iter().filter(|f| grows(f)).map(key_of).collect();
+    for f in &mut found {
+        let key = key_of(f);
+        let Some(r) = retentions.get(source, &key) else {
+            continue;
+        };
+        f.retained_by = r.chains.clone();
+        f.holds = r
+            .holds
+            .iter()
+            .map(|h| Holding {
+                key: h.key.clone(),
+                per_instance: h.count,
+            })
+            .collect();
+        // The growing type most sampled instances hang off, if at least
+        // half of them do.
+        let owner = r
+            .owners
+            .iter()
+            .filter(|o| o.key != key && growing.contains(&o.key))
+            .max_by(|a, b| a.count.cmp(&b.count).then_with(|| b.key.cmp(&a.key)))
+            .filter(|o| o.count * 2 >= r.sampled.max(1));
+        match owner {
+            Some(o) => {
+                f.role = Some(Role::Held);
+                f.held_by = Some(o.key.clone());
+            }
+            None if r.chains.is_empty() => {}
+            None => f.role = Some(Role::Root),
+        }
+    }
+    let rank = |f: &Finding| -> (u8, u8) {
+        let builtin = u8::from(is_builtin(&key_of(f)));
+        match f.role {
+            Some(Role::Root) => (0, builtin),
+            Some(Role::Held) => (1, builtin),
+            None => (2, builtin),
+        }
+    };
+    found.sort_by(|a, b| {
+        rank(a)
+            .cmp(&rank(b))
+            .then_with(|| a.verdict.cmp(&b.verdict))
+            .then_with(|| b.growth_per_hour.total_cmp(&a.growth_per_hour))
+            .then_with(|| a.series.cmp(&b.series))
+    });
+    let roots = found
+        .iter()
+        .filter(|f| f.role == Some(Role::Root))
+        .count();
+    found.truncate(roots + CENSUS_FINDINGS_PER_SOURCE);
+    found
+}
+
+/// The chain most sampled instances are kept alive by, as one line:
+/// `app.cache.SESSIONS → [<key>]`.
+pub fn chain_text(chain: &RetentionChain) -> String {
+    chain.steps.join(" → ")
+}
