@@ -241,6 +241,63 @@ pub(crate) fn census_text(out: &mut String, findings: &[&Finding]) {
     }
 }
 
+/// What keeps the growing types of a process alive, in a few lines of at
+/// most `width` columns for `memtrail report`: per source, each root with
+/// its growth, chain, holdings and what hangs off it, then the other
+/// growing keys and the built-in types, a line each. Empty without census
+/// findings.
+pub fn brief_lines(findings: &[Finding], width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    for group in arrange(findings.iter().filter(|f| grows(f))) {
+        lines.push(format!("inside ({}): roots first", printable(group.source)));
+        for root in &group.roots {
+            let f = root.finding;
+            lines.push(format!(
+                "root {} {}",
+                shorten(&printable(root.key), width.saturating_sub(20)),
+                rate(f, f.growth_per_hour)
+            ));
+            if let Some(chain) = f.retained_by.first() {
+                for line in chain_lines(&chain.steps, width.saturating_sub(5)) {
+                    lines.push(format!("     {line}"));
+                }
+            }
+            if !f.holds.is_empty() {
+                lines.push(format!(
+                    "     each holds {}",
+                    holds_text(&f.holds, width.saturating_sub(16))
+                ));
+            }
+            if !root.with_it.is_empty() {
+                lines.push(format!(
+                    "     with it: {}",
+                    fit_list(&growth_list(&root.with_it), width.saturating_sub(14))
+                ));
+            }
+        }
+        if !group.others.is_empty() {
+            lines.push(format!(
+                "growing: {}",
+                fit_list(&growth_list(&group.others), width.saturating_sub(9))
+            ));
+        }
+        if !group.builtins.is_empty() {
+            lines.push(format!(
+                "builtins: {}",
+                fit_list(&growth_list(&group.builtins), width.saturating_sub(10))
+            ));
+        }
+    }
+    lines
+}
+
+/// Whether a census finding is worth showing: a leak or growth.
+fn grows(f: &Finding) -> bool {
+    f.kind == Kind::Census
+        && (f.verdict == memtrail_diff::Verdict::Leak
+            || f.pattern == memtrail_diff::Pattern::Growing)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
