@@ -398,7 +398,10 @@ fn retention_record(
         let mut list = Vec::with_capacity(map.len());
         for (k, n) in map {
             let count = n.as_u64().ok_or_else(|| {
-                format!("\"retention.{field}\": {:?} is not a whole number ≥ 0", cut(k, 60))
+                format!(
+                    "\"retention.{field}\": {:?} is not a whole number ≥ 0",
+                    cut(k, 60)
+                )
             })?;
             list.push(CensusCount {
                 key: cut(k, MAX_KEY),
@@ -628,7 +631,10 @@ impl Drop for PrivateDir {
 /// (python/ at the repository root), as (path below that directory,
 /// contents).
 pub const PYTHON_HOOK: &[(&str, &str)] = &[
-    ("sitecustomize.py", include_str!("../python/sitecustomize.py")),
+    (
+        "sitecustomize.py",
+        include_str!("../python/sitecustomize.py"),
+    ),
     (
         "memtrail_hook/__init__.py",
         include_str!("../python/memtrail_hook/__init__.py"),

@@ -147,10 +147,7 @@ pub(crate) fn arrange(
             .then_with(|| b.growth_per_hour.total_cmp(&a.growth_per_hour))
             .then_with(|| a.series.cmp(&b.series))
     });
-    let roots = found
-        .iter()
-        .filter(|f| f.role == Some(Role::Root))
-        .count();
+    let roots = found.iter().filter(|f| f.role == Some(Role::Root)).count();
     found.truncate(roots + CENSUS_FINDINGS_PER_SOURCE);
     found
 }

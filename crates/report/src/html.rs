@@ -279,9 +279,10 @@ fn process_section(out: &mut String, report: &Report, p: &ProcessVerdict, track:
 /// off it; the other growing types and the built-in ones after.
 fn owners_section(out: &mut String, p: &ProcessVerdict) {
     use crate::owners::{arrange, fit_list, growth_list, holds_text};
-    let groups = arrange(p.findings.iter().filter(|f| {
-        f.verdict == Verdict::Leak || f.pattern == memtrail_diff::Pattern::Growing
-    }));
+    let groups =
+        arrange(p.findings.iter().filter(|f| {
+            f.verdict == Verdict::Leak || f.pattern == memtrail_diff::Pattern::Growing
+        }));
     for group in groups {
         let _ = writeln!(
             out,

@@ -153,12 +153,16 @@ impl Format for Markdown {
 /// What keeps the growing types alive, roots first, as a table.
 fn owners(out: &mut String, p: &memtrail_diff::ProcessVerdict) {
     use crate::owners::{arrange, fit_list, growth_list, holds_text};
-    let groups = arrange(p.findings.iter().filter(|f| {
-        f.verdict == Verdict::Leak || f.pattern == memtrail_diff::Pattern::Growing
-    }));
+    let groups =
+        arrange(p.findings.iter().filter(|f| {
+            f.verdict == Verdict::Leak || f.pattern == memtrail_diff::Pattern::Growing
+        }));
     for group in groups {
         let _ = writeln!(out, "\n**What keeps it alive ({})**\n", cell(group.source));
-        let _ = writeln!(out, "| role | type | growth | kept by | each holds | with it |");
+        let _ = writeln!(
+            out,
+            "| role | type | growth | kept by | each holds | with it |"
+        );
         let _ = writeln!(out, "| --- | --- | ---: | --- | --- | --- |");
         let chain = |f: &memtrail_diff::Finding| -> String {
             f.retained_by

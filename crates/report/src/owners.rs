@@ -125,11 +125,7 @@ pub fn chain_lines(steps: &[String], width: usize) -> Vec<String> {
     let mut line = String::new();
     for (i, step) in steps.iter().enumerate() {
         let step = shorten(&printable(step), width.saturating_sub(2).max(8));
-        let piece = if i == 0 {
-            step
-        } else {
-            format!(" → {step}")
-        };
+        let piece = if i == 0 { step } else { format!(" → {step}") };
         if !line.is_empty() && line.chars().count() + piece.chars().count() > width {
             lines.push(std::mem::take(&mut line));
             line = piece.trim_start().to_string();
