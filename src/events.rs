@@ -382,6 +382,12 @@ fn retention_record(
         .and_then(|s| s.as_str())
         .filter(|s| !s.is_empty())
         .ok_or("\"retention\" has no \"type\" (a string)")?;
+    let native = match r.get("native") {
+        None => false,
+        Some(v) => v
+            .as_bool()
+            .ok_or("\"retention.native\" is not true or false")?,
+    };
     let sampled = match r.get("sampled") {
         None => 0,
         Some(v) => v
@@ -446,6 +452,7 @@ fn retention_record(
         process: pid.and_then(identity),
         source: source.to_string(),
         key: cut(key, MAX_KEY),
+        native,
         sampled,
         owners,
         holds,

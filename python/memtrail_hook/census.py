@@ -23,6 +23,17 @@ def is_builtin(t):
     return getattr(t, "__module__", None) in (None, "builtins")
 
 
+# Py_TPFLAGS_HEAPTYPE: set for classes defined in Python (and a few made by
+# extensions at run time), clear for the interpreter's static types.
+_HEAPTYPE = 1 << 9
+
+
+def is_native(t):
+    """Built into the interpreter or an extension module, not a class
+    defined in Python."""
+    return not (getattr(t, "__flags__", 0) & _HEAPTYPE)
+
+
 def gc_census(wanted=None, per_type=0, seen=None):
     """Live objects by type name, from one pass over gc.get_objects().
 
@@ -30,7 +41,8 @@ def gc_census(wanted=None, per_type=0, seen=None):
     `per_type` instances of each wanted type, preferring those whose id is
     not in `seen[name]` (instances that were not there last time): the
     objects retention chains start from. The caller must drop them soon.
-    Returns (counts by name, samples by name, ids by name of wanted types).
+    Returns (counts by name, the names of native types (see is_native),
+    samples by name, ids by name of wanted types).
     """
     counts = {}
     objects = gc.get_objects()
@@ -74,7 +86,7 @@ def gc_census(wanted=None, per_type=0, seen=None):
     for t, n in counts.items():
         key = type_name(t)
         named[key] = named.get(key, 0) + n
-        if is_builtin(t):
+        if is_native(t):
             builtin.add(key)
     return named, builtin, samples, ids
 

@@ -161,6 +161,12 @@ def _name(path, module_dicts):
                 steps.append(_Step("%s.<closure %s>" % (holder.__qualname__, var)))
                 i += 3
                 continue
+            if held is getattr(holder, "__dict__", None) and i + 2 < n:
+                found = _dict_key(held, path[i + 2])
+                if found and found[0] == "value":
+                    steps.append(_Step("%s.%s" % (holder.__qualname__, found[1])))
+                    i += 2
+                    continue
             steps.append(_Step("%s.<%s>" % (holder.__qualname__, type_name(type(held)))))
         elif isinstance(holder, types.MethodType):
             steps.append(_Step("<bound method %s>" % holder.__func__.__qualname__))

@@ -112,8 +112,9 @@ class Runner:
         # The growing types are in every census line (so their series
         # exist however few they count); instances are sampled when chains
         # are due.
-        users, builtins = self.growth.growing(self.builtin_names())
-        users, builtins = users[:USER_TYPES], builtins[:BUILTIN_TYPES]
+        all_users, all_builtins = self.growth.growing(self.builtin_names())
+        self.all_growing = set(all_users) | set(all_builtins)
+        users, builtins = all_users[:USER_TYPES], all_builtins[:BUILTIN_TYPES]
         wanted = (set(users) | set(builtins)) if due else set()
         counts, builtin, samples, ids = census.gc_census(wanted, USER_SAMPLES, self.seen)
         self._builtin = builtin
@@ -163,7 +164,7 @@ class Runner:
             d = getattr(m, "__dict__", None)
             if isinstance(d, dict):
                 static_ids.add(id(d))
-        growing = set(users) | set(builtins)
+        growing = set(users) | set(builtins) | getattr(self, "all_growing", set())
         events = []
         stamp = time.time()
         for name in users + builtins:
@@ -171,6 +172,8 @@ class Runner:
             if not mine:
                 continue
             chains, owners = merge(mine)
+            instances = samples.get(name) or [None]
+            native = census.is_native(type(instances[0]))
             held = []
             if name in users and time.monotonic() < deadline + self.chains_budget:
                 held = holdings(samples.get(name, [])[:USER_SAMPLES], growing, static_ids)
@@ -179,6 +182,7 @@ class Runner:
                     "retention": {
                         "source": "gc",
                         "type": name,
+                        "native": native,
                         "count": counts.get(name, 0),
                         "sampled": len(mine),
                         "owners": owners,

@@ -195,6 +195,7 @@ mod tests {
             process: d[0].process,
             source: "gc".into(),
             key: key.into(),
+            native: false,
             sampled: 4,
             owners: owners
                 .iter()

@@ -132,12 +132,17 @@ pub(crate) fn arrange(
             None => f.role = Some(Role::Root),
         }
     }
-    let rank = |f: &Finding| -> (u8, u8) {
-        let builtin = u8::from(is_builtin(&key_of(f)));
+    // The program's own classes before types built into the interpreter
+    // or an extension; among roots, those that hold growing objects
+    // before those that hold none (a weak reference, a lock).
+    let rank = |f: &Finding| -> (u8, u8, u8) {
+        let key = key_of(f);
+        let native = is_builtin(&key) || retentions.get(source, &key).is_some_and(|r| r.native);
+        let empty = u8::from(f.holds.is_empty());
         match f.role {
-            Some(Role::Root) => (0, builtin),
-            Some(Role::Held) => (1, builtin),
-            None => (2, builtin),
+            Some(Role::Root) => (0, u8::from(native), empty),
+            Some(Role::Held) => (1, u8::from(native), 0),
+            None => (2, u8::from(native), 0),
         }
     };
     found.sort_by(|a, b| {

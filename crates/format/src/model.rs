@@ -430,6 +430,10 @@ pub struct Retention {
     pub source: String,
     /// The type (a key of that source's censuses).
     pub key: String,
+    /// The type is built into the interpreter or an extension module
+    /// (`dict`, `weakref.ReferenceType`), not a class the program or a
+    /// library defines in Python.
+    pub native: bool,
     /// Instances examined.
     pub sampled: u64,
     /// Of those, how many hang off an instance of another of the program's
