@@ -318,10 +318,46 @@ def walk(samples, deadline, hook_files, ignore_ids):
             k: {o for o in v if o in open_origins} for k, v in next_frontier.items()
         }
         frontier = {k: v for k, v in frontier.items() if v}
+    if open_origins and time.monotonic() < deadline:
+        _frame_locals(frames, nodes, below, open_origins, results, samples, path_of, module_dicts)
     nodes.clear()
     below.clear()
     del frames[:]
     return results
+
+
+def _frame_locals(frames, nodes, below, open_origins, results, samples, path_of, module_dicts):
+    """Since Python 3.11 a running function's locals are not among the
+    referrers gc finds: for samples still without an anchor, looks for the
+    objects met on their way up among the locals of the running frames.
+    (Reading `f_locals` leaves a snapshot of the locals on the frame until
+    the next read or the frame's end, in 3.11 and 3.12: it is read only
+    here, when nothing else keeps the sample.)"""
+    for frame in frames:
+        if not open_origins:
+            return
+        if frame.f_code.co_name == "<module>":
+            continue  # its locals are its module's globals, walked already
+        try:
+            local_values = list(frame.f_locals.values())
+        except Exception:
+            continue
+        for v in local_values:
+            vid = id(v)
+            mine = below.get(vid)
+            if mine is None:
+                continue
+            for origin in [o for o in mine if o in open_origins]:
+                fid = id(frame)
+                nodes[fid] = frame
+                below.setdefault(fid, {})[origin] = vid
+                path = path_of(fid, origin)
+                try:
+                    results[origin] = (_name(path, module_dicts), _owner(path, samples[origin]))
+                except Exception:
+                    results[origin] = None
+                open_origins.discard(origin)
+        local_values = None
 
 
 def merge(results):
