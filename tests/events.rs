@@ -291,7 +291,7 @@ fn python_hook_survives_its_reader_going_away() {
     let dir = tempdir();
     let fifo = dir.path().join("events");
     mkfifo(&fifo);
-    let hook = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/python");
+    let hook = Path::new(env!("CARGO_MANIFEST_DIR")).join("python");
     // Read and write: the open does not wait for a writer, and the hook's
     // non-blocking open finds a reader.
     let reader = std::fs::OpenOptions::new()

@@ -92,18 +92,32 @@ def gc_census(wanted=None, per_type=0, seen=None):
 
 
 class Growth:
-    """Which types keep growing: counts kept at the last few rounds (by
-    name, so no type is kept alive), a type is a candidate when its count
-    is at a new high above where the window started."""
+    """Which types keep growing: counts kept at a few moments at least
+    `spacing` seconds apart (by name, so no type is kept alive); a type is
+    a candidate when its count is at a new high above where the window
+    started."""
 
     WINDOW = 5
 
-    def __init__(self):
+    def __init__(self, spacing):
         self.history = []
+        self.spacing = spacing
+        self.last = None
 
-    def add(self, counts):
+    def add(self, counts, now):
+        """Keeps `counts` if the last kept is `spacing` seconds old."""
+        if self.last is not None and now - self.last < self.spacing:
+            return
+        self.last = now
         self.history.append(dict(counts))
         del self.history[: -self.WINDOW]
+
+    def rising(self):
+        """Names whose count rose over the window."""
+        if len(self.history) < 2:
+            return set()
+        first, last = self.history[0], self.history[-1]
+        return {name for name, n in last.items() if n > first.get(name, 0)}
 
     def growing(self, builtin):
         """(user types, built-in types) at a new high, most growth first."""

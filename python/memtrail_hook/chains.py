@@ -226,8 +226,9 @@ def walk(samples, deadline, hook_files, ignore_ids):
         if isinstance(d, dict):
             module_dicts[id(d)] = name
     # Frames of running functions are referrers only once they exist as
-    # objects: make them, except the hook's own thread's.
-    here = sys._getframe()
+    # objects: make them, except the hook's own. (No reference to this
+    # walk's own frame is kept: it would make a cycle of everything here,
+    # freed only by a full collection.)
     frames = []
     try:
         for thread_id, f in sys._current_frames().items():
@@ -252,7 +253,7 @@ def walk(samples, deadline, hook_files, ignore_ids):
     results = [None] * n
     open_origins = set(range(n))
     skip = set(ignore_ids)
-    skip.update((id(samples), id(nodes), id(below), id(frames), id(frontier), id(here)))
+    skip.update((id(samples), id(nodes), id(below), id(frames), id(frontier)))
 
     def path_of(anchor_id, origin):
         path = []

@@ -18,6 +18,8 @@ USER_TYPES = 6
 USER_SAMPLES = 4
 BUILTIN_TYPES = 3
 BUILTIN_SAMPLES = 2
+# Types kept in every census line once examined, at most.
+STICKY = 16
 
 
 class Runner:
@@ -35,7 +37,10 @@ class Runner:
         self.chains = bool(options.get("chains", True)) and "gc" in self.sources
         self.stopping = threading.Event()
         self.thread = None
-        self.growth = census.Growth()
+        self.growth = census.Growth(self.chains_every / 2)
+        # Types reported with their retention: kept in every census line
+        # from then on, so their series go on however small they count.
+        self.sticky = []
         self.seen = {}
         self.skipped = census.skipped_files()
         self.next_chains = 0.0
@@ -113,14 +118,14 @@ class Runner:
         # exist however few they count); instances are sampled when chains
         # are due.
         all_users, all_builtins = self.growth.growing(self.builtin_names())
-        self.all_growing = set(all_users) | set(all_builtins)
         users, builtins = all_users[:USER_TYPES], all_builtins[:BUILTIN_TYPES]
         wanted = (set(users) | set(builtins)) if due else set()
         counts, builtin, samples, ids = census.gc_census(wanted, USER_SAMPLES, self.seen)
         self._builtin = builtin
-        if not self.growth.history or due:
-            self.growth.add(counts)
-        self.send_census(channel, "gc", counts, users + builtins)
+        self.growth.add(counts, now)
+        first = users + builtins
+        first += [k for k in self.sticky if k not in first]
+        self.send_census(channel, "gc", counts, first)
         if not due:
             return
         events = []
@@ -134,6 +139,9 @@ class Runner:
             data = fit_retention(event)
             if data is not None:
                 channel.send(data)
+            name = event["retention"]["type"]
+            if name not in self.sticky:
+                self.sticky = (self.sticky + [name])[-STICKY:]
         spent = time.monotonic() - now
         # A round of chains takes at most ~5% of the program's time.
         self.next_chains = time.monotonic() + max(self.chains_every, 19 * spent)
@@ -164,7 +172,7 @@ class Runner:
             d = getattr(m, "__dict__", None)
             if isinstance(d, dict):
                 static_ids.add(id(d))
-        growing = set(users) | set(builtins) | getattr(self, "all_growing", set())
+        growing = set(users) | set(builtins) | self.growth.rising()
         events = []
         stamp = time.time()
         for name in users + builtins:
@@ -175,7 +183,9 @@ class Runner:
             instances = samples.get(name) or [None]
             native = census.is_native(type(instances[0]))
             held = []
-            if name in users and time.monotonic() < deadline + self.chains_budget:
+            if name in users:
+                # Bounded by owners.MAX_OBJECTS per instance, not by the
+                # deadline: a few milliseconds.
                 held = holdings(samples.get(name, [])[:USER_SAMPLES], growing, static_ids)
             events.append(
                 {

@@ -103,7 +103,8 @@ fn changes(a: Option<&Census>, b: Option<&Census>) -> Vec<CensusChange> {
 /// (the latest per process, source and type): a type that grew and is
 /// held by something that did not grow is a root, one whose instances
 /// hang off another type that grew is held by it (docs/leak-detection.md).
-/// Roots that grew come first, then the rest as before.
+/// Roots that grew come first (the program's own classes, then those
+/// holding growing objects), then the rest as before.
 pub fn attach_retention(diffs: &mut [CensusDiff], retentions: &[Retention]) {
     for d in diffs.iter_mut() {
         let grew: std::collections::HashSet<String> = d
@@ -112,6 +113,7 @@ pub fn attach_retention(diffs: &mut [CensusDiff], retentions: &[Retention]) {
             .filter(|c| c.delta > 0)
             .map(|c| c.key.clone())
             .collect();
+        let mut rank: std::collections::HashMap<String, (bool, bool)> = Default::default();
         for c in d.changes.iter_mut() {
             let Some(r) = retentions
                 .iter()
@@ -121,6 +123,10 @@ pub fn attach_retention(diffs: &mut [CensusDiff], retentions: &[Retention]) {
                 continue;
             };
             c.retained_by = r.chains.clone();
+            // As in `analyze`: the program's own classes first, and those
+            // that hold growing objects before those that hold none.
+            let native = r.native || crate::roots::is_builtin(&c.key);
+            rank.insert(c.key.clone(), (native, r.holds.is_empty()));
             let owner = r
                 .owners
                 .iter()
@@ -137,8 +143,11 @@ pub fn attach_retention(diffs: &mut [CensusDiff], retentions: &[Retention]) {
             }
         }
         // A stable sort: the rest keeps its order by size of change.
-        d.changes
-            .sort_by_key(|c| u8::from(c.role != Some(Role::Root)));
+        d.changes.sort_by_key(|c| {
+            let root = c.role == Some(Role::Root);
+            let (native, empty) = rank.get(&c.key).copied().unwrap_or((true, true));
+            (!root, root && native, root && empty)
+        });
     }
 }
 
