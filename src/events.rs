@@ -445,7 +445,7 @@ fn retention_record(
             });
         }
     }
-    chains.sort_by(|a, b| b.instances.cmp(&a.instances));
+    chains.sort_by_key(|c| std::cmp::Reverse(c.instances));
     chains.truncate(Retention::MAX_CHAINS);
     Ok(Record::Retention(Retention {
         time_us,

@@ -30,9 +30,26 @@ class Leaky:
         self.items = [i]
 LEAKED = []
 gc.collect()
+longest = {"call": 0.0}
 if mode != "off":
     sys.path.insert(0, hook_dir)
     import memtrail_hook
+    from memtrail_hook import census, chains, owners
+
+    class TimedGc:
+        # The hook's calls into gc, timed: the C calls that walk the whole
+        # heap hold the GIL from start to end.
+        def __getattr__(self, name):
+            f = getattr(gc, name)
+            def timed(*a, **k):
+                t = time.perf_counter()
+                try:
+                    return f(*a, **k)
+                finally:
+                    longest["call"] = max(longest["call"], time.perf_counter() - t)
+            return timed
+
+    census.gc = chains.gc = owners.gc = TimedGc()
     memtrail_hook.start(events, {"sources": ["gc"], "interval": 1.0,
                                  "chains": mode == "chains", "chains_every": 2.0})
 gaps = []
@@ -55,7 +72,8 @@ if mode != "off":
     memtrail_hook.stop()
 gaps.sort()
 p99 = gaps[int(len(gaps) * 0.99)] if gaps else 0.0
-print(json.dumps({"objects": len(gc.get_objects()), "worst_ms": worst * 1000, "p99_ms": p99 * 1000}))
+print(json.dumps({"objects": len(gc.get_objects()), "worst_ms": worst * 1000, "p99_ms": p99 * 1000,
+                  "longest_call_ms": longest["call"] * 1000}))
 """
 
 
@@ -103,17 +121,18 @@ def main():
             if not markdown:
                 print(json.dumps(r), flush=True)
     if markdown:
-        print("| live objects | hook | longest pause ms | p99 gap ms | censuses | retention lines |")
-        print("| --- | --- | --- | --- | --- | --- |")
+        print("| live objects | hook | longest pause ms | p99 gap ms | longest gc call ms | censuses | retention lines |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
         names = {"off": "none", "census": "censuses", "chains": "censuses + chains"}
         for r in rows:
             print(
-                "| %s | %s | %.1f | %.1f | %d | %d |"
+                "| %s | %s | %.1f | %.1f | %.1f | %d | %d |"
                 % (
                     "{:,}".format(r["objects"]),
                     names[r["mode"]],
                     r["worst_ms"],
                     r["p99_ms"],
+                    r["longest_call_ms"],
                     r["censuses"],
                     r["retention_lines"],
                 )

@@ -652,6 +652,7 @@ pub(crate) fn python_pause(ctx: &Ctx) -> anyhow::Result<Table> {
             "hook",
             "longest pause ms",
             "p99 gap ms",
+            "longest gc call ms",
             "censuses",
             "retention lines",
         ],
@@ -663,7 +664,10 @@ pub(crate) fn python_pause(ctx: &Ctx) -> anyhow::Result<Table> {
     };
     let script = crate::workspace_root().join("xtask/bench/python_pause.py");
     let mut command = Command::new("python3");
-    command.arg(&script).args(["--seconds", seconds]).args(sizes);
+    command
+        .arg(&script)
+        .args(["--seconds", seconds])
+        .args(sizes);
     let out = command
         .output()
         .with_context(|| format!("python3 {}", script.display()))?;
@@ -686,6 +690,7 @@ pub(crate) fn python_pause(ctx: &Ctx) -> anyhow::Result<Table> {
             mode.to_owned(),
             format!("{:.1}", v["worst_ms"].as_f64().unwrap_or(0.0)),
             format!("{:.1}", v["p99_ms"].as_f64().unwrap_or(0.0)),
+            format!("{:.1}", v["longest_call_ms"].as_f64().unwrap_or(0.0)),
             v["censuses"].to_string(),
             v["retention_lines"].to_string(),
         ]);
