@@ -3,45 +3,81 @@
 //! analyze (text and JSON), diff and report; a steady program under the
 //! hook is no leak; the hook package's own tests.
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
+use memtrail_format::{ProcessId, Record};
 use serde_json::Value;
 
 use crate::util::*;
 
 /// `memtrail run --python-gc --interval INTERVAL -o OUT -- python3
-/// owners.py SECONDS SCENARIOS...`: the pid of each scenario.
-fn run_owners(out: &Path, interval: &str, seconds: &str, scenarios: &[&str]) -> Vec<(String, u32)> {
+/// owners.py STOP SCENARIOS...`, stopped (by creating the file STOP) once
+/// `enough` says the recording holds what the test needs for every
+/// scenario's pid: the pid of each scenario.
+fn run_owners(
+    out: &Path,
+    interval: &str,
+    scenarios: &[&str],
+    enough: impl Fn(&[Record], u32, &str) -> bool,
+) -> Vec<(String, u32)> {
     let script = program("owners.py");
-    let mut args = vec![
-        "run",
-        "--python-gc",
-        "--interval",
-        interval,
-        "-o",
-        out.to_str().unwrap(),
-        "--",
-        "python3",
-        script.to_str().unwrap(),
-        seconds,
-    ];
-    args.extend_from_slice(scenarios);
-    let o = memtrail().args(&args).output().expect("memtrail runs");
+    let stop = out.with_extension("stop");
+    let mut child = memtrail()
+        .args(["run", "--python-gc", "--interval", interval, "-o"])
+        .arg(out)
+        .args(["--", "python3"])
+        .arg(&script)
+        .arg(&stop)
+        .args(scenarios)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("memtrail runs");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut pids = Vec::new();
+    while pids.len() < scenarios.len() {
+        let line = lines
+            .next()
+            .expect("owners.py names its scenarios")
+            .unwrap();
+        if let Some((name, pid)) = line
+            .strip_prefix("scenario ")
+            .and_then(|rest| rest.split_once(" pid "))
+        {
+            pids.push((name.to_string(), pid.parse::<u32>().unwrap()));
+        }
+    }
+    wait_for("every scenario's censuses and retention", || {
+        let records = records(out);
+        pids.iter()
+            .all(|(name, pid)| enough(&records, *pid, name))
+            .then_some(())
+    });
+    std::fs::write(&stop, "").unwrap();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let o = child.wait_with_output().expect("memtrail ends");
     assert!(o.status.success(), "run failed: {}", stderr(&o));
-    let printed = stdout(&o);
     assert!(
-        printed.contains("done"),
-        "owners.py did not finish: {printed}"
+        rest.iter().any(|l| l == "done"),
+        "owners.py did not finish: {rest:?}"
     );
-    printed
-        .lines()
-        .filter_map(|l| {
-            let rest = l.strip_prefix("scenario ")?;
-            let (name, pid) = rest.split_once(" pid ")?;
-            Some((name.to_string(), pid.parse().ok()?))
-        })
-        .collect()
+    pids
+}
+
+/// Censuses of `pid`, and retention frames of `pid` for `key`.
+fn counts(records: &[Record], pid: u32, key: &str) -> (usize, usize) {
+    let mine = |p: Option<ProcessId>| p.map(|p| p.pid) == Some(pid);
+    let censuses = records
+        .iter()
+        .filter(|r| matches!(r, Record::Census(c) if mine(c.process)))
+        .count();
+    let retentions = records
+        .iter()
+        .filter(|r| matches!(r, Record::Retention(x) if mine(x.process) && x.key == key))
+        .count();
+    (censuses, retentions)
 }
 
 fn pid_of(pids: &[(String, u32)], scenario: &str) -> u32 {
@@ -125,7 +161,18 @@ fn python_gc_names_the_root_type_first_and_the_chain_that_keeps_it() {
     // The first scenario runs in the parent, each other one in a worker it
     // forks: every one is reported under its own pid.
     let scenarios = ["registry", "class-cache", "logging", "cycle", "churn"];
-    let pids = run_owners(&out, "100ms", "6", &scenarios);
+    let root_of = |scenario: &str| match scenario {
+        "registry" => "__main__.Session",
+        "class-cache" => "__main__.Entry",
+        "logging" => "__main__.CallbackHandler",
+        "cycle" => "__main__.Parent",
+        _ => "__main__.Order",
+    };
+    // Enough points to judge, and the root measured a few times.
+    let pids = run_owners(&out, "100ms", &scenarios, |records, pid, scenario| {
+        let (censuses, retentions) = counts(records, pid, root_of(scenario));
+        censuses >= 50 && retentions >= 3
+    });
     let analysis = analyze_json(&out);
 
     // A module-level dict of Sessions, each owning containers and Childs.
@@ -264,9 +311,11 @@ fn python_gc_names_the_root_type_first_and_the_chain_that_keeps_it() {
 fn a_steady_program_under_the_hook_is_no_leak_census_included() {
     let dir = tempdir();
     let out = dir.path().join("steady.mtr");
-    // Censuses every 50 ms and a round of chains every second: the hook
-    // itself must not make the program grow.
-    let pids = run_owners(&out, "50ms", "10", &["steady"]);
+    // Censuses every 50 ms (200 of them) and rounds of chains at most
+    // every second: the hook itself must not make the program grow.
+    let pids = run_owners(&out, "50ms", &["steady"], |records, pid, _| {
+        counts(records, pid, "").0 >= 200
+    });
     let analysis = analyze_json(&out);
     let pid = pid_of(&pids, "steady");
     let p = verdict_of(&analysis, pid);
@@ -278,12 +327,10 @@ fn a_steady_program_under_the_hook_is_no_leak_census_included() {
         .filter(|f| f["verdict"] == "leak")
         .collect();
     assert!(leaks.is_empty(), "{leaks:#?}");
-    // The hook did count: censuses of that process are there.
-    let censuses = records(&out)
-        .iter()
-        .filter(|r| matches!(r, memtrail_format::Record::Census(c) if c.process.map(|p| p.pid) == Some(pid)))
-        .count();
-    assert!(censuses >= 100, "{censuses} censuses");
+    // The hook did run: its censuses are there, and its rounds of chains
+    // (the program's types only grow while its cache fills).
+    let (censuses, _) = counts(&records(&out), pid, "");
+    assert!(censuses >= 200, "{censuses} censuses");
 }
 
 #[test]

@@ -2,12 +2,13 @@
 through its own containers, counted by type (`each Session holds ~20 dict,
 3 list`). Shared objects (reached from more than one sampled instance:
 a configuration, a parent) are not counted, and the walk does not enter
-modules, classes, functions' globals or types that are not growing."""
+modules, classes, functions' globals, nor instances of the program's
+classes that do not grow (a shared service, a registry)."""
 
 import gc
 import types
 
-from .census import type_name
+from .census import is_native, type_name
 
 # Objects visited at most per instance.
 MAX_OBJECTS = 2000
@@ -17,8 +18,9 @@ _STOP = (type, types.ModuleType, types.FrameType, types.CodeType)
 
 def holdings(samples, growing, static_ids):
     """Average objects held per instance, by type name, over `samples`
-    (instances of one type), most first; only types in `growing` (names)
-    are entered, objects in `static_ids` (module and class dicts) never."""
+    (instances of one type), most first. Built-in objects are entered, and
+    instances of classes whose names are in `growing`; objects in
+    `static_ids` (module and class dicts) never."""
     if not samples:
         return []
     own_type = type(samples[0])
@@ -44,7 +46,7 @@ def holdings(samples, growing, static_ids):
                 if isinstance(c, _STOP) or t is own_type:
                     continue
                 name = type_name(t)
-                if name not in growing:
+                if not is_native(t) and name not in growing:
                     continue
                 seen[i] = None
                 counted[i] = name

@@ -1,6 +1,9 @@
 """Leaks whose owner --python-gc must name: the type that accumulates (the
 root) and the chain of references that keeps it alive.
-Usage: owners.py SECONDS SCENARIO [SCENARIO...]
+Usage: owners.py STOP SCENARIO [SCENARIO...]
+
+STOP is a number of seconds, or a file whose appearance ends the work (90
+seconds at most): a test stops it once the recording shows what it needs.
 
 The first scenario runs in this process; each further one runs in a child
 forked at the start (as in a worker pool), which prints
@@ -129,18 +132,23 @@ SCENARIOS = {
 }
 
 
-def run(name, seconds):
+def run(name, stop):
     work = SCENARIOS[name]
-    end = time.monotonic() + seconds
+    try:
+        end, stop_file = time.monotonic() + float(stop), None
+    except ValueError:
+        end, stop_file = time.monotonic() + 90, stop
     i = 0
     while time.monotonic() < end:
+        if stop_file is not None and i % 10 == 0 and os.path.exists(stop_file):
+            break
         work(i)
         i += 1
         time.sleep(0.02)
 
 
 def main():
-    seconds = float(sys.argv[1])
+    seconds = sys.argv[1]
     names = sys.argv[2:]
     children = []
     for name in names[1:]:
