@@ -173,6 +173,8 @@ def tracemalloc_census(frames, skipped):
                 # Callers by file name only: the line says where.
                 name = os.path.basename(name)
             parts.append("%s:%d" % (name, frame.lineno))
+        if not parts:
+            continue
         key = " > ".join(parts)
         counts[key] = counts.get(key, 0) + stat.size
         if len(counts) >= TOP:
