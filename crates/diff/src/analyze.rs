@@ -987,6 +987,76 @@ mod tests {
         assert!(p.finding("census:gc:dict").is_none());
     }
 
+    fn retention(key: &str, owners: &[(&str, u64)], holds: &[(&str, u64)]) -> Record {
+        let counts = |list: &[(&str, u64)]| {
+            list.iter()
+                .map(|(k, n)| CensusCount {
+                    key: k.to_string(),
+                    count: *n,
+                })
+                .collect()
+        };
+        Record::Retention(memtrail_format::Retention {
+            time_us: 20_000_000,
+            process: Some(ID),
+            source: "gc".into(),
+            key: key.into(),
+            native: !key.contains('.'),
+            sampled: 4,
+            owners: counts(owners),
+            holds: counts(holds),
+            chains: vec![RetentionChain {
+                steps: vec!["app.SESSIONS".into(), "[<key>]".into()],
+                instances: 4,
+            }],
+        })
+    }
+
+    #[test]
+    fn the_root_comes_first_and_no_cap_drops_it() {
+        // A Session a second, each owning 20 dicts and 3 Childs; 20 built-in
+        // types churning upwards much faster.
+        let mut a = Analyzer::new();
+        for i in 0..40u64 {
+            a.add(sample(i));
+            let mut counts: Vec<(String, u64)> = vec![
+                ("app.Session".into(), 100 + 60 * i),
+                ("app.Child".into(), 300 + 180 * i),
+            ];
+            for k in 0..20u64 {
+                counts.push((format!("builtin{k}"), 10_000 + (1000 + k) * i));
+            }
+            a.add(census(i, "gc", counts));
+            if i == 20 {
+                a.add(retention(
+                    "app.Session",
+                    &[],
+                    &[("dict", 20), ("app.Child", 3)],
+                ));
+                a.add(retention("app.Child", &[("app.Session", 4)], &[]));
+            }
+        }
+        let p = a.analysis().processes.remove(0);
+        let census: Vec<&Finding> = p
+            .findings
+            .iter()
+            .filter(|f| f.kind == Kind::Census)
+            .collect();
+        assert_eq!(census[0].series, "census:gc:app.Session");
+        assert_eq!(census[0].role, Some(Role::Root));
+        assert_eq!(census[0].retained_by[0].steps, ["app.SESSIONS", "[<key>]"]);
+        assert_eq!(census[0].holds[0].key, "dict");
+        let child = p
+            .finding("census:gc:app.Child")
+            .expect("kept: held by the root");
+        assert_eq!(
+            (child.role, child.held_by.as_deref()),
+            (Some(Role::Held), Some("app.Session"))
+        );
+        // 16 besides the root.
+        assert_eq!(census.len(), 1 + CENSUS_FINDINGS_PER_SOURCE);
+    }
+
     #[test]
     fn census_growth_below_the_threshold_is_no_leak() {
         // +39 objects over the recording: under the 50 that matter.
