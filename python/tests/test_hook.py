@@ -165,6 +165,26 @@ class Tracemalloc(unittest.TestCase):
         self.assertTrue(any("test_hook.py:%d" % (caller_a.__code__.co_firstlineno + 1) in k for k in keys))
         del a, b
 
+    def test_the_fast_grouping_agrees_with_tracemalloc_statistics(self):
+        tracemalloc.start(3)
+        try:
+            kept = caller_a()
+            snapshot = tracemalloc.take_snapshot()
+        finally:
+            tracemalloc.stop()
+
+        class Plain:
+            # Without the raw traces: `statistics` it is.
+            traces = None
+
+            def statistics(self, group):
+                return snapshot.statistics(group)
+
+        fast = census._grouped(snapshot, 3)
+        slow = census._grouped(Plain(), 3)
+        self.assertEqual(sorted(fast), sorted(slow))
+        del kept
+
 
 class Runner(unittest.TestCase):
     def test_the_thread_writes_censuses_and_retention_and_stops(self):
