@@ -348,3 +348,68 @@ fn the_python_hook_package_passes_its_own_tests() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// The 1-based line of `tests/programs/NAME` that holds `mark`.
+fn line_of(name: &str, mark: &str) -> usize {
+    let text = std::fs::read_to_string(program(name)).unwrap();
+    1 + text
+        .lines()
+        .position(|l| l.contains(mark))
+        .unwrap_or_else(|| panic!("{name} has no line marked {mark}"))
+}
+
+#[test]
+fn python_tracemalloc_attributes_a_shared_helper_to_the_caller_that_leaks() {
+    let dir = tempdir();
+    let out = dir.path().join("helper.mtr");
+    let script = program("shared_helper.py");
+    let o = memtrail()
+        .args(["run", "--python-tracemalloc", "--interval", "100ms", "-o"])
+        .arg(&out)
+        .args(["--", "python3"])
+        .arg(&script)
+        .arg("6")
+        .output()
+        .expect("memtrail runs");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let alloc = format!(
+        "shared_helper.py:{}",
+        line_of("shared_helper.py", "# ALLOC")
+    );
+    let leaking = format!(
+        "shared_helper.py:{} > ",
+        line_of("shared_helper.py", "# LEAKING CALLER")
+    );
+    let churning = format!(
+        "shared_helper.py:{} > ",
+        line_of("shared_helper.py", "# CHURNING CALLER")
+    );
+    let analysis = analyze_json(&out);
+    let findings: Vec<(String, String)> = analysis["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["findings"].as_array().unwrap().iter())
+        .filter(|f| f["kind"] == "census")
+        .map(|f| {
+            (
+                f["series"].as_str().unwrap().to_string(),
+                f["verdict"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    // The helper's line, reached from the caller that keeps its buffers.
+    assert!(
+        findings
+            .iter()
+            .any(|(s, v)| s.ends_with(&alloc) && s.contains(&leaking) && v == "leak"),
+        "{findings:?}"
+    );
+    // The caller that drops them is not a leak.
+    assert!(
+        !findings
+            .iter()
+            .any(|(s, v)| s.contains(&churning) && v == "leak"),
+        "{findings:?}"
+    );
+}
