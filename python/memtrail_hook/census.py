@@ -66,7 +66,7 @@ def gc_census(wanted=None, per_type=0, seen=None):
             continue
         i = id(o)
         known = ids.setdefault(name, set())
-        if len(known) < 100000:
+        if len(known) < 20000:
             known.add(i)
         if seen is not None and i not in seen.get(name, ()):
             got = fresh.setdefault(name, [])

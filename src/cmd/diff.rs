@@ -331,7 +331,12 @@ fn events_between(path: &Path, from_us: u64, to_us: u64) -> anyhow::Result<Event
                 }
             }
             Record::Retention(r) if r.time_us <= to_us => {
-                retentions.insert((r.process, r.source.clone(), r.key.clone()), r);
+                let key = (r.process, r.source.clone(), r.key.clone());
+                let r = match retentions.get(&key) {
+                    Some(old) => memtrail_diff::roots::newer(old, r),
+                    None => r,
+                };
+                retentions.insert(key, r);
             }
             Record::Marker(m)
                 if (from_us..=to_us).contains(&m.time_us) && markers.len() < MAX_MARKERS =>

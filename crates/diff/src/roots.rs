@@ -47,7 +47,7 @@ impl Retentions {
     pub(crate) fn add(&mut self, r: Retention) {
         let list = self.by_source.entry(r.source.clone()).or_default();
         if let Some(old) = list.iter_mut().find(|o| o.key == r.key) {
-            *old = r;
+            *old = newer(old, r);
             return;
         }
         if list.len() >= RETENTIONS_PER_SOURCE {
@@ -73,6 +73,17 @@ impl Retentions {
     pub(crate) fn has(&self, source: &str, key: &str) -> bool {
         self.get(source, key).is_some()
     }
+}
+
+/// `new` in place of `old` (the same type), keeping the chains and owners
+/// of `old` when the walk that made `new` found none (it ran out of time):
+/// a round that learnt nothing does not erase what the one before learnt.
+pub fn newer(old: &Retention, mut new: Retention) -> Retention {
+    if new.chains.is_empty() && !old.chains.is_empty() {
+        new.chains = old.chains.clone();
+        new.owners = old.owners.clone();
+    }
+    new
 }
 
 /// Whether a census key names a built-in type (`dict`, `list`,
@@ -161,4 +172,54 @@ pub(crate) fn arrange(
 /// `app.cache.SESSIONS → [<key>]`.
 pub fn chain_text(chain: &RetentionChain) -> String {
     chain.steps.join(" → ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use memtrail_format::CensusCount;
+
+    fn retention(time_us: u64, chains: &[&[&str]]) -> Retention {
+        Retention {
+            time_us,
+            process: None,
+            source: "gc".into(),
+            key: "app.Session".into(),
+            native: false,
+            sampled: 4,
+            owners: if chains.is_empty() {
+                vec![]
+            } else {
+                vec![CensusCount {
+                    key: "app.Registry".into(),
+                    count: 4,
+                }]
+            },
+            holds: vec![],
+            chains: chains
+                .iter()
+                .map(|steps| RetentionChain {
+                    steps: steps.iter().map(|s| s.to_string()).collect(),
+                    instances: 4,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_round_without_chains_keeps_the_chains_of_the_one_before() {
+        let mut r = Retentions::default();
+        r.add(retention(1, &[&["app.SESSIONS", "[<key>]"]]));
+        r.add(retention(2, &[]));
+        let kept = r.get("gc", "app.Session").unwrap();
+        assert_eq!(kept.time_us, 2);
+        assert_eq!(kept.chains[0].steps, ["app.SESSIONS", "[<key>]"]);
+        assert_eq!(kept.owners[0].key, "app.Registry");
+        // A round with chains replaces them.
+        r.add(retention(3, &[&["app.OTHER"]]));
+        assert_eq!(
+            r.get("gc", "app.Session").unwrap().chains[0].steps,
+            ["app.OTHER"]
+        );
+    }
 }
