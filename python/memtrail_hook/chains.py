@@ -17,9 +17,11 @@ import types
 
 from .census import is_builtin, type_name
 
-# Levels of referrers walked at most, and objects per level.
+# Levels of referrers walked at most, objects per level, and objects per
+# gc.get_referrers call (its cost grows with their number past ~16).
 MAX_DEPTH = 12
-MAX_FRONTIER = 200
+MAX_FRONTIER = 64
+CHUNK = 16
 # Longest concrete key or name shown in a step.
 MAX_NAME = 60
 
@@ -268,53 +270,61 @@ def walk(samples, deadline, hook_files, ignore_ids):
     depth = 0
     while frontier and open_origins and depth < MAX_DEPTH and time.monotonic() < deadline:
         depth += 1
-        targets = tuple(nodes[i] for i in list(frontier)[:MAX_FRONTIER])
-        skip.add(id(targets))
-        referrers = gc.get_referrers(*targets)
-        skip.add(id(referrers))
-        target_ids = {id(t) for t in targets}
+        level = list(frontier)[:MAX_FRONTIER]
         next_frontier = {}
-        for r in referrers:
-            rid = id(r)
-            if rid in skip:
-                continue
-            if isinstance(r, types.FrameType):
-                if r.f_code.co_filename in hook_files:
-                    continue
-            held = [c for c in gc.get_referents(r) if id(c) in target_ids]
-            if not held:
-                continue
-            if rid not in nodes:
-                nodes[rid] = r
-            anchor = (
-                isinstance(r, _ANCHOR_TYPES)
-                or isinstance(r, types.FrameType)
-                or rid in module_dicts
-            )
-            for c in held:
-                for origin in frontier.get(id(c), ()):
-                    if origin not in open_origins:
-                        continue
-                    mine = below.setdefault(rid, {})
-                    if origin in mine:
-                        continue
-                    mine[origin] = id(c)
-                    if anchor:
-                        path = path_of(rid, origin)
-                        try:
-                            results[origin] = (
-                                _name(path, module_dicts),
-                                _owner(path, samples[origin]),
-                            )
-                        except Exception:
-                            results[origin] = None
-                        open_origins.discard(origin)
-                    else:
-                        next_frontier.setdefault(rid, set()).add(origin)
+        # gc.get_referrers compares every reference in the heap with each
+        # target: a call per few targets keeps each pause to about one
+        # pass over the heap.
+        for start in range(0, len(level), CHUNK):
             if time.monotonic() >= deadline:
                 break
-        referrers = None
-        targets = None
+            targets = tuple(nodes[i] for i in level[start : start + CHUNK])
+            skip.add(id(targets))
+            referrers = gc.get_referrers(*targets)
+            skip.add(id(referrers))
+            target_ids = {id(t) for t in targets}
+            for r in referrers:
+                rid = id(r)
+                if rid in skip:
+                    continue
+                if isinstance(r, types.FrameType):
+                    if r.f_code.co_filename in hook_files:
+                        continue
+                held = [c for c in gc.get_referents(r) if id(c) in target_ids]
+                if not held:
+                    continue
+                if rid not in nodes:
+                    nodes[rid] = r
+                anchor = (
+                    isinstance(r, _ANCHOR_TYPES)
+                    or isinstance(r, types.FrameType)
+                    or rid in module_dicts
+                )
+                for c in held:
+                    for origin in frontier.get(id(c), ()):
+                        if origin not in open_origins:
+                            continue
+                        mine = below.setdefault(rid, {})
+                        if origin in mine:
+                            continue
+                        mine[origin] = id(c)
+                        if anchor:
+                            path = path_of(rid, origin)
+                            try:
+                                results[origin] = (
+                                    _name(path, module_dicts),
+                                    _owner(path, samples[origin]),
+                                )
+                            except Exception:
+                                results[origin] = None
+                            open_origins.discard(origin)
+                        else:
+                            next_frontier.setdefault(rid, set()).add(origin)
+                held = None
+                if time.monotonic() >= deadline:
+                    break
+            referrers = None
+            targets = None
         frontier = {
             k: {o for o in v if o in open_origins} for k, v in next_frontier.items()
         }
