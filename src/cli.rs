@@ -230,8 +230,8 @@ const DUMP_ABOUT: &str = "\
 Print every frame of a recording as newline-delimited JSON, for jq.
 
 The first line is the header (`\"type\": \"header\"`); each following line is
-one record (`process`, `system`, `exit`, `marker`, `census`, `notice`,
-`end`) with
+one record (`process`, `system`, `exit`, `marker`, `census`, `retention`,
+`notice`, `end`) with
 the byte `offset` of its frame and its `encoding` (keyframe, delta, plain).
 Delta frames are printed as the full sample they decode to. A torn tail (a
 recorder killed mid-write) or a damaged frame is reported on standard
