@@ -8,7 +8,7 @@ import threading
 import time
 
 from . import census
-from .channel import Channel, Gone, encode, fitting, MAX_LINE
+from .channel import MAX_LINE, Channel, encode, fitting
 from .chains import merge, walk
 from .owners import holdings
 
@@ -92,8 +92,9 @@ class Runner:
         """One census line: the keys in `first` (the growing types chains
         were taken for, so their series exist), then the largest counts."""
         first = [k for k in first if k in counts]
+        listed = set(first)
         rest = sorted(
-            ((k, v) for k, v in counts.items() if k not in set(first)),
+            ((k, v) for k, v in counts.items() if k not in listed),
             key=lambda kv: (-kv[1], kv[0]),
         )
 
