@@ -129,6 +129,9 @@ class Runner:
         self.send_census(channel, "gc", counts, first)
         if not due:
             return
+        # The census pass is paid for by the census's own spacing; a round
+        # of chains waits for what it added.
+        walked = time.monotonic()
         events = []
         try:
             if samples:
@@ -143,7 +146,7 @@ class Runner:
             name = event["retention"]["type"]
             if name not in self.sticky:
                 self.sticky = (self.sticky + [name])[-STICKY:]
-        spent = time.monotonic() - now
+        spent = time.monotonic() - walked
         # A round of chains takes at most ~5% of the program's time.
         self.next_chains = time.monotonic() + max(self.chains_every, 19 * spent)
 
