@@ -65,7 +65,7 @@ pub use analyze::{
     series_values, Analysis, Analyzer, FdKindGrowth, Finding, Kind, ProcessVerdict, Projection,
     RegionGrowth, TrendLine, SERIES_NAMES,
 };
-pub use census::{attach_retention, compare_censuses, CensusChange, CensusDiff};
+pub use census::{attach_retention, compare_censuses, counts_bytes, CensusChange, CensusDiff};
 pub use compare::{
     command_of, compare, compare_fds, target_group, FdChanges, Figure, KindChange, Presence,
     ProcessDiff, TargetCount,

@@ -21,6 +21,8 @@ pub(crate) mod kind {
     pub(crate) const MARKER: u8 = 0x40;
     pub(crate) const CENSUS: u8 = 0x41;
     pub(crate) const RETENTION: u8 = 0x42;
+    pub(crate) const NATIVE_STACK: u8 = 0x43;
+    pub(crate) const NATIVE_MODULE: u8 = 0x44;
     pub(crate) const NOTICE: u8 = 0x50;
     pub(crate) const END: u8 = 0x7F;
 
@@ -35,6 +37,8 @@ pub(crate) mod kind {
             MARKER => "marker",
             CENSUS => "census",
             RETENTION => "retention",
+            NATIVE_STACK => "native stack",
+            NATIVE_MODULE => "native module",
             NOTICE => "notice",
             END => "end",
             _ => "unknown",

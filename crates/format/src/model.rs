@@ -533,6 +533,8 @@ pub enum Record {
     Marker(Marker),
     Census(Census),
     Retention(Retention),
+    NativeStack(crate::native::NativeStack),
+    NativeModule(crate::native::NativeModule),
     Notice(Notice),
     End(End),
 }
@@ -547,6 +549,8 @@ impl Record {
             Record::Marker(m) => m.time_us,
             Record::Census(c) => c.time_us,
             Record::Retention(r) => r.time_us,
+            Record::NativeStack(s) => s.time_us,
+            Record::NativeModule(m) => m.time_us,
             Record::Notice(n) => n.time_us,
             Record::End(e) => e.time_us,
         }

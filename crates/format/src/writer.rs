@@ -98,6 +98,16 @@ impl<W: Write> Writer<W> {
                 &wire::RetentionWire::from_model(r),
                 "retention",
             ),
+            Record::NativeStack(s) => self.write_payload(
+                kind::NATIVE_STACK,
+                &crate::native::NativeStackWire::from_model(s),
+                "native stack",
+            ),
+            Record::NativeModule(m) => self.write_payload(
+                kind::NATIVE_MODULE,
+                &crate::native::NativeModuleWire::from_model(m),
+                "native module",
+            ),
             Record::Notice(n) => {
                 self.write_payload(kind::NOTICE, &wire::NoticeWire::from_model(n), "notice")
             }
