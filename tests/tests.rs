@@ -20,6 +20,7 @@ mod events;
 mod faults;
 mod moments;
 mod native;
+mod owners;
 mod runtime_scenarios;
 mod security;
 mod serve;
