@@ -13,10 +13,7 @@ pub fn run(args: DumpArgs) -> anyhow::Result<u8> {
     let mut header = serde_json::to_value(input.reader.header())?;
     if let Some(obj) = header.as_object_mut() {
         obj.insert("type".into(), "header".into());
-        obj.insert(
-            "format_version".into(),
-            memtrail_format::FORMAT_VERSION.into(),
-        );
+        obj.insert("format_version".into(), input.reader.version().into());
     }
     serde_json::to_writer(&mut out, &header)?;
     out.write_all(b"\n")?;

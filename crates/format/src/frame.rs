@@ -11,7 +11,7 @@ pub(crate) const SYNC: [u8; 2] = [0x4D, 0x46];
 /// Sync (2), kind (1), flags (1), payload length (4), CRC-32 (4).
 pub(crate) const FRAME_HEADER_LEN: usize = 12;
 
-/// Frame kinds of format version 1.
+/// Frame kinds.
 pub(crate) mod kind {
     pub(crate) const HEADER: u8 = 0x01;
     pub(crate) const KEYFRAME: u8 = 0x10;
@@ -21,6 +21,8 @@ pub(crate) mod kind {
     pub(crate) const MARKER: u8 = 0x40;
     pub(crate) const CENSUS: u8 = 0x41;
     pub(crate) const NOTICE: u8 = 0x50;
+    /// Version 2 only: compressed records.
+    pub(crate) const BLOCK: u8 = 0x60;
     pub(crate) const END: u8 = 0x7F;
 
     /// What a kind is called in messages.
@@ -34,6 +36,7 @@ pub(crate) mod kind {
             MARKER => "marker",
             CENSUS => "census",
             NOTICE => "notice",
+            BLOCK => "block",
             END => "end",
             _ => "unknown",
         }
