@@ -1,22 +1,24 @@
-//! Where recordings come from: a file, standard input, or a file that is
-//! still being written (`--follow`).
+//! Where recordings come from: a file, standard input, a file that is
+//! still being written (`--follow`), or several files read as one: a
+//! directory of segments written by `record --rotate`, or files named one
+//! after the other.
 
 use std::fs::File;
 use std::io::{BufReader, IsTerminal, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
-use memtrail_format::{Reader, Record};
+use anyhow::{bail, Context};
+use memtrail_format::{Frame, Header, ReadError, Reader, Record, Warning};
 
 /// An opened recording, named for messages.
 pub struct Input {
     pub name: String,
     /// Standard input or a followed file: data may still be arriving.
     pub live: bool,
-    pub reader: Reader<BufReader<Box<dyn Read + Send>>>,
+    pub reader: Segments,
 }
 
 /// Refuses `-` when standard input is a terminal: a recording has to be
@@ -31,25 +33,234 @@ pub fn refuse_terminal_stdin(path: &Path, example: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Opens `path` (`-` for standard input). With `follow`, end of file means
-/// "wait for more" until `stop` is set.
-pub fn open(path: &Path, follow: Option<Arc<AtomicBool>>) -> anyhow::Result<Input> {
-    let stdin = path.as_os_str() == "-";
-    let (name, source): (String, Box<dyn Read + Send>) = if stdin {
-        ("standard input".into(), Box::new(std::io::stdin()))
-    } else {
-        let file = File::open(path)
-            .with_context(|| format!("cannot open recording {}", path.display()))?;
-        let name = path.display().to_string();
-        match follow.clone() {
-            Some(stop) => (name, Box::new(Follow { file, stop })),
-            None => (name, Box::new(file)),
+/// The files a list of inputs names: a directory stands for its `.mtr`
+/// files in name order (the order `record --rotate` numbers its segments).
+pub fn expand(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for path in inputs {
+        if path.as_os_str() == "-" {
+            if inputs.len() > 1 {
+                bail!("`-` (standard input) cannot be read together with other recordings");
+            }
+            files.push(path.clone());
+        } else if path.is_dir() {
+            let segments = segments_in(path)?;
+            if segments.is_empty() {
+                bail!(
+                    "{} is a directory without recordings (.mtr files): name a recording, or the \
+                     directory `memtrail record --rotate` wrote",
+                    path.display()
+                );
+            }
+            files.extend(segments);
+        } else {
+            files.push(path.clone());
         }
+    }
+    Ok(files)
+}
+
+/// The `.mtr` files of a directory, sorted by name.
+pub fn segments_in(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut segments = Vec::new();
+    let entries = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot list directory {}", dir.display()))?;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("cannot list directory {}", dir.display()))?;
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "mtr") && path.is_file() {
+            segments.push(path);
+        }
+    }
+    segments.sort();
+    Ok(segments)
+}
+
+/// Opens `path` (`-` for standard input, a directory for its segments)
+/// and the `more` recordings to read after it, as one recording. With
+/// `follow` (one file only), end of file means "wait for more" until
+/// `stop` is set.
+pub fn open(
+    path: &Path,
+    more: &[PathBuf],
+    follow: Option<Arc<AtomicBool>>,
+) -> anyhow::Result<Input> {
+    let mut inputs = vec![path.to_path_buf()];
+    inputs.extend_from_slice(more);
+    let files = expand(&inputs)?;
+    let stdin = path.as_os_str() == "-";
+    let several = files.len() > 1 || path.is_dir();
+    if several && follow.is_some() {
+        bail!("--follow reads one growing file, not a directory or several recordings");
+    }
+    let name = if stdin {
+        "standard input".to_string()
+    } else if inputs.len() == 1 {
+        path.display().to_string()
+    } else {
+        format!("{} and {} more", path.display(), inputs.len() - 1)
     };
     let live = stdin || follow.is_some();
-    let reader = Reader::new(BufReader::with_capacity(64 * 1024, source))
+    let reader = Segments::open(files, several, follow)
         .with_context(|| format!("cannot read recording {name}"))?;
     Ok(Input { name, live, reader })
+}
+
+/// Opens one recording file (or `-`) for reading.
+fn open_one(
+    path: &Path,
+    follow: Option<Arc<AtomicBool>>,
+) -> Result<Reader<BufReader<Box<dyn Read + Send>>>, ReadError> {
+    let source: Box<dyn Read + Send> = if path.as_os_str() == "-" {
+        Box::new(std::io::stdin())
+    } else {
+        let file = File::open(path).map_err(|error| ReadError::Open {
+            path: path.to_path_buf(),
+            error,
+        })?;
+        match follow {
+            Some(stop) => Box::new(Follow { file, stop }),
+            None => Box::new(file),
+        }
+    };
+    let reader = Reader::new(BufReader::with_capacity(64 * 1024, source));
+    if path.as_os_str() == "-" {
+        reader
+    } else {
+        reader.map_err(|e| e.with_path(path))
+    }
+}
+
+/// Several recording files read one after the other as one recording:
+/// the header is the first file's, the end frames of all but the last file
+/// are dropped (a segment ends where the next begins), and each file's
+/// damage is reported with its name. A file that cannot be read at all
+/// (a segment deleted by retention while it was listed, one cut short
+/// inside its header by a crash) is skipped with a warning, unless no
+/// file can be read.
+pub struct Segments {
+    current: Reader<BufReader<Box<dyn Read + Send>>>,
+    /// The current file's name, when there are several.
+    current_name: Option<String>,
+    rest: std::vec::IntoIter<PathBuf>,
+    header: Header,
+    version: u16,
+    warnings: Vec<Warning>,
+}
+
+impl Segments {
+    fn open(
+        files: Vec<PathBuf>,
+        several: bool,
+        follow: Option<Arc<AtomicBool>>,
+    ) -> Result<Segments, ReadError> {
+        let mut rest = files.into_iter();
+        let mut warnings = Vec::new();
+        let mut first_error = None;
+        while let Some(path) = rest.next() {
+            match open_one(&path, follow.clone()) {
+                Ok(current) => {
+                    let header = current.header().clone();
+                    let version = current.version();
+                    return Ok(Segments {
+                        current,
+                        current_name: several.then(|| path.display().to_string()),
+                        rest,
+                        header,
+                        version,
+                        warnings,
+                    });
+                }
+                Err(error) if several => {
+                    warnings.push(skipped(&path, &error));
+                    first_error.get_or_insert(error);
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Err(first_error.expect("expand gives at least one file"))
+    }
+
+    /// The recording's header: the first file's.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The format version of the first file.
+    pub fn version(&self) -> u16 {
+        self.version
+    }
+
+    /// The file being read, when several are read as one.
+    pub fn current_file(&self) -> Option<&str> {
+        self.current_name.as_deref()
+    }
+
+    /// What the readers skipped since this was last asked.
+    pub fn take_warnings(&mut self) -> Vec<Warning> {
+        self.collect_warnings();
+        std::mem::take(&mut self.warnings)
+    }
+
+    fn collect_warnings(&mut self) {
+        for mut w in self.current.take_warnings() {
+            if let Some(name) = &self.current_name {
+                w.message = format!("{name}: {}", w.message);
+            }
+            self.warnings.push(w);
+        }
+    }
+
+    /// Moves on to the next file that opens; false when none is left.
+    fn next_file(&mut self) -> bool {
+        self.collect_warnings();
+        for path in self.rest.by_ref() {
+            match open_one(&path, None) {
+                Ok(reader) => {
+                    self.current = reader;
+                    self.current_name = Some(path.display().to_string());
+                    return true;
+                }
+                Err(error) => self.warnings.push(skipped(&path, &error)),
+            }
+        }
+        false
+    }
+}
+
+/// The warning for a file of several that cannot be read at all.
+fn skipped(path: &Path, error: &ReadError) -> Warning {
+    Warning {
+        offset: 0,
+        kind: memtrail_format::WarningKind::Corrupt,
+        message: format!(
+            "{} was skipped: {error} (the rest of the recording is read)",
+            path.display()
+        ),
+    }
+}
+
+impl Iterator for Segments {
+    type Item = Result<Frame, ReadError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            match self.current.next() {
+                Some(Ok(frame))
+                    if matches!(frame.record, Record::End(_)) && self.rest.len() > 0 =>
+                {
+                    // The end of a segment, not of the recording.
+                    continue;
+                }
+                Some(item) => return Some(item),
+                None => {
+                    if !self.next_file() {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl Input {
@@ -90,7 +301,7 @@ impl Input {
 
 /// Tells on standard error what `reader` of the recording `name` skipped
 /// since it was last asked.
-pub fn warn<R: Read>(name: &str, reader: &mut Reader<R>) {
+pub fn warn(name: &str, reader: &mut Segments) {
     for w in reader.take_warnings() {
         eprintln!("memtrail: warning: {name}: {}", w.message);
     }

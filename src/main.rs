@@ -8,6 +8,7 @@ mod events;
 mod input;
 mod output;
 mod recorder;
+mod rotate;
 mod signals;
 mod status;
 

@@ -7,7 +7,7 @@ use anyhow::Context;
 use crate::cli::DumpArgs;
 
 pub fn run(args: DumpArgs) -> anyhow::Result<u8> {
-    let mut input = crate::input::open(&args.input, None)?;
+    let mut input = crate::input::open(&args.input, &args.more, None)?;
     let mut out = BufWriter::new(std::io::stdout().lock());
 
     let mut header = serde_json::to_value(input.reader.header())?;
@@ -26,6 +26,9 @@ pub fn run(args: DumpArgs) -> anyhow::Result<u8> {
         if let Some(obj) = v.as_object_mut() {
             obj.insert("offset".into(), frame.offset.into());
             obj.insert("encoding".into(), serde_json::to_value(frame.encoding)?);
+            if let Some(file) = input.reader.current_file() {
+                obj.insert("file".into(), file.into());
+            }
         }
         serde_json::to_writer(&mut out, &v)?;
         out.write_all(b"\n")?;
