@@ -78,9 +78,9 @@ const EVENTS_POLL: Duration = Duration::from_millis(100);
 
 /// Samples until a limit, the hook or a signal says stop, writing every
 /// tick as it is taken, and the events read from `events` (if any) as they
-/// arrive. `between_ticks`, if any, is called after each tick is written
-/// with the process samples written so far (`record --rotate` starts new
-/// segments there).
+/// arrive. `between_ticks`, if any, is called before each tick but the
+/// first is written, with the process samples written so far (`record
+/// --rotate` starts new segments there, so no segment is left empty).
 ///
 /// Write errors end the loop and are returned; the caller has already told
 /// the user where the file is, and everything flushed before is readable.
@@ -124,15 +124,19 @@ pub fn sample_loop<W: Write>(
                 memtrail_report::printable(&notice.message)
             ));
         }
+        // Between the last tick and this one, never after the last: a
+        // new segment always gets a tick.
+        if finished.ticks > 0 {
+            if let Some(between) = between_ticks.as_deref_mut() {
+                between(writer, finished.samples)?;
+            }
+        }
         write_tick(writer, &mut tick, &mut finished)
             .with_context(|| format!("cannot write the recording to {output_name}"))?;
         put_events(writer, &mut events, false)
             .with_context(|| format!("cannot write the recording to {output_name}"))?;
         finished.ticks += 1;
         status.update(&tick);
-        if let Some(between) = between_ticks.as_deref_mut() {
-            between(writer, finished.samples)?;
-        }
 
         let mut stop = hook.after_tick(&tick, collector);
         if stop == Next::Continue {

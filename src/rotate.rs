@@ -133,9 +133,10 @@ impl Rotation {
         &self.current
     }
 
-    /// Called after each tick (written and flushed) with the process
-    /// samples written so far: starts a new segment if the current one is
-    /// due, finishing the old one, and deletes what `--keep` no longer keeps.
+    /// Called between two ticks (the last one written and flushed) with the
+    /// process samples written so far: starts a new segment if the current
+    /// one is due, finishing the old one, and deletes what `--keep` no
+    /// longer keeps.
     pub fn after_tick(&mut self, writer: &mut Writer<Sink>, samples: u64) -> anyhow::Result<()> {
         let due = match self.rotate {
             Limit::Size(size) => writer.bytes_written() >= size,

@@ -9,6 +9,7 @@
 //! Each section is one function in [`sections`] producing one [`Table`];
 //! adding a section is adding a function and a line to [`SECTIONS`].
 
+mod compression;
 mod procs;
 mod sections;
 
@@ -45,6 +46,11 @@ const SECTIONS: &[Section] = &[
         run: sections::bytes,
     },
     Section {
+        name: "compression",
+        about: "format version 2: bytes per sample of compressed recordings, compression CPU",
+        run: compression::compression,
+    },
+    Section {
         name: "analyze",
         about: "memtrail analyze on 10^4..10^6 samples, memtrail diff of 50k mappings",
         run: sections::analyze,
@@ -59,8 +65,8 @@ const SECTIONS: &[Section] = &[
 pub const USAGE: &str = "\
   bench  [--quick] [--write-docs] [SECTION...]
          compare whole commands with the kernel floor and other tools;
-         sections: snap, record-cpu, bytes, analyze, recorder-rss (default:
-         all).
+         sections: snap, record-cpu, bytes, compression, analyze,
+         recorder-rss (default: all).
          --quick: fewer rounds and sizes. --write-docs: also replace the
          generated tables in docs/performance.md. MEMTRAIL_BIN=path
          measures that memtrail binary instead of a fresh release build";
