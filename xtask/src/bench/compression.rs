@@ -175,13 +175,13 @@ pub(crate) fn compression(ctx: &Ctx) -> anyhow::Result<Table> {
         f("read_v1_ns"),
         f("read_v2_ns"),
     );
-    table.note(format!(
+    table.note(
         "B/sample: every byte of the file after the first tick (deltas, the keyframe every 60th \
          sample, system samples, frame and block overhead) divided by the process samples after \
          the first tick; both versions recorded at once by two recorders. The compressed \
          `record --all` rows are the goal of issue 15 (<= 8 B at summary and rollup; <= 100 B for \
-         1,000 regions with 1% changing)."
-    ));
+         1,000 regions with 1% changing).",
+    );
     table.note(format!(
         "Compression CPU, in memory, on the {samples} samples of the summary recording (one \
          block per tick, release build: `cargo run --release -p memtrail-format --example \
