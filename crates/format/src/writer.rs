@@ -98,7 +98,7 @@ impl<W: Write> Writer<W> {
     }
 
     /// Version 2: starts a new compression chain after `n` blocks (default
-    /// 60). A damaged block costs the rest of its chain; 1 makes every
+    /// 240). A damaged block costs the rest of its chain; 1 makes every
     /// block independent, at some cost in size.
     pub fn chain_blocks(mut self, n: u32) -> Self {
         if let Some(blocks) = self.blocks.as_mut() {
