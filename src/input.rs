@@ -101,7 +101,7 @@ pub fn open(
         format!("{} and {} more", path.display(), inputs.len() - 1)
     };
     let live = stdin || follow.is_some();
-    let reader = Segments::open(files, several, follow)
+    let reader = Segments::open(files, several, live, follow)
         .with_context(|| format!("cannot read recording {name}"))?;
     Ok(Input { name, live, reader })
 }
@@ -138,20 +138,56 @@ fn open_one(
 /// (a segment deleted by retention while it was listed, one cut short
 /// inside its header by a crash) is skipped with a warning, unless no
 /// file can be read.
+///
+/// Segments are independent (each starts with keyframes), so when there
+/// are several they are decoded ahead, each on its own thread, up to one
+/// per core beyond the one being consumed, while the caller folds the
+/// records in order: a week of segments is decoded on every core. Each
+/// thread hands over batches through a bounded channel, so memory stays
+/// bounded by the lookahead, whatever the length of the recording.
 pub struct Segments {
-    current: Reader<BufReader<Box<dyn Read + Send>>>,
-    /// The current file's name, when there are several.
-    current_name: Option<String>,
-    rest: std::vec::IntoIter<PathBuf>,
     header: Header,
     version: u16,
     warnings: Vec<Warning>,
+    /// The segment whose records are being handed out, first in line.
+    ahead: std::collections::VecDeque<Ahead>,
+    /// Files not started yet.
+    rest: std::vec::IntoIter<PathBuf>,
+    /// Records of the current batch, in reverse order (popped from the end).
+    batch: Vec<Frame>,
+    several: bool,
+    lookahead: usize,
+    batch_len: usize,
 }
+
+/// A segment being decoded on its own thread.
+struct Ahead {
+    name: String,
+    receiver: std::sync::mpsc::Receiver<Decoded>,
+}
+
+/// What a decoding thread sends.
+enum Decoded {
+    Frames(Vec<Frame>),
+    Warnings(Vec<Warning>),
+    /// The file could not be opened at all: skip it.
+    Unreadable(ReadError),
+    /// Reading failed midway (an I/O error): the recording cannot be read.
+    Failed(ReadError),
+}
+
+/// Records per batch handed from a decoding thread.
+const BATCH: usize = 512;
+/// Batches a decoding thread may have waiting.
+const BATCHES_WAITING: usize = 4;
+
+type FileReader = Reader<BufReader<Box<dyn Read + Send>>>;
 
 impl Segments {
     fn open(
         files: Vec<PathBuf>,
         several: bool,
+        live: bool,
         follow: Option<Arc<AtomicBool>>,
     ) -> Result<Segments, ReadError> {
         let mut rest = files.into_iter();
@@ -159,26 +195,52 @@ impl Segments {
         let mut first_error = None;
         while let Some(path) = rest.next() {
             match open_one(&path, follow.clone()) {
-                Ok(current) => {
-                    let header = current.header().clone();
-                    let version = current.version();
-                    return Ok(Segments {
-                        current,
-                        current_name: several.then(|| path.display().to_string()),
-                        rest,
-                        header,
-                        version,
+                Ok(reader) => {
+                    let lookahead = std::thread::available_parallelism().map_or(2, |n| n.get());
+                    let mut segments = Segments {
+                        header: reader.header().clone(),
+                        version: reader.version(),
                         warnings,
-                    });
+                        ahead: std::collections::VecDeque::new(),
+                        rest,
+                        batch: Vec::new(),
+                        several,
+                        lookahead,
+                        // A live stream's records are handed over one by
+                        // one, as they arrive.
+                        batch_len: if live { 1 } else { BATCH },
+                    };
+                    segments.start(path.display().to_string(), Ok(reader));
+                    segments.fill();
+                    return Ok(segments);
                 }
                 Err(error) if several => {
-                    warnings.push(skipped(&path, &error));
+                    warnings.push(skipped(&path.display().to_string(), &error));
                     first_error.get_or_insert(error);
                 }
                 Err(error) => return Err(error),
             }
         }
         Err(first_error.expect("expand gives at least one file"))
+    }
+
+    /// Starts decoding a segment on its own thread: an opened reader, or
+    /// a path to open there.
+    fn start(&mut self, name: String, source: Result<FileReader, PathBuf>) {
+        let (sender, receiver) = std::sync::mpsc::sync_channel(BATCHES_WAITING);
+        let batch_len = self.batch_len;
+        std::thread::spawn(move || decode(source, sender, batch_len));
+        self.ahead.push_back(Ahead { name, receiver });
+    }
+
+    /// Starts segments until `lookahead` are in flight.
+    fn fill(&mut self) {
+        while self.ahead.len() <= self.lookahead {
+            let Some(path) = self.rest.next() else {
+                return;
+            };
+            self.start(path.display().to_string(), Err(path));
+        }
     }
 
     /// The recording's header: the first file's.
@@ -193,50 +255,81 @@ impl Segments {
 
     /// The file being read, when several are read as one.
     pub fn current_file(&self) -> Option<&str> {
-        self.current_name.as_deref()
+        if !self.several {
+            return None;
+        }
+        self.ahead.front().map(|a| a.name.as_str())
     }
 
     /// What the readers skipped since this was last asked.
     pub fn take_warnings(&mut self) -> Vec<Warning> {
-        self.collect_warnings();
         std::mem::take(&mut self.warnings)
     }
 
-    fn collect_warnings(&mut self) {
-        for mut w in self.current.take_warnings() {
-            if let Some(name) = &self.current_name {
-                w.message = format!("{name}: {}", w.message);
-            }
-            self.warnings.push(w);
-        }
+    /// Whether the segment in front is the last one.
+    fn in_last(&self) -> bool {
+        self.ahead.len() <= 1 && self.rest.len() == 0
     }
+}
 
-    /// Moves on to the next file that opens; false when none is left.
-    fn next_file(&mut self) -> bool {
-        self.collect_warnings();
-        for path in self.rest.by_ref() {
-            match open_one(&path, None) {
-                Ok(reader) => {
-                    self.current = reader;
-                    self.current_name = Some(path.display().to_string());
-                    return true;
+/// A decoding thread: reads a segment and sends its records in batches.
+/// It stops early if the receiver is gone.
+fn decode(
+    source: Result<FileReader, PathBuf>,
+    sender: std::sync::mpsc::SyncSender<Decoded>,
+    batch_len: usize,
+) {
+    let mut reader = match source {
+        Ok(reader) => reader,
+        Err(path) => match open_one(&path, None) {
+            Ok(reader) => reader,
+            Err(error) => {
+                let _ = sender.send(Decoded::Unreadable(error));
+                return;
+            }
+        },
+    };
+    let mut batch = Vec::with_capacity(batch_len);
+    loop {
+        match reader.next() {
+            Some(Ok(frame)) => {
+                batch.push(frame);
+                let warnings = reader.take_warnings();
+                if !warnings.is_empty() || batch.len() >= batch_len {
+                    batch.reverse();
+                    if sender
+                        .send(Decoded::Frames(std::mem::take(&mut batch)))
+                        .is_err()
+                    {
+                        return;
+                    }
                 }
-                Err(error) => self.warnings.push(skipped(&path, &error)),
+                if !warnings.is_empty() && sender.send(Decoded::Warnings(warnings)).is_err() {
+                    return;
+                }
+            }
+            Some(Err(error)) => {
+                batch.reverse();
+                let _ = sender.send(Decoded::Frames(batch));
+                let _ = sender.send(Decoded::Failed(error));
+                return;
+            }
+            None => {
+                batch.reverse();
+                let _ = sender.send(Decoded::Frames(batch));
+                let _ = sender.send(Decoded::Warnings(reader.take_warnings()));
+                return;
             }
         }
-        false
     }
 }
 
 /// The warning for a file of several that cannot be read at all.
-fn skipped(path: &Path, error: &ReadError) -> Warning {
+fn skipped(name: &str, error: &ReadError) -> Warning {
     Warning {
         offset: 0,
         kind: memtrail_format::WarningKind::Corrupt,
-        message: format!(
-            "{} was skipped: {error} (the rest of the recording is read)",
-            path.display()
-        ),
+        message: format!("{name} was skipped: {error} (the rest of the recording is read)"),
     }
 }
 
@@ -245,18 +338,37 @@ impl Iterator for Segments {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            match self.current.next() {
-                Some(Ok(frame))
-                    if matches!(frame.record, Record::End(_)) && self.rest.len() > 0 =>
-                {
+            if let Some(frame) = self.batch.pop() {
+                if matches!(frame.record, Record::End(_)) && !self.in_last() {
                     // The end of a segment, not of the recording.
                     continue;
                 }
-                Some(item) => return Some(item),
-                None => {
-                    if !self.next_file() {
-                        return None;
+                return Some(Ok(frame));
+            }
+            let front = self.ahead.front()?;
+            match front.receiver.recv() {
+                Ok(Decoded::Frames(batch)) => self.batch = batch,
+                Ok(Decoded::Warnings(warnings)) => {
+                    for mut w in warnings {
+                        if self.several {
+                            w.message = format!("{}: {}", front.name, w.message);
+                        }
+                        self.warnings.push(w);
                     }
+                }
+                Ok(Decoded::Unreadable(error)) => {
+                    let w = skipped(&front.name, &error);
+                    self.warnings.push(w);
+                }
+                Ok(Decoded::Failed(error)) => {
+                    self.ahead.clear();
+                    self.rest = Vec::new().into_iter();
+                    return Some(Err(error));
+                }
+                Err(_) => {
+                    // That segment is done.
+                    self.ahead.pop_front();
+                    self.fill();
                 }
             }
         }

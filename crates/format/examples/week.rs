@@ -78,6 +78,37 @@ fn sample(p: u32, t: u64) -> ProcessSample {
     }
 }
 
+/// Writes the segment of hour `hour`; returns its size.
+fn segment(dir: &std::path::Path, header: &Header, processes: u32, hour: u64) -> Result<u64> {
+    let path = dir.join(format!("{hour:08}-week.mtr"));
+    let file = BufWriter::new(std::fs::File::create(&path)?);
+    let mut h = header.clone();
+    h.started_us = START_US + hour * 3_600_000_000;
+    let mut writer = Writer::compressed(file, &h)?;
+    for t in hour * 3600..(hour + 1) * 3600 {
+        writer.write(&Record::System(SystemSample {
+            time_us: START_US + t * 1_000_000,
+            meminfo: MemInfo {
+                mem_total: Some(16_000_000),
+                mem_available: Some(8_000_000),
+                ..MemInfo::default()
+            },
+            cgroups: Vec::new(),
+        }))?;
+        for p in 0..processes {
+            writer.write(&Record::Process(Box::new(sample(p, t))))?;
+        }
+        writer.flush()?;
+    }
+    let end = End {
+        time_us: START_US + (hour + 1) * 3_600_000_000,
+        reason: EndReason::Completed,
+        samples: u64::from(processes) * 3600,
+    };
+    writer.finish(&end)?;
+    Ok(std::fs::metadata(&path)?.len())
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [dir, processes, hours] = args.as_slice() else {
@@ -100,36 +131,27 @@ fn main() -> Result<()> {
         detail: Detail::Summary,
         interval_us: Some(1_000_000),
     };
-    let mut bytes = 0;
-    for hour in 0..hours {
-        let path = dir.join(format!("{hour:08}-week.mtr"));
-        let file = BufWriter::new(std::fs::File::create(&path)?);
-        let mut h = header.clone();
-        h.started_us = START_US + hour * 3_600_000_000;
-        let mut writer = Writer::compressed(file, &h)?;
-        for t in hour * 3600..(hour + 1) * 3600 {
-            writer.write(&Record::System(SystemSample {
-                time_us: START_US + t * 1_000_000,
-                meminfo: MemInfo {
-                    mem_total: Some(16_000_000),
-                    mem_available: Some(8_000_000),
-                    ..MemInfo::default()
-                },
-                cgroups: Vec::new(),
-            }))?;
-            for p in 0..processes {
-                writer.write(&Record::Process(Box::new(sample(p, t))))?;
-            }
-            writer.flush()?;
-        }
-        let end = End {
-            time_us: START_US + (hour + 1) * 3_600_000_000,
-            reason: EndReason::Completed,
-            samples: u64::from(processes) * 3600,
-        };
-        writer.finish(&end)?;
-        bytes += std::fs::metadata(&path)?.len();
-    }
+    // Hours are independent segments: written on every core.
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
+    let bytes: u64 = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|w| {
+                let header = &header;
+                scope.spawn(move || -> std::result::Result<u64, String> {
+                    let mut bytes = 0;
+                    for hour in (w..hours).step_by(threads as usize) {
+                        bytes +=
+                            segment(dir, header, processes, hour).map_err(|e| e.to_string())?;
+                    }
+                    Ok(bytes)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("a writer thread panicked"))
+            .sum::<std::result::Result<u64, String>>()
+    })?;
     println!(
         "{{\"samples\":{},\"bytes\":{bytes},\"segments\":{hours}}}",
         u64::from(processes) * hours * 3600

@@ -12,6 +12,7 @@
 mod compression;
 mod procs;
 mod sections;
+mod week;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -56,6 +57,11 @@ const SECTIONS: &[Section] = &[
         run: sections::analyze,
     },
     Section {
+        name: "week",
+        about: "analyze and report over a week of 200 processes at 1 s (hourly segments)",
+        run: week::week,
+    },
+    Section {
         name: "recorder-rss",
         about: "the recorder's peak RSS while recording a tree of 50 processes",
         run: sections::recorder_rss,
@@ -65,7 +71,7 @@ const SECTIONS: &[Section] = &[
 pub const USAGE: &str = "\
   bench  [--quick] [--write-docs] [SECTION...]
          compare whole commands with the kernel floor and other tools;
-         sections: snap, record-cpu, bytes, compression, analyze,
+         sections: snap, record-cpu, bytes, compression, analyze, week,
          recorder-rss (default: all).
          --quick: fewer rounds and sizes. --write-docs: also replace the
          generated tables in docs/performance.md. MEMTRAIL_BIN=path
