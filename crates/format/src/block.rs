@@ -26,8 +26,10 @@ pub(crate) const MAX_WINDOW_LOG: u32 = 23;
 /// [`MAX_FRAME_LEN`] bytes with its 7-byte head.
 pub(crate) const MAX_CONTENT_LEN: u32 = 2 * MAX_FRAME_LEN;
 
-/// A writer ends a block once its content reaches this size (1 MiB)...
-const BLOCK_TARGET: usize = 1024 * 1024;
+/// A writer ends a block once its content reaches this size (256 KiB):
+/// the content and its compressed copy are the writer's buffers, and blocks
+/// of one chain share their compression context whatever their size...
+const BLOCK_TARGET: usize = 256 * 1024;
 
 /// ...or once it has been open this long, so that a live reader and a
 /// crash lose at most about a second.
@@ -229,10 +231,11 @@ impl BlockWriter {
             })?,
             content_crc: crc32fast::hash(&self.content),
         };
-        let data = encoder.get_mut();
+        // Taken, not drained: a large block's buffer is not kept.
+        let data = std::mem::take(encoder.get_mut());
         let mut payload = Vec::with_capacity(24 + data.len());
         head.encode(&mut payload);
-        payload.append(data);
+        payload.extend_from_slice(&data);
         self.chain_bytes += self.content.len() as u64;
         self.index += 1;
         if self.index >= self.chain_blocks.max(1) || self.chain_bytes >= CHAIN_BYTES {

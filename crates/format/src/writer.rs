@@ -252,6 +252,11 @@ impl<W: Write> Writer<W> {
         frame::encode(&mut self.scratch, kind, payload);
         self.out.write_all(&self.scratch)?;
         self.bytes_written += self.scratch.len() as u64;
+        // One huge frame (a keyframe of 50k regions) does not keep its
+        // buffer for the small ones that follow.
+        if self.scratch.capacity() > 1024 * 1024 {
+            self.scratch = Vec::new();
+        }
         Ok(())
     }
 }
