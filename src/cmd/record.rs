@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use memtrail_collect::{Collector, Tick};
+use memtrail_report::count;
 
 use crate::cli::RecordArgs;
 use crate::events::Events;
@@ -32,8 +33,9 @@ pub fn run(args: RecordArgs) -> anyhow::Result<u8> {
         }
         None => {
             let out = open_binary(&args.output)?;
-            let writer = recorder::writer(out.sink, &header, uncompressed)
-                .with_context(|| format!("cannot write the recording to {}", out.name))?;
+            let writer = recorder::writer(out.sink, &header, uncompressed).with_context(|| {
+                crate::output::Writing(format!("cannot write the recording to {}", out.name))
+            })?;
             (None, out.name, out.path, writer)
         }
     };
@@ -76,10 +78,10 @@ pub fn run(args: RecordArgs) -> anyhow::Result<u8> {
             None => String::new(),
         };
         eprintln!(
-            "memtrail: recorded {} samples of {} processes in {} ticks to {}{segments} ({})",
-            finished.samples,
-            finished.processes.len(),
-            finished.ticks,
+            "memtrail: recorded {} of {} in {} to {}{segments} ({})",
+            count(finished.samples as usize, "sample", "samples"),
+            count(finished.processes.len(), "process", "processes"),
+            count(finished.ticks as usize, "tick", "ticks"),
             path.display(),
             describe_end(&finished.reason)
         );

@@ -20,8 +20,9 @@ pub fn run(args: ReportArgs) -> anyhow::Result<u8> {
     let mut input = crate::input::open(&args.input, &args.more, None)?;
     let name = input.name.clone();
     let mut builder = ReportBuilder::new();
+    let mut names = crate::native::Names::new();
     let complete = input.read_all(|record| {
-        builder.add(record);
+        builder.add(names.pass(record));
         Ok(())
     })?;
     if !complete {
@@ -31,8 +32,9 @@ pub fn run(args: ReportArgs) -> anyhow::Result<u8> {
 
     if let Some(path) = &args.html {
         let page = Html.render(&report);
-        std::fs::write(path, page)
-            .with_context(|| format!("cannot write the HTML report {}", path.display()))?;
+        std::fs::write(path, page).with_context(|| {
+            crate::output::Writing(format!("cannot write the HTML report {}", path.display()))
+        })?;
         eprintln!("memtrail: wrote {}", path.display());
     }
     let text = match args.format {

@@ -38,9 +38,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         return Ok(exit_code(outcome.status));
     }
     eprintln!(
-        "memtrail: recorded {} samples of {} processes to {} ({})",
-        outcome.finished.samples,
-        outcome.finished.processes.len(),
+        "memtrail: recorded {} of {} in {} to {} ({})",
+        memtrail_report::count(outcome.finished.samples as usize, "sample", "samples"),
+        memtrail_report::count(outcome.finished.processes.len(), "process", "processes"),
+        memtrail_report::count(outcome.finished.ticks as usize, "tick", "ticks"),
         outcome.output.display(),
         super::record::describe_end(&outcome.finished.reason),
     );
@@ -76,9 +77,10 @@ fn analyze_file(path: &std::path::Path) -> anyhow::Result<memtrail_diff::Analysi
     let mut reader = memtrail_format::open(path)
         .with_context(|| format!("cannot read back {}", path.display()))?;
     let mut analyzer = memtrail_diff::Analyzer::new();
+    let mut names = crate::native::Names::new();
     for frame in reader.by_ref() {
         let frame = frame.with_context(|| format!("cannot read back {}", path.display()))?;
-        analyzer.add(frame.record);
+        analyzer.add(names.pass(frame.record));
     }
     Ok(analyzer.analysis())
 }
@@ -112,6 +114,7 @@ pub fn record_command(args: &RunArgs, quiet: bool) -> anyhow::Result<RunOutcome>
     // one (no writable temporary directory) the command is still recorded
     // from the outside, unless censuses were asked for.
     let python = args.python_gc || args.python_tracemalloc;
+    let needs_channel = python || args.native;
     let channel = (|| -> anyhow::Result<(PrivateDir, Events)> {
         let private = PrivateDir::new()?;
         let path = private.path().join("events");
@@ -121,7 +124,7 @@ pub fn record_command(args: &RunArgs, quiet: bool) -> anyhow::Result<RunOutcome>
     })();
     let (private, mut events) = match channel {
         Ok((private, events)) => (Some(private), Some(events)),
-        Err(err) if !python => {
+        Err(err) if !needs_channel => {
             eprintln!(
                 "memtrail: warning: no events channel ({err:#}); recording without markers \
                  and censuses"
@@ -130,8 +133,8 @@ pub fn record_command(args: &RunArgs, quiet: bool) -> anyhow::Result<RunOutcome>
         }
         Err(err) => {
             return Err(err.context(
-                "--python-gc and --python-tracemalloc report through an events channel, \
-                 which could not be made",
+                "--python-gc, --python-tracemalloc and --native report through an events \
+                 channel, which could not be made",
             ))
         }
     };
@@ -142,6 +145,14 @@ pub fn record_command(args: &RunArgs, quiet: bool) -> anyhow::Result<RunOutcome>
         command.env(events::ENV, private.path().join("events"));
         if python {
             python_hooks(&mut command, private, args)?;
+        }
+        if args.native {
+            crate::native::prepare(
+                &mut command,
+                private.path(),
+                args.native_rate.0,
+                args.sampling.interval.0,
+            )?;
         }
     }
     if quiet {
@@ -154,6 +165,9 @@ pub fn record_command(args: &RunArgs, quiet: bool) -> anyhow::Result<RunOutcome>
         )
     })?;
     let pid = child.id();
+    if let (true, Some(events)) = (args.native, events.as_mut()) {
+        events.watch_native(pid);
+    }
     let output = args.output.clone().unwrap_or_else(|| {
         let base = std::path::Path::new(program)
             .file_name()
@@ -192,7 +206,9 @@ pub fn record_command(args: &RunArgs, quiet: bool) -> anyhow::Result<RunOutcome>
         let description = describe_command(&args.command, args.redact_cmdline);
         let header = super::header(&collector, description, detail, Some(interval))?;
         let mut writer = crate::recorder::writer(out.sink, &header, args.sampling.uncompressed)
-            .with_context(|| format!("cannot write the recording to {}", out.name))?;
+            .with_context(|| {
+                crate::output::Writing(format!("cannot write the recording to {}", out.name))
+            })?;
         let mut hook = ReapChild {
             child: &mut child,
             pid,

@@ -146,7 +146,7 @@ impl Text {
             "{} pid {:<7} {}",
             self.verdict(p.verdict),
             p.pid,
-            shorten(&p.command, 80 - 18)
+            crate::process_label(&p.command, 80 - 18)
         );
         let Some(track) = report.track(p.id()) else {
             return;
@@ -176,6 +176,19 @@ impl Text {
                     rate(f, f.growth_per_hour),
                     rate(f, f.retained_per_hour),
                     f.confidence
+                );
+            }
+        }
+        let sites = crate::native::sites(p);
+        if !sites.is_empty() {
+            let _ = writeln!(out, "  native allocation sites (estimated live bytes)");
+            for f in sites {
+                let _ = writeln!(
+                    out,
+                    "  {:>12} {:>12} {}",
+                    value(f, f.last),
+                    rate(f, f.growth_per_hour),
+                    shorten(crate::native::site(f), 80 - 29)
                 );
             }
         }

@@ -5,9 +5,8 @@
 use std::path::Path;
 
 use anyhow::Context;
-use memtrail_format::Record;
 
-use super::procs::Helper;
+use super::procs::{self, Helper};
 use super::sections::memtrail;
 use super::{Ctx, Table};
 
@@ -20,25 +19,43 @@ struct Steady {
     processes: usize,
 }
 
-fn steady(path: &Path) -> anyhow::Result<Steady> {
+fn steady(ctx: &Ctx, path: &Path) -> anyhow::Result<Steady> {
     let len = std::fs::metadata(path)?.len();
-    let mut reader = memtrail_format::open(path)?;
+    let dump = procs::stdout_of(memtrail(ctx, &["dump"]).arg(path))?;
+    // Top-level keys are sorted, so the record's `offset` and `type` come
+    // after any nested key of the same name (a mapping's `offset`).
+    let field = |line: &str, key: &str| -> Option<String> {
+        let at = line.rfind(&format!("\"{key}\":"))? + key.len() + 3;
+        let rest = &line[at..];
+        let rest = rest.strip_prefix('"').unwrap_or(rest);
+        let end = rest.find(['"', ',', '}'])?;
+        Some(rest[..end].to_owned())
+    };
     let mut ticks_seen = 0;
     let mut second_tick_at = None;
     let mut samples = 0;
     let mut processes = std::collections::HashSet::new();
-    for frame in reader.by_ref() {
-        let frame = frame?;
-        match &frame.record {
-            Record::System(_) => {
+    for line in dump.lines().skip(1) {
+        match field(line, "type").as_deref() {
+            Some("system") => {
                 ticks_seen += 1;
                 if ticks_seen == 2 {
-                    second_tick_at = Some(frame.offset);
+                    second_tick_at = field(line, "offset").and_then(|o| o.parse::<u64>().ok());
                 }
             }
-            Record::Process(s) if ticks_seen >= 2 => {
+            Some("process") if ticks_seen >= 2 => {
                 samples += 1;
-                processes.insert(s.id);
+                // The pid and start time identify the process.
+                let id = line
+                    .find("\"id\":")
+                    .map(|at| &line[at..(at + 60).min(line.len())]);
+                processes.insert(
+                    id.unwrap_or_default()
+                        .split('}')
+                        .next()
+                        .unwrap_or("")
+                        .to_owned(),
+                );
             }
             _ => {}
         }
@@ -96,7 +113,7 @@ pub(crate) fn compression(ctx: &Ctx) -> anyhow::Result<Table> {
             &v2,
             &v1,
         )?;
-        let (a, b) = (steady(&v1)?, steady(&v2)?);
+        let (a, b) = (steady(ctx, &v1)?, steady(ctx, &v2)?);
         table.row(vec![
             format!(
                 "`record --all --detail {detail} --interval 250ms` ({} processes)",
@@ -134,7 +151,7 @@ pub(crate) fn compression(ctx: &Ctx) -> anyhow::Result<Table> {
             &v2,
             &v1,
         )?;
-        let (a, b) = (steady(&v1)?, steady(&v2)?);
+        let (a, b) = (steady(ctx, &v1)?, steady(ctx, &v2)?);
         table.row(vec![
             format!("`record --pid P --detail {detail}`, 1,000 regions, ~1% changing"),
             b.samples.to_string(),
@@ -149,7 +166,7 @@ pub(crate) fn compression(ctx: &Ctx) -> anyhow::Result<Table> {
     // memory, alternately, and read back, by a release build.
     let all_v1 = all_v1.context("the summary recording")?;
     let rounds = ctx.rounds().to_string();
-    let out = super::procs::stdout_of(
+    let out = procs::stdout_of(
         std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
             .current_dir(crate::workspace_root())
             .args([
