@@ -87,6 +87,14 @@ pub fn open(
 ) -> anyhow::Result<Input> {
     let mut inputs = vec![path.to_path_buf()];
     inputs.extend_from_slice(more);
+    // A file named on the command line must open (a segment listed from
+    // a directory may vanish meanwhile, and is then skipped).
+    for input in &inputs {
+        if input.as_os_str() != "-" && !input.is_dir() {
+            File::open(input)
+                .with_context(|| format!("cannot open recording {}", input.display()))?;
+        }
+    }
     let files = expand(&inputs)?;
     let stdin = path.as_os_str() == "-";
     let several = files.len() > 1 || path.is_dir();
