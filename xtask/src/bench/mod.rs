@@ -63,6 +63,11 @@ const SECTIONS: &[Section] = &[
         run: week::week,
     },
     Section {
+        name: "python-pause",
+        about: "the longest pause the Python hook causes on heaps of 10^5..10^7 objects",
+        run: sections::python_pause,
+    },
+    Section {
         name: "recorder-rss",
         about: "the recorder's peak RSS while recording a tree of 50 processes",
         run: sections::recorder_rss,
@@ -78,6 +83,7 @@ pub const USAGE: &str = "\
   bench  [--quick] [--write-docs] [SECTION...]
          compare whole commands with the kernel floor and other tools;
          sections: snap, record-cpu, bytes, compression, analyze, week,
+         python-pause,
          recorder-rss, native (default: all).
          --quick: fewer rounds and sizes. --write-docs: also replace the
          generated tables in docs/performance.md. MEMTRAIL_BIN=path
