@@ -4,6 +4,8 @@
 //! Tasks:
 //!   ci     formatting check, clippy with warnings denied, every test
 //!   docs   shell completions and man pages from the clap command
+//!   dist   the stripped binary, its symbols, the wheel and the .deb
+//!   dist-check  install and remove them as users would (run by `ci`)
 //!   fuzz   the recording reader under cargo-fuzz
 //!   soak   memtrail recording a sibling recorder for minutes
 //!   report-check  the HTML report of a real recording in headless Chromium
@@ -12,6 +14,7 @@
 
 mod bench;
 mod ci;
+mod dist;
 mod docs;
 mod fuzz;
 mod report_check;
@@ -29,6 +32,13 @@ tasks:
          report-check: what .ci/run runs and what a change must pass
   docs   write the shell completions (docs/completions) and man pages
          (docs/man) from the clap command; a test fails when they are stale
+  dist   build into target/dist the stripped binary and its split-off
+         symbols (memtrail.debug), the Python wheel (maturin) and the
+         Debian package with the systemd service; prints sizes and time
+  dist-check
+         dist, then install and remove the wheel (pip, fresh virtualenv
+         without Rust) and the .deb (dpkg -i, man, systemd-analyze verify,
+         dpkg --purge) as users would; needs root; run by `ci`
   fuzz [--seconds S]
          fuzz the recording reader for S seconds (default 60) with
          cargo-fuzz (installed if missing); prints executions and crashes
@@ -51,6 +61,8 @@ fn main() -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("ci") => ci::run(),
         Some("docs") => docs::run(&args[1..]),
+        Some("dist") => dist::run(&args[1..]),
+        Some("dist-check") => dist::check(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
         Some("soak") => soak::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),

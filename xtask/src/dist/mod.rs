@@ -1,0 +1,258 @@
+//! `cargo xtask dist`: everything a server needs, built once into
+//! target/dist:
+//!
+//! - `memtrail`: the release binary, stripped (what every package ships);
+//! - `memtrail.debug`: its symbols and line tables, split off with
+//!   `objcopy --only-keep-debug` and linked back by `--add-gnu-debuglink`
+//!   and the build id, so gdb, perf and addr2line find them (Debian's
+//!   dh_strip does the same);
+//! - `memtrail-VERSION-py3-none-manylinux_*.whl`: the binary as a Python
+//!   wheel (maturin, `bindings = "bin"`, as py-spy does; python/pyproject.toml),
+//!   carrying the Python hook package `python/memtrail_hook` when it exists;
+//! - `memtrail_VERSION_ARCH.deb`: binary, man pages, completions, alert
+//!   rules, docs and the systemd service (deb.rs).
+//!
+//! One `cargo build --release` serves the stripped binary and the .deb;
+//! maturin's build reuses every compiled crate and only relinks the
+//! binary (with `-s`), in its own cached artifact.
+//!
+//! `cargo xtask dist-check` (check.rs, run by `ci`) installs and removes
+//! what this builds.
+
+mod check;
+mod deb;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, ensure, Context};
+
+use crate::{cargo, workspace_root};
+
+pub use check::run as check;
+
+/// The maturin used when none is on PATH: installed with pip into
+/// target/maturin-venv (needs network once, and python3-venv on Debian).
+const MATURIN_REQUIREMENT: &str = "maturin>=1.5,<2";
+
+/// The LD_PRELOAD library of `run --native` (crates/preload, a cdylib):
+/// shipped beside the binary when the workspace builds it. The .deb puts
+/// it in PRELOAD_INSTALL_DIR; the wheel does not carry it yet (maturin's
+/// bin bindings ship one executable), see docs/packaging.md.
+pub const PRELOAD_LIBRARY: &str = "libmemtrail_preload.so";
+pub const PRELOAD_INSTALL_DIR: &str = "/usr/lib/memtrail";
+
+/// What `dist` built, all under target/dist.
+#[derive(Debug)]
+pub struct Artifacts {
+    pub binary: PathBuf,
+    pub debug: PathBuf,
+    pub wheel: PathBuf,
+    pub deb: PathBuf,
+    pub preload: Option<PathBuf>,
+}
+
+pub fn run(args: &[String]) -> anyhow::Result<()> {
+    if let Some(extra) = args.first() {
+        bail!("`cargo xtask dist` takes no arguments (got `{extra}`)");
+    }
+    let started = Instant::now();
+    let built = build()?;
+    eprintln!(
+        "xtask dist: built in {:.0?} into target/dist:",
+        started.elapsed()
+    );
+    print_sizes(&built)?;
+    Ok(())
+}
+
+pub fn print_sizes(built: &Artifacts) -> anyhow::Result<()> {
+    let mut files = vec![&built.binary, &built.debug, &built.wheel, &built.deb];
+    if let Some(preload) = &built.preload {
+        files.push(preload);
+    }
+    for path in files {
+        let size = std::fs::metadata(path)
+            .with_context(|| format!("cannot stat {}", path.display()))?
+            .len();
+        eprintln!(
+            "  {:>10} bytes  {:>6.1} MiB  {}",
+            size,
+            size as f64 / (1024.0 * 1024.0),
+            path.file_name().unwrap_or_default().to_string_lossy()
+        );
+    }
+    Ok(())
+}
+
+pub fn build() -> anyhow::Result<Artifacts> {
+    let root = workspace_root();
+    let dist = root.join("target/dist");
+    if dist.exists() {
+        std::fs::remove_dir_all(&dist)
+            .with_context(|| format!("cannot clear {}", dist.display()))?;
+    }
+    std::fs::create_dir_all(&dist).with_context(|| format!("cannot create {}", dist.display()))?;
+
+    cargo(&["build", "--release", "--locked", "-p", "memtrail"])?;
+    let (binary, debug) = split_debug(&root.join("target/release/memtrail"), &dist)?;
+    let preload = preload_library(&root, &dist)?;
+    let wheel = wheel(&root, &dist)?;
+    let deb = deb::build(&root, &dist, &binary, preload.as_deref())?;
+    Ok(Artifacts {
+        binary,
+        debug,
+        wheel,
+        deb,
+        preload,
+    })
+}
+
+/// The hook for issue 14's LD_PRELOAD library: when the workspace has a
+/// crate that builds PRELOAD_LIBRARY, build it in release and copy it
+/// (stripped of debug info) into target/dist; the .deb installs it.
+fn preload_library(root: &Path, dist: &Path) -> anyhow::Result<Option<PathBuf>> {
+    let manifest = root.join("crates/preload/Cargo.toml");
+    if !manifest.exists() {
+        return Ok(None);
+    }
+    let manifest = manifest.to_string_lossy().into_owned();
+    cargo(&[
+        "build",
+        "--release",
+        "--locked",
+        "--manifest-path",
+        &manifest,
+    ])?;
+    let built = root.join("target/release").join(PRELOAD_LIBRARY);
+    ensure!(
+        built.exists(),
+        "crates/preload built, but {} is missing: update PRELOAD_LIBRARY in xtask/src/dist/mod.rs",
+        built.display()
+    );
+    let shipped = dist.join(PRELOAD_LIBRARY);
+    run_tool(
+        Command::new("objcopy")
+            .arg("--strip-debug")
+            .arg(&built)
+            .arg(&shipped),
+    )?;
+    Ok(Some(shipped))
+}
+
+/// Splits `built` into target/dist/memtrail (no debug info, no symbol
+/// table) and target/dist/memtrail.debug (everything that was taken off),
+/// linked by a .gnu_debuglink section (the file name and its CRC).
+fn split_debug(built: &Path, dist: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let binary = dist.join("memtrail");
+    let debug = dist.join("memtrail.debug");
+    run_tool(
+        Command::new("objcopy")
+            .arg("--only-keep-debug")
+            .arg(built)
+            .arg(&debug),
+    )?;
+    // --add-gnu-debuglink reads the debug file by the path given and
+    // stores its base name: run where both live.
+    run_tool(
+        Command::new("objcopy")
+            .args(["--strip-all", "--add-gnu-debuglink=memtrail.debug"])
+            .arg(built)
+            .arg("memtrail")
+            .current_dir(dist),
+    )?;
+    Ok((binary, debug))
+}
+
+/// Builds the wheel with maturin into target/dist.
+fn wheel(root: &Path, dist: &Path) -> anyhow::Result<PathBuf> {
+    let maturin = maturin(root)?;
+    let out = dist.join("wheel");
+    run_tool(
+        Command::new(&maturin)
+            .args(["build", "--release", "--locked", "--out"])
+            .arg(&out)
+            .current_dir(root.join("python")),
+    )?;
+    let mut wheels = std::fs::read_dir(&out)
+        .with_context(|| format!("cannot list {}", out.display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "whl"))
+        .collect::<Vec<_>>();
+    ensure!(
+        wheels.len() == 1,
+        "maturin wrote {} wheels into {}, expected one",
+        wheels.len(),
+        out.display()
+    );
+    let wheel = wheels.remove(0);
+    let shipped = dist.join(wheel.file_name().context("wheel has no name")?);
+    std::fs::rename(&wheel, &shipped)?;
+    std::fs::remove_dir(&out)?;
+    Ok(shipped)
+}
+
+/// maturin on PATH, or the one in target/maturin-venv (installed there
+/// with pip on first use).
+fn maturin(root: &Path) -> anyhow::Result<PathBuf> {
+    if let Some(found) = which("maturin") {
+        return Ok(found);
+    }
+    let venv = root.join("target/maturin-venv");
+    let maturin = venv.join("bin/maturin");
+    if maturin.exists() {
+        return Ok(maturin);
+    }
+    eprintln!(
+        "xtask dist: no maturin on PATH; installing {MATURIN_REQUIREMENT} into {}",
+        venv.display()
+    );
+    run_tool(Command::new("python3").args(["-m", "venv"]).arg(&venv)).context(
+        "cannot create a virtualenv for maturin: install python3-venv (Debian), as .ci/run does, \
+         or put maturin on PATH (`pipx install maturin`)",
+    )?;
+    run_tool(Command::new(venv.join("bin/pip")).args([
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        MATURIN_REQUIREMENT,
+    ]))?;
+    Ok(maturin)
+}
+
+/// Runs a command, echoing it, failing with its status.
+pub fn run_tool(command: &mut Command) -> anyhow::Result<()> {
+    let shown = format!("{command:?}");
+    eprintln!("$ {shown}");
+    let status = command
+        .status()
+        .with_context(|| format!("cannot run {shown} (is it installed?)"))?;
+    ensure!(status.success(), "{shown} failed ({status})");
+    Ok(())
+}
+
+/// Runs a command and returns its standard output, failing with its
+/// standard error.
+pub fn output_of(command: &mut Command) -> anyhow::Result<String> {
+    let shown = format!("{command:?}");
+    let out = command
+        .output()
+        .with_context(|| format!("cannot run {shown} (is it installed?)"))?;
+    ensure!(
+        out.status.success(),
+        "{shown} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The first executable called `name` on PATH.
+pub fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file())
+}
