@@ -67,7 +67,8 @@ pub fn hint(err: &anyhow::Error) -> Option<&'static str> {
         StorageFull => Some("the disk is full: free some space, or write elsewhere with -o FILE"),
         PermissionDenied => Some(
             "run as the user who owns the file or process, or as root \
-             (CAP_SYS_PTRACE is enough to read other users' /proc files)",
+             (CAP_SYS_PTRACE reads other users' memory maps; listing their \
+             descriptors also needs CAP_DAC_READ_SEARCH)",
         ),
         NotFound => Some("check the path: the file or its directory does not exist"),
         _ => None,
