@@ -9,8 +9,9 @@
 //!   has): `memtrail --version`, `man memtrail`, `systemd-analyze verify`
 //!   of the unit, the service script recording segments within its disk
 //!   bound, the unit's two capabilities being the ones that let an
-//!   unprivileged user read a root process's regions and descriptors, and
-//!   then `dpkg -r` and `dpkg --purge` leaving nothing behind.
+//!   unprivileged user read a root process's regions and descriptors;
+//!   then the service is enabled, and `dpkg -r` and `dpkg --purge` leave
+//!   nothing behind (no file, no enablement link, no mask).
 //!
 //! Everything temporary is kept under target/dist-check.
 
@@ -41,6 +42,7 @@ const INSTALLED: &[&str] = &[
 ];
 const CONFFILE: &str = "/etc/default/memtrail";
 const UNIT: &str = "/usr/lib/systemd/system/memtrail.service";
+const WANTS: &str = "/etc/systemd/system/multi-user.target.wants/memtrail.service";
 
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     if let Some(extra) = args.first() {
@@ -175,11 +177,8 @@ fn check_wheel(built: &Artifacts, dir: &Path) -> anyhow::Result<()> {
 fn check_deb(built: &Artifacts, dir: &Path) -> anyhow::Result<()> {
     // --path-include: Docker images of Debian often exclude man pages
     // from every package (/etc/dpkg/dpkg.cfg.d); the last pattern wins.
-    run_tool(
-        Command::new("dpkg")
-            .args(["-i", "--path-include=/usr/share/man/man1/memtrail*"])
-            .arg(&built.deb),
-    )?;
+    let deb = built.deb.to_string_lossy();
+    dpkg(&["-i", "--path-include=/usr/share/man/man1/memtrail*", &deb])?;
     let mut installed = Installed(true);
     for file in INSTALLED.iter().chain([&CONFFILE]) {
         ensure!(Path::new(file).exists(), "dpkg -i did not install {file}");
@@ -218,7 +217,15 @@ fn check_deb(built: &Artifacts, dir: &Path) -> anyhow::Result<()> {
     check_capabilities()?;
     check_service_script(dir)?;
 
-    run_tool(Command::new("dpkg").args(["-r", "memtrail"]))?;
+    // An administrator enables the service (systemctl works offline when
+    // systemd is not running): purge must undo that too.
+    run_tool(Command::new("systemctl").args(["enable", "memtrail.service"]))?;
+    ensure!(
+        Path::new(WANTS).is_symlink(),
+        "systemctl enable memtrail.service did not create {WANTS}"
+    );
+
+    dpkg(&["-r", "memtrail"])?;
     for file in INSTALLED {
         ensure!(!Path::new(file).exists(), "dpkg -r left {file}");
     }
@@ -226,7 +233,7 @@ fn check_deb(built: &Artifacts, dir: &Path) -> anyhow::Result<()> {
         Path::new(CONFFILE).exists(),
         "dpkg -r removed the conffile {CONFFILE} (only --purge should)"
     );
-    run_tool(Command::new("dpkg").args(["--purge", "memtrail"]))?;
+    dpkg(&["--purge", "memtrail"])?;
     installed.0 = false;
     ensure!(
         !Path::new(CONFFILE).exists(),
@@ -240,13 +247,19 @@ fn check_deb(built: &Artifacts, dir: &Path) -> anyhow::Result<()> {
         !Path::new("/usr/share/doc/memtrail").exists(),
         "dpkg --purge left /usr/share/doc/memtrail"
     );
+    for link in [WANTS, "/etc/systemd/system/memtrail.service"] {
+        ensure!(
+            !Path::new(link).is_symlink(),
+            "dpkg --purge left {link} (the enabled service or its mask)"
+        );
+    }
     ensure!(
         !package_installed()?,
         "dpkg still lists memtrail after --purge"
     );
     eprintln!(
         "xtask dist-check: .deb ok (dpkg -i, --version, man, systemd-analyze verify, \
-         capabilities, service segments within the bound, dpkg -r, dpkg --purge)"
+         capabilities, service segments within the bound, enable, dpkg -r, dpkg --purge)"
     );
     Ok(())
 }
@@ -404,6 +417,30 @@ fn segments(state: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(found)
 }
 
+/// Runs dpkg, waiting (up to 10 minutes) while another dpkg or apt holds
+/// its lock: dpkg itself fails at once.
+fn dpkg(args: &[&str]) -> anyhow::Result<()> {
+    let deadline = Instant::now() + std::time::Duration::from_secs(600);
+    loop {
+        eprintln!("$ dpkg {}", args.join(" "));
+        let out = Command::new("dpkg")
+            .args(args)
+            .stdout(Stdio::inherit())
+            .output()
+            .context("cannot run dpkg")?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() {
+            eprint!("{stderr}");
+            return Ok(());
+        }
+        if !stderr.contains("lock") || Instant::now() > deadline {
+            bail!("dpkg {} failed ({}): {stderr}", args.join(" "), out.status);
+        }
+        eprintln!("xtask dist-check: the dpkg lock is held by another process; waiting");
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    }
+}
+
 /// `snap --format json` output: the one process asked for, with memory.
 fn check_snap(json: &str, pid: u32) -> anyhow::Result<()> {
     let value: serde_json::Value =
@@ -486,7 +523,7 @@ struct Installed(bool);
 impl Drop for Installed {
     fn drop(&mut self) {
         if self.0 {
-            let _ = Command::new("dpkg").args(["--purge", "memtrail"]).status();
+            let _ = dpkg(&["--purge", "memtrail"]);
         }
     }
 }

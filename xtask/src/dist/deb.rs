@@ -29,7 +29,7 @@ Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Upstream-Name: memtrail
 
 Files: *
-Copyright: memtrail developers
+Copyright: 2026 memtrail developers
 License: MIT or Apache-2.0
  On Debian systems the full text of the Apache License 2.0 is in
  /usr/share/common-licenses/Apache-2.0.
@@ -115,6 +115,13 @@ pub fn build(
     let doc = stage.join("usr/share/doc/memtrail");
     install(&root.join("README.md"), &doc.join("README.md"), 0o644)?;
     write(&doc.join("copyright"), COPYRIGHT.as_bytes(), 0o644)?;
+    let changelog = doc.join("changelog");
+    write(
+        &changelog,
+        changelog_entry(root, &version)?.as_bytes(),
+        0o644,
+    )?;
+    run_tool(Command::new("gzip").args(["-9n"]).arg(&changelog))?;
     copy_docs(&root.join("docs"), &doc.join("docs"))?;
 
     let debian = stage.join("DEBIAN");
@@ -156,6 +163,30 @@ pub fn build(
     )?;
     std::fs::remove_dir_all(dist.join("deb"))?;
     Ok(deb)
+}
+
+/// The one entry of a native package's changelog, dated by the commit it
+/// is built from (so a rebuild gives the same bytes).
+fn changelog_entry(root: &Path, version: &str) -> anyhow::Result<String> {
+    let date = output_of(
+        Command::new("git")
+            .args(["log", "-1", "--format=%cD"])
+            .current_dir(root),
+    )
+    .or_else(|_| output_of(Command::new("date").arg("-R")))?;
+    let commit = output_of(
+        Command::new("git")
+            .args(["rev-parse", "--short=12", "HEAD"])
+            .current_dir(root),
+    )
+    .unwrap_or_default();
+    Ok(format!(
+        "memtrail ({version}) unstable; urgency=medium\n\n  \
+         * Built by `cargo xtask dist` from commit {}.\n\n \
+         -- memtrail developers <memtrail@example.invalid>  {}\n",
+        commit.trim(),
+        date.trim()
+    ))
 }
 
 /// docs/ except what is installed elsewhere (man pages, completions).
