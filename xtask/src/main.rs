@@ -32,9 +32,12 @@ tasks:
          report-check: what .ci/run runs and what a change must pass
   docs   write the shell completions (docs/completions) and man pages
          (docs/man) from the clap command; a test fails when they are stale
-  dist   build into target/dist the stripped binary and its split-off
+  dist [--manylinux2014]
+         build into target/dist the stripped binary and its split-off
          symbols (memtrail.debug), the Python wheel (maturin) and the
-         Debian package with the systemd service; prints sizes and time
+         Debian package with the systemd service; prints sizes and time.
+         --manylinux2014 adds a wheel for glibc 2.17+ (maturin --zig; a
+         second full build, not run by ci)
   dist-check
          dist, then install and remove the wheel (pip, fresh virtualenv
          without Rust) and the .deb (dpkg -i, man, systemd-analyze verify,

@@ -61,7 +61,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
          its own: remove it first (`dpkg --purge memtrail`)"
     );
     let started = Instant::now();
-    let built = super::build()?;
+    let built = super::build(false)?;
     eprintln!(
         "xtask dist-check: built target/dist in {:.0?}:",
         started.elapsed()
@@ -339,7 +339,7 @@ fn check_service_script(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(&state)?;
     let rotates = output_of(Command::new("/usr/bin/memtrail").args(["record", "--help"]))?
         .contains("--rotate");
-    let service = |keep: &str, extra: &str| -> anyhow::Result<String> {
+    let run = |keep: &str, extra: &str| -> anyhow::Result<(Option<i32>, String)> {
         let out = Command::new("/usr/lib/memtrail/memtrail-service")
             .env("STATE_DIRECTORY", &state)
             .env("MEMTRAIL_INTERVAL", "200ms")
@@ -350,11 +350,16 @@ fn check_service_script(dir: &Path) -> anyhow::Result<()> {
             .stdin(Stdio::null())
             .output()
             .context("cannot run /usr/lib/memtrail/memtrail-service")?;
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        Ok((
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ))
+    };
+    let service = |keep: &str, extra: &str| -> anyhow::Result<String> {
+        let (code, stderr) = run(keep, extra)?;
         ensure!(
-            out.status.success(),
-            "memtrail-service failed ({}): {stderr}",
-            out.status
+            code == Some(0),
+            "memtrail-service failed ({code:?}): {stderr}"
         );
         Ok(stderr)
     };
@@ -375,7 +380,15 @@ fn check_service_script(dir: &Path) -> anyhow::Result<()> {
         )?;
         return Ok(());
     }
-    // Without rotation in memtrail: one segment file per run.
+    // Without rotation in memtrail: one segment file per run, and a bound
+    // by age is a configuration error (78, which the unit does not
+    // restart on), refused before anything is recorded.
+    let (code, stderr) = run("7d", "")?;
+    ensure!(
+        code == Some(78) && stderr.contains("MEMTRAIL_KEEP=7d") && segments(&state)?.is_empty(),
+        "MEMTRAIL_KEEP=7d without rotation in memtrail: expected exit 78 naming it and no \
+         recording, got {code:?}: {stderr}"
+    );
     service("1GiB", "")?;
     service("1GiB", "")?;
     let first_two = segments(&state)?;

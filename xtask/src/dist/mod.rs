@@ -1,5 +1,5 @@
-//! `cargo xtask dist`: everything a server needs, built once into
-//! target/dist:
+//! `cargo xtask dist [--manylinux2014]`: everything a server needs, built
+//! once into target/dist:
 //!
 //! - `memtrail`: the release binary, stripped (what every package ships);
 //! - `memtrail.debug`: its symbols and line tables, split off with
@@ -9,6 +9,7 @@
 //! - `memtrail-VERSION-py3-none-manylinux_*.whl`: the binary as a Python
 //!   wheel (maturin, `bindings = "bin"`, as py-spy does; python/pyproject.toml),
 //!   carrying the Python hook package `python/memtrail_hook` when it exists;
+//!   with `--manylinux2014`, also a wheel for older glibc ([`portable_wheel`]);
 //! - `memtrail_VERSION_ARCH.deb`: binary, man pages, completions, alert
 //!   rules, docs and the systemd service (deb.rs).
 //!
@@ -35,6 +36,8 @@ pub use check::run as check;
 /// The maturin used when none is on PATH: installed with pip into
 /// target/maturin-venv (needs network once, and python3-venv on Debian).
 const MATURIN_REQUIREMENT: &str = "maturin>=1.5,<2";
+/// The same with zig, for `--manylinux2014`: target/maturin-zig-venv.
+const MATURIN_ZIG_REQUIREMENT: &str = "maturin[zig]>=1.5,<2";
 
 /// The LD_PRELOAD library of `run --native` (crates/preload, a cdylib):
 /// shipped beside the binary when the workspace builds it. The .deb puts
@@ -51,14 +54,18 @@ pub struct Artifacts {
     pub wheel: PathBuf,
     pub deb: PathBuf,
     pub preload: Option<PathBuf>,
+    /// `--manylinux2014` only: the wheel for glibc 2.17 and later.
+    pub portable_wheel: Option<PathBuf>,
 }
 
 pub fn run(args: &[String]) -> anyhow::Result<()> {
-    if let Some(extra) = args.first() {
-        bail!("`cargo xtask dist` takes no arguments (got `{extra}`)");
-    }
+    let portable = match args {
+        [] => false,
+        [flag] if flag == "--manylinux2014" => true,
+        _ => bail!("usage: cargo xtask dist [--manylinux2014]"),
+    };
     let started = Instant::now();
-    let built = build()?;
+    let built = build(portable)?;
     eprintln!(
         "xtask dist: built in {:.0?} into target/dist:",
         started.elapsed()
@@ -69,9 +76,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
 
 pub fn print_sizes(built: &Artifacts) -> anyhow::Result<()> {
     let mut files = vec![&built.binary, &built.debug, &built.wheel, &built.deb];
-    if let Some(preload) = &built.preload {
-        files.push(preload);
-    }
+    files.extend(&built.preload);
+    files.extend(&built.portable_wheel);
     for path in files {
         let size = std::fs::metadata(path)
             .with_context(|| format!("cannot stat {}", path.display()))?
@@ -86,7 +92,9 @@ pub fn print_sizes(built: &Artifacts) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn build() -> anyhow::Result<Artifacts> {
+/// Builds everything into target/dist; with `portable`, also the
+/// manylinux2014 wheel (a second, full build: see [`portable_wheel`]).
+pub fn build(portable: bool) -> anyhow::Result<Artifacts> {
     let root = workspace_root();
     let dist = root.join("target/dist");
     if dist.exists() {
@@ -98,14 +106,20 @@ pub fn build() -> anyhow::Result<Artifacts> {
     cargo(&["build", "--release", "--locked", "-p", "memtrail"])?;
     let (binary, debug) = split_debug(&root.join("target/release/memtrail"), &dist)?;
     let preload = preload_library(&root, &dist)?;
-    let wheel = wheel(&root, &dist)?;
+    let wheel = wheel(&root, &dist, &maturin(&root)?, &[], None)?;
     let deb = deb::build(&root, &dist, &binary, preload.as_deref())?;
+    let portable_wheel = if portable {
+        Some(portable_wheel(&root, &dist)?)
+    } else {
+        None
+    };
     Ok(Artifacts {
         binary,
         debug,
         wheel,
         deb,
         preload,
+        portable_wheel,
     })
 }
 
@@ -165,16 +179,28 @@ fn split_debug(built: &Path, dist: &Path) -> anyhow::Result<(PathBuf, PathBuf)> 
     Ok((binary, debug))
 }
 
-/// Builds the wheel with maturin into target/dist.
-fn wheel(root: &Path, dist: &Path) -> anyhow::Result<PathBuf> {
-    let maturin = maturin(root)?;
+/// Builds a wheel with `maturin build --release ARGS` into target/dist,
+/// with `venv/bin` first on PATH when given.
+fn wheel(
+    root: &Path,
+    dist: &Path,
+    maturin: &Path,
+    args: &[&str],
+    venv: Option<&Path>,
+) -> anyhow::Result<PathBuf> {
     let out = dist.join("wheel");
-    run_tool(
-        Command::new(&maturin)
-            .args(["build", "--release", "--locked", "--out"])
-            .arg(&out)
-            .current_dir(root.join("python")),
-    )?;
+    let mut command = Command::new(maturin);
+    command
+        .args(["build", "--release", "--locked"])
+        .args(args)
+        .arg("--out")
+        .arg(&out)
+        .current_dir(root.join("python"));
+    if let Some(venv) = venv {
+        let path = std::env::var("PATH").unwrap_or_default();
+        command.env("PATH", format!("{}:{path}", venv.join("bin").display()));
+    }
+    run_tool(&mut command)?;
     let mut wheels = std::fs::read_dir(&out)
         .with_context(|| format!("cannot list {}", out.display()))?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
@@ -193,22 +219,45 @@ fn wheel(root: &Path, dist: &Path) -> anyhow::Result<PathBuf> {
     Ok(shipped)
 }
 
+/// The wheel for glibc 2.17 and later (manylinux2014: RHEL 7 and 8,
+/// Debian 10 and 11, Ubuntu 18.04 and 20.04), which the default wheel,
+/// tagged with the build machine's glibc, does not reach. maturin links
+/// with zig (from PyPI, `maturin[zig]`) against glibc 2.17's symbols. It is
+/// a second build of every crate for an explicit target, so it takes as
+/// long as the release build again; CI does not run it.
+fn portable_wheel(root: &Path, dist: &Path) -> anyhow::Result<PathBuf> {
+    let venv = root.join("target/maturin-zig-venv");
+    let maturin = python_tool(&venv, MATURIN_ZIG_REQUIREMENT)?;
+    wheel(
+        root,
+        dist,
+        &maturin,
+        &["--zig", "--compatibility", "manylinux2014"],
+        Some(&venv),
+    )
+}
+
 /// maturin on PATH, or the one in target/maturin-venv (installed there
 /// with pip on first use).
 fn maturin(root: &Path) -> anyhow::Result<PathBuf> {
     if let Some(found) = which("maturin") {
         return Ok(found);
     }
-    let venv = root.join("target/maturin-venv");
+    python_tool(&root.join("target/maturin-venv"), MATURIN_REQUIREMENT)
+}
+
+/// `venv/bin/maturin`, after creating `venv` and installing
+/// `requirement` into it with pip if it is not there yet.
+fn python_tool(venv: &Path, requirement: &str) -> anyhow::Result<PathBuf> {
     let maturin = venv.join("bin/maturin");
     if maturin.exists() {
         return Ok(maturin);
     }
     eprintln!(
-        "xtask dist: no maturin on PATH; installing {MATURIN_REQUIREMENT} into {}",
+        "xtask dist: installing {requirement} into {}",
         venv.display()
     );
-    run_tool(Command::new("python3").args(["-m", "venv"]).arg(&venv)).context(
+    run_tool(Command::new("python3").args(["-m", "venv"]).arg(venv)).context(
         "cannot create a virtualenv for maturin: install python3-venv (Debian), as .ci/run does, \
          or put maturin on PATH (`pipx install maturin`)",
     )?;
@@ -216,7 +265,7 @@ fn maturin(root: &Path) -> anyhow::Result<PathBuf> {
         "install",
         "--quiet",
         "--disable-pip-version-check",
-        MATURIN_REQUIREMENT,
+        requirement,
     ]))?;
     Ok(maturin)
 }
