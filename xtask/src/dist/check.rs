@@ -268,6 +268,25 @@ fn check_deb(built: &Artifacts, dir: &Path) -> anyhow::Result<()> {
 /// unprivileged user: check that this pair is what reading a root
 /// process's regions and descriptors takes, and that neither alone does.
 fn check_capabilities() -> anyhow::Result<()> {
+    // The capabilities as the installed unit grants them, in setpriv's
+    // spelling (CAP_SYS_PTRACE -> +sys_ptrace).
+    let unit = std::fs::read_to_string(UNIT)?;
+    let granted = |key: &str| -> Vec<String> {
+        unit.lines()
+            .filter_map(|l| l.strip_prefix(key))
+            .flat_map(|v| v.split_whitespace())
+            .map(|c| c.trim_start_matches("CAP_").to_lowercase())
+            .collect()
+    };
+    let mut ambient = granted("AmbientCapabilities=");
+    let mut bounding = granted("CapabilityBoundingSet=");
+    ambient.sort();
+    bounding.sort();
+    ensure!(
+        ambient == ["dac_read_search", "sys_ptrace"] && bounding == ambient,
+        "{UNIT} grants {ambient:?} (bounding set {bounding:?}); this check expects exactly \
+         sys_ptrace and dac_read_search: update it with the unit"
+    );
     let mut target = Target::spawn()?;
     let as_nobody = |caps: &str| -> anyhow::Result<(String, String)> {
         let mut command = Command::new("setpriv");
@@ -297,7 +316,12 @@ fn check_capabilities() -> anyhow::Result<()> {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         ))
     };
-    let (stdout, stderr) = as_nobody("+sys_ptrace,+dac_read_search")?;
+    let all = ambient
+        .iter()
+        .map(|c| format!("+{c}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let (stdout, stderr) = as_nobody(&all)?;
     ensure!(
         !stderr.contains("permission denied"),
         "with CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH, nobody still cannot read a root process: \
