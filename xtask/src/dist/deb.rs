@@ -6,7 +6,8 @@
 //! Contents (paths as installed):
 //! - /usr/bin/memtrail: the stripped binary;
 //! - /usr/lib/memtrail/memtrail-service: what memtrail.service runs
-//!   (packaging/memtrail-service), and the LD_PRELOAD library when built;
+//!   (packaging/memtrail-service); libraries of SHIPPED_LIBRARIES (none
+//!   today) in the directory each names;
 //! - /usr/lib/systemd/system/memtrail.service (packaging/memtrail.service);
 //! - /etc/default/memtrail: its configuration, a conffile;
 //! - /usr/share/man/man1/memtrail*.1.gz, shell completions for bash, zsh
@@ -22,7 +23,7 @@ use std::process::Command;
 
 use anyhow::{ensure, Context};
 
-use super::{output_of, run_tool, PRELOAD_INSTALL_DIR, PRELOAD_LIBRARY};
+use super::{output_of, run_tool};
 
 const COPYRIGHT: &str = "\
 Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
@@ -52,7 +53,7 @@ pub fn build(
     root: &Path,
     dist: &Path,
     binary: &Path,
-    preload: Option<&Path>,
+    libraries: &[(PathBuf, &str)],
 ) -> anyhow::Result<PathBuf> {
     let version = memtrail::command()
         .get_version()
@@ -72,9 +73,10 @@ pub fn build(
         &stage.join("usr/lib/memtrail/memtrail-service"),
         0o755,
     )?;
-    if let Some(preload) = preload {
-        let dir = PRELOAD_INSTALL_DIR.trim_start_matches('/');
-        install(preload, &stage.join(dir).join(PRELOAD_LIBRARY), 0o644)?;
+    for (library, install_dir) in libraries {
+        let name = library.file_name().context("library without a name")?;
+        let dir = stage.join(install_dir.trim_start_matches('/'));
+        install(library, &dir.join(name), 0o644)?;
     }
     install(
         &packaging.join("memtrail.service"),

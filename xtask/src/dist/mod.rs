@@ -39,12 +39,17 @@ const MATURIN_REQUIREMENT: &str = "maturin>=1.5,<2";
 /// The same with zig, for `--manylinux2014`: target/maturin-zig-venv.
 const MATURIN_ZIG_REQUIREMENT: &str = "maturin[zig]>=1.5,<2";
 
-/// The LD_PRELOAD library of `run --native` (crates/preload, a cdylib):
-/// shipped beside the binary when the workspace builds it. The .deb puts
-/// it in PRELOAD_INSTALL_DIR; the wheel does not carry it yet (maturin's
-/// bin bindings ship one executable), see docs/packaging.md.
-pub const PRELOAD_LIBRARY: &str = "libmemtrail_preload.so";
-pub const PRELOAD_INSTALL_DIR: &str = "/usr/lib/memtrail";
+/// Libraries shipped beside the binary: (package, file under
+/// target/release, directory in the .deb). Empty: the LD_PRELOAD library
+/// of `run --native` (crates/preload, a cdylib, issue 14) is compiled by
+/// the memtrail binary's build script and embedded in the binary, which
+/// writes it out when it needs it, so every package carries it with the
+/// binary. A library that must live beside the binary instead is listed
+/// here, e.g. `("memtrail-preload", "libmemtrail_preload.so",
+/// "/usr/lib/memtrail")`: dist builds it, strips its debug info, puts it
+/// in target/dist and the .deb installs it. The wheel would need more
+/// (maturin's `bin` bindings ship executables only; see docs/packaging.md).
+pub const SHIPPED_LIBRARIES: &[(&str, &str, &str)] = &[];
 
 /// What `dist` built, all under target/dist.
 #[derive(Debug)]
@@ -53,7 +58,8 @@ pub struct Artifacts {
     pub debug: PathBuf,
     pub wheel: PathBuf,
     pub deb: PathBuf,
-    pub preload: Option<PathBuf>,
+    /// SHIPPED_LIBRARIES as built: (file in target/dist, directory in the .deb).
+    pub libraries: Vec<(PathBuf, &'static str)>,
     /// `--manylinux2014` only: the wheel for glibc 2.17 and later.
     pub portable_wheel: Option<PathBuf>,
 }
@@ -76,7 +82,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
 
 pub fn print_sizes(built: &Artifacts) -> anyhow::Result<()> {
     let mut files = vec![&built.binary, &built.debug, &built.wheel, &built.deb];
-    files.extend(&built.preload);
+    files.extend(built.libraries.iter().map(|(path, _)| path));
     files.extend(&built.portable_wheel);
     for path in files {
         let size = std::fs::metadata(path)
@@ -105,9 +111,9 @@ pub fn build(portable: bool) -> anyhow::Result<Artifacts> {
 
     cargo(&["build", "--release", "--locked", "-p", "memtrail"])?;
     let (binary, debug) = split_debug(&root.join("target/release/memtrail"), &dist)?;
-    let preload = preload_library(&root, &dist)?;
+    let libraries = shipped_libraries(&root, &dist)?;
     let wheel = wheel(&root, &dist, &maturin(&root)?, &[], None)?;
-    let deb = deb::build(&root, &dist, &binary, preload.as_deref())?;
+    let deb = deb::build(&root, &dist, &binary, &libraries)?;
     let portable_wheel = if portable {
         Some(portable_wheel(&root, &dist)?)
     } else {
@@ -118,41 +124,34 @@ pub fn build(portable: bool) -> anyhow::Result<Artifacts> {
         debug,
         wheel,
         deb,
-        preload,
+        libraries,
         portable_wheel,
     })
 }
 
-/// The hook for issue 14's LD_PRELOAD library: when the workspace has a
-/// crate that builds PRELOAD_LIBRARY, build it in release and copy it
-/// (stripped of debug info) into target/dist; the .deb installs it.
-fn preload_library(root: &Path, dist: &Path) -> anyhow::Result<Option<PathBuf>> {
-    let manifest = root.join("crates/preload/Cargo.toml");
-    if !manifest.exists() {
-        return Ok(None);
+/// Builds each of SHIPPED_LIBRARIES in release and copies it, without
+/// its debug info, into target/dist.
+fn shipped_libraries(root: &Path, dist: &Path) -> anyhow::Result<Vec<(PathBuf, &'static str)>> {
+    let mut shipped = Vec::new();
+    for &(package, file, install_dir) in SHIPPED_LIBRARIES {
+        cargo(&["build", "--release", "--locked", "-p", package])?;
+        let built = root.join("target/release").join(file);
+        ensure!(
+            built.exists(),
+            "package {package} built, but {} is missing: fix SHIPPED_LIBRARIES in \
+             xtask/src/dist/mod.rs",
+            built.display()
+        );
+        let copy = dist.join(file);
+        run_tool(
+            Command::new("objcopy")
+                .arg("--strip-debug")
+                .arg(&built)
+                .arg(&copy),
+        )?;
+        shipped.push((copy, install_dir));
     }
-    let manifest = manifest.to_string_lossy().into_owned();
-    cargo(&[
-        "build",
-        "--release",
-        "--locked",
-        "--manifest-path",
-        &manifest,
-    ])?;
-    let built = root.join("target/release").join(PRELOAD_LIBRARY);
-    ensure!(
-        built.exists(),
-        "crates/preload built, but {} is missing: update PRELOAD_LIBRARY in xtask/src/dist/mod.rs",
-        built.display()
-    );
-    let shipped = dist.join(PRELOAD_LIBRARY);
-    run_tool(
-        Command::new("objcopy")
-            .arg("--strip-debug")
-            .arg(&built)
-            .arg(&shipped),
-    )?;
-    Ok(Some(shipped))
+    Ok(shipped)
 }
 
 /// Splits `built` into target/dist/memtrail (no debug info, no symbol
