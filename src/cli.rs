@@ -131,7 +131,25 @@ installed and no code changed: memtrail puts a sitecustomize module first
 on PYTHONPATH (it runs any sitecustomize that was already there) that
 counts live objects by type (gc) or the bytes allocated per source line
 (tracemalloc) every --interval; `memtrail analyze` then names the types or
-lines that keep growing.";
+lines that keep growing.
+
+With --native, C, C++ and Rust programs (and every process they start)
+report their allocation sites: memtrail preloads a small library of its own
+(LD_PRELOAD) that samples allocations by bytes, on average one per
+--native-rate bytes, records each sampled allocation's call stack, and
+every --interval sends the estimated live bytes per stack. memtrail, not
+the program, turns the stacks into function names and file:line (from the
+modules and build ids kept in the recording), and `analyze` names the
+function whose allocations keep growing, with its callers. Costs a few
+percent of CPU at the default rate (docs/native.md). Programs linked
+statically or with an allocator of their own cannot be sampled: memtrail
+says so.
+
+Examples:
+  memtrail run -o job.mtr -- python3 job.py
+  memtrail run --python-gc --fail-on-leak -- python3 -m pytest tests/
+  memtrail run --native -o daemon.mtr -- ./daemon test.toml
+  memtrail run --native --native-rate 64KiB --interval 200ms -- ./unit-tests";
 
 const ANALYZE_ABOUT: &str = "\
 Judge a recording: for every process, whether it leaks, and why.
@@ -220,8 +238,8 @@ const DUMP_ABOUT: &str = "\
 Print every frame of a recording as newline-delimited JSON, for jq.
 
 The first line is the header (`\"type\": \"header\"`); each following line is
-one record (`process`, `system`, `exit`, `marker`, `census`, `notice`,
-`end`) with
+one record (`process`, `system`, `exit`, `marker`, `census`,
+`native-stack`, `native-module`, `notice`, `end`) with
 the byte `offset` of its frame and its `encoding` (keyframe, delta, plain).
 Delta frames are printed as the full sample they decode to. A torn tail (a
 recorder killed mid-write) or a damaged frame is reported on standard
@@ -438,6 +456,19 @@ pub struct RunArgs {
     /// (tracemalloc) every --interval; slows Python down while it runs
     #[arg(long)]
     pub python_tracemalloc: bool,
+    /// Native programs report sampled allocation stacks (C, C++, Rust; a
+    /// preloaded library; docs/native.md)
+    #[arg(long)]
+    pub native: bool,
+    /// With --native, the mean bytes allocated between two samples: smaller
+    /// is more precise and costs more
+    #[arg(
+        long,
+        value_name = "BYTES",
+        default_value = "512KiB",
+        requires = "native"
+    )]
+    pub native_rate: Size,
     /// The command to run and its arguments (after `--`)
     #[arg(required = true, last = true, value_name = "CMD")]
     pub command: Vec<std::ffi::OsString>,

@@ -56,6 +56,8 @@ pub struct Events {
     bad: u64,
     /// Reading failed for good; no more reads.
     broken: bool,
+    /// `run --native`: waiting for the command's sampler to say hello.
+    native_watch: Option<crate::native::HelloWatch>,
 }
 
 impl Events {
@@ -114,7 +116,14 @@ impl Events {
             line: 0,
             bad: 0,
             broken: false,
+            native_watch: None,
         })
+    }
+
+    /// Expects the native sampler of process `pid` to say hello (`run
+    /// --native`); if it does not, a notice says so.
+    pub fn watch_native(&mut self, pid: u32) {
+        self.native_watch = Some(crate::native::HelloWatch::new(pid));
     }
 
     /// Reads every complete line available now and turns it into records:
@@ -162,6 +171,10 @@ impl Events {
             let line = std::mem::take(&mut self.partial);
             self.line += 1;
             self.one_line(&line, &mut out);
+        }
+        if let Some(watch) = &mut self.native_watch {
+            let notices = watch.check(&out, last, &self.path.display().to_string());
+            out.extend(notices);
         }
         out
     }
@@ -303,6 +316,9 @@ fn parse(line: &[u8]) -> Result<Record, String> {
             (secs * 1e6).round() as u64
         }
     };
+    if let Some(native) = crate::native::parse_event(obj, pid, time_us, identity) {
+        return native;
+    }
     match (obj.get("marker"), obj.get("census")) {
         (Some(label), None) => {
             let label = label.as_str().ok_or("\"marker\" is not a string")?;

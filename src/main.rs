@@ -6,6 +6,7 @@
 mod cmd;
 mod events;
 mod input;
+mod native;
 mod output;
 mod recorder;
 mod signals;

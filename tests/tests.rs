@@ -17,6 +17,7 @@ mod cli_run;
 mod cli_snap;
 mod events;
 mod faults;
+mod native;
 mod security;
 mod serve;
 mod soak;

@@ -84,10 +84,12 @@ maps\t'+ per-region smaps (re-read when memory changed, when recording)'
 full\t'+ per-region smaps every sample and every descriptor\'s target'"
 complete -c memtrail -n "__fish_memtrail_using_subcommand run" -l maps-every -d 'At detail `maps`, re-read every region at least every N samples' -r
 complete -c memtrail -n "__fish_memtrail_using_subcommand run" -s o -l output -d 'Write the recording to FILE [default: memtrail-<command>-<pid>.mtr]' -r -F
+complete -c memtrail -n "__fish_memtrail_using_subcommand run" -l native-rate -d 'With --native, the mean bytes allocated between two samples: smaller is more precise and costs more' -r
 complete -c memtrail -n "__fish_memtrail_using_subcommand run" -l redact-cmdline -d 'Keep only argv[0] of command lines (arguments can hold secrets)'
 complete -c memtrail -n "__fish_memtrail_using_subcommand run" -l fail-on-leak -d 'Exit with status 3 if any recorded process leaked (the command\'s own failure status takes precedence)'
 complete -c memtrail -n "__fish_memtrail_using_subcommand run" -l python-gc -d 'Python programs count their live objects by type (gc) every --interval'
 complete -c memtrail -n "__fish_memtrail_using_subcommand run" -l python-tracemalloc -d 'Python programs report the source lines holding the most memory (tracemalloc) every --interval; slows Python down while it runs'
+complete -c memtrail -n "__fish_memtrail_using_subcommand run" -l native -d 'Native programs report sampled allocation stacks (C, C++, Rust; a preloaded library; docs/native.md)'
 complete -c memtrail -n "__fish_memtrail_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c memtrail -n "__fish_memtrail_using_subcommand run" -s V -l version -d 'Print version'
 complete -c memtrail -n "__fish_memtrail_using_subcommand analyze" -l format -d 'Output format; live JSON prints one document per line per update' -r -f -a "text\t'For people, fitting 80 columns'

@@ -29,6 +29,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<u8> {
     )?;
     let mut input = crate::input::open(&args.input, args.follow.then(|| Arc::clone(&stop)))?;
     let mut analyzer = Analyzer::new();
+    let mut names = crate::native::Names::new();
     let mut complete = false;
     let mut last_update = Instant::now();
     let mut out = std::io::stdout().lock();
@@ -37,7 +38,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<u8> {
         let frame = frame.with_context(|| format!("cannot read recording {name}"))?;
         input.warn();
         let end = matches!(frame.record, Record::End(_));
-        analyzer.add(frame.record);
+        analyzer.add(names.pass(frame.record));
         if end {
             complete = true;
             if input.live {

@@ -74,6 +74,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<u8> {
         fail_on_leak: false,
         python_gc: false,
         python_tracemalloc: false,
+        native: false,
+        native_rate: crate::units::Size(512 * 1024),
         command: vec![
             "python3".into(),
             script.clone().into_os_string(),

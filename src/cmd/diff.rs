@@ -311,9 +311,10 @@ fn events_between(path: &Path, from_us: u64, to_us: u64) -> anyhow::Result<Event
     let mut first: HashMap<(Option<ProcessId>, String), Census> = HashMap::new();
     let mut last: HashMap<(Option<ProcessId>, String), Census> = HashMap::new();
     let mut markers = Vec::new();
+    let mut names = crate::native::Names::new();
     for frame in reader.by_ref() {
         let frame = frame.with_context(|| format!("cannot read recording {name}"))?;
-        match frame.record {
+        match names.pass(frame.record) {
             Record::Census(c) => {
                 let key = (c.process, c.source.clone());
                 if c.time_us >= from_us && !first.contains_key(&key) {

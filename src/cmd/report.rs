@@ -20,8 +20,9 @@ pub fn run(args: ReportArgs) -> anyhow::Result<u8> {
     let mut input = crate::input::open(&args.input, None)?;
     let name = input.name.clone();
     let mut builder = ReportBuilder::new();
+    let mut names = crate::native::Names::new();
     let complete = input.read_all(|record| {
-        builder.add(record);
+        builder.add(names.pass(record));
         Ok(())
     })?;
     if !complete {

@@ -76,9 +76,10 @@ fn analyze_file(path: &std::path::Path) -> anyhow::Result<memtrail_diff::Analysi
     let mut reader = memtrail_format::open(path)
         .with_context(|| format!("cannot read back {}", path.display()))?;
     let mut analyzer = memtrail_diff::Analyzer::new();
+    let mut names = crate::native::Names::new();
     for frame in reader.by_ref() {
         let frame = frame.with_context(|| format!("cannot read back {}", path.display()))?;
-        analyzer.add(frame.record);
+        analyzer.add(names.pass(frame.record));
     }
     Ok(analyzer.analysis())
 }
@@ -112,6 +113,7 @@ pub fn record_command(args: &RunArgs, quiet: bool) -> anyhow::Result<RunOutcome>
     // one (no writable temporary directory) the command is still recorded
     // from the outside, unless censuses were asked for.
     let python = args.python_gc || args.python_tracemalloc;
+    let needs_channel = python || args.native;
     let channel = (|| -> anyhow::Result<(PrivateDir, Events)> {
         let private = PrivateDir::new()?;
         let path = private.path().join("events");
@@ -121,7 +123,7 @@ pub fn record_command(args: &RunArgs, quiet: bool) -> anyhow::Result<RunOutcome>
     })();
     let (private, mut events) = match channel {
         Ok((private, events)) => (Some(private), Some(events)),
-        Err(err) if !python => {
+        Err(err) if !needs_channel => {
             eprintln!(
                 "memtrail: warning: no events channel ({err:#}); recording without markers \
                  and censuses"
@@ -130,8 +132,8 @@ pub fn record_command(args: &RunArgs, quiet: bool) -> anyhow::Result<RunOutcome>
         }
         Err(err) => {
             return Err(err.context(
-                "--python-gc and --python-tracemalloc report through an events channel, \
-                 which could not be made",
+                "--python-gc, --python-tracemalloc and --native report through an events \
+                 channel, which could not be made",
             ))
         }
     };
@@ -142,6 +144,14 @@ pub fn record_command(args: &RunArgs, quiet: bool) -> anyhow::Result<RunOutcome>
         command.env(events::ENV, private.path().join("events"));
         if python {
             python_hooks(&mut command, private, args)?;
+        }
+        if args.native {
+            crate::native::prepare(
+                &mut command,
+                private.path(),
+                args.native_rate.0,
+                args.sampling.interval.0,
+            )?;
         }
     }
     if quiet {
@@ -154,6 +164,9 @@ pub fn record_command(args: &RunArgs, quiet: bool) -> anyhow::Result<RunOutcome>
         )
     })?;
     let pid = child.id();
+    if let (true, Some(events)) = (args.native, events.as_mut()) {
+        events.watch_native(pid);
+    }
     let output = args.output.clone().unwrap_or_else(|| {
         let base = std::path::Path::new(program)
             .file_name()

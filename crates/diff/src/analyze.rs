@@ -45,13 +45,9 @@ pub const CENSUS_SOURCES: usize = 8;
 /// growing ones, leaks first, then by growth.
 pub const CENSUS_FINDINGS_PER_SOURCE: usize = 16;
 
-/// The census source whose counts are bytes (Python's tracemalloc);
-/// every other source counts objects.
-const BYTES_SOURCE: &str = "tracemalloc";
-
 /// How much a census count's growth matters (see docs/leak-detection.md).
 fn census_materiality(source: &str) -> Materiality {
-    if source == BYTES_SOURCE {
+    if crate::census::counts_bytes(source) {
         // Bytes: the memory thresholds (256 KiB, 2% of the level).
         Materiality {
             absolute: 256.0 * 1024.0,
@@ -571,6 +567,9 @@ impl Analyzer {
                     }
                 }
             }
+            // Stacks and modules name native census keys before they get
+            // here (memtrail-symbolize); the analysis does not need them.
+            Record::NativeStack(_) | Record::NativeModule(_) => {}
             Record::Notice(_) | Record::End(_) => {}
         }
     }
@@ -735,7 +734,7 @@ fn census_findings(p: &ProcState) -> Vec<Finding> {
             .iter()
             .map(|s| {
                 let j = judge(&s.trail.buckets(), census_materiality(source));
-                let unit = if source == BYTES_SOURCE {
+                let unit = if crate::census::counts_bytes(source) {
                     "bytes"
                 } else {
                     "count"

@@ -7,6 +7,13 @@ use std::collections::HashMap;
 use memtrail_format::{Census, ProcessId};
 use serde::Serialize;
 
+/// Whether a census source counts bytes (Python's `tracemalloc`, the
+/// native allocation sites of `run --native`); every other source counts
+/// objects.
+pub fn counts_bytes(source: &str) -> bool {
+    matches!(source, "tracemalloc" | "native")
+}
+
 /// One key's count at two moments.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CensusChange {

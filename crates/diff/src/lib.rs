@@ -64,7 +64,7 @@ pub use analyze::{
     series_values, Analysis, Analyzer, FdKindGrowth, Finding, Kind, ProcessVerdict, Projection,
     RegionGrowth, TrendLine, SERIES_NAMES,
 };
-pub use census::{compare_censuses, CensusChange, CensusDiff};
+pub use census::{compare_censuses, counts_bytes, CensusChange, CensusDiff};
 pub use compare::{
     command_of, compare, compare_fds, target_group, FdChanges, Figure, KindChange, Presence,
     ProcessDiff, TargetCount,

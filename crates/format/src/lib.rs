@@ -73,6 +73,7 @@ mod delta;
 mod error;
 mod frame;
 pub mod model;
+pub mod native;
 mod reader;
 mod wire;
 mod writer;
@@ -80,6 +81,7 @@ mod writer;
 pub use error::{ReadError, Warning, WarningKind, WriteError};
 pub use frame::{Encoding, Frame};
 pub use model::*;
+pub use native::{NativeModule, NativeStack};
 pub use reader::{open, Reader};
 pub use writer::Writer;
 

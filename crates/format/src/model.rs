@@ -483,6 +483,8 @@ pub enum Record {
     Exit(ProcessExit),
     Marker(Marker),
     Census(Census),
+    NativeStack(crate::native::NativeStack),
+    NativeModule(crate::native::NativeModule),
     Notice(Notice),
     End(End),
 }
@@ -496,6 +498,8 @@ impl Record {
             Record::Exit(e) => e.time_us,
             Record::Marker(m) => m.time_us,
             Record::Census(c) => c.time_us,
+            Record::NativeStack(s) => s.time_us,
+            Record::NativeModule(m) => m.time_us,
             Record::Notice(n) => n.time_us,
             Record::End(e) => e.time_us,
         }

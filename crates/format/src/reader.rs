@@ -344,6 +344,14 @@ impl Payload {
                 .map(|w: wire::MarkerWire| Payload::Record(Record::Marker(w.into_model()))),
             kind::CENSUS => wire::decode(payload)
                 .map(|w: wire::CensusWire| Payload::Record(Record::Census(w.into_model()))),
+            kind::NATIVE_STACK => wire::decode(payload).map(|w: crate::native::NativeStackWire| {
+                Payload::Record(Record::NativeStack(w.into_model()))
+            }),
+            kind::NATIVE_MODULE => {
+                wire::decode(payload).map(|w: crate::native::NativeModuleWire| {
+                    Payload::Record(Record::NativeModule(w.into_model()))
+                })
+            }
             kind::NOTICE => wire::decode(payload)
                 .map(|w: wire::NoticeWire| Payload::Record(Record::Notice(w.into_model()))),
             kind::END => wire::decode(payload)

@@ -93,6 +93,16 @@ impl<W: Write> Writer<W> {
             Record::Census(c) => {
                 self.write_payload(kind::CENSUS, &wire::CensusWire::from_model(c), "census")
             }
+            Record::NativeStack(s) => self.write_payload(
+                kind::NATIVE_STACK,
+                &crate::native::NativeStackWire::from_model(s),
+                "native stack",
+            ),
+            Record::NativeModule(m) => self.write_payload(
+                kind::NATIVE_MODULE,
+                &crate::native::NativeModuleWire::from_model(m),
+                "native module",
+            ),
             Record::Notice(n) => {
                 self.write_payload(kind::NOTICE, &wire::NoticeWire::from_model(n), "notice")
             }

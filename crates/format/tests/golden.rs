@@ -382,3 +382,49 @@ fn v1_census_bytes_never_change() {
     let (header, records) = golden_census();
     check_golden("v1-census.mtr", &header, &records);
 }
+
+/// The native allocation-site kinds (`run --native`): a module (0x44) and
+/// a stack (0x43), next to the census of source `native` that counts
+/// bytes by `stack:ID`. Never change it: add a new one instead.
+pub fn golden_native() -> (Header, Vec<Record>) {
+    let (mut header, _) = golden_recording();
+    header.target = "run -- ./app".to_string();
+    let t0 = header.started_us;
+    let app = Some(ProcessId {
+        pid: 4242,
+        start_time: 98_765,
+    });
+    let records = vec![
+        Record::NativeModule(NativeModule {
+            time_us: t0 + 100_000,
+            process: app,
+            start: 0x5555_0000_0000,
+            end: 0x5555_0000_4000,
+            bias: 0x5555_0000_0000,
+            path: "/srv/app".to_string(),
+            build_id: vec![0xde, 0xad, 0xbe, 0xef],
+        }),
+        Record::NativeStack(NativeStack {
+            time_us: t0 + 1_000_000,
+            process: app,
+            id: 0x0123_4567_89ab_cdef,
+            frames: vec![0x5555_0000_1169, 0x5555_0000_11a0],
+        }),
+        Record::Census(Census {
+            time_us: t0 + 1_000_000,
+            process: app,
+            source: "native".to_string(),
+            counts: vec![CensusCount {
+                key: "stack:0123456789abcdef".to_string(),
+                count: 524_288,
+            }],
+        }),
+    ];
+    (header, records)
+}
+
+#[test]
+fn v1_native_bytes_never_change() {
+    let (header, records) = golden_native();
+    check_golden("v1-native.mtr", &header, &records);
+}

@@ -32,7 +32,7 @@ pub fn text(diffs: &[CensusDiff], markers: &[Marker], started_us: u64, top: usiz
         if d.changes.is_empty() {
             continue;
         }
-        let what = if d.source == "tracemalloc" {
+        let what = if memtrail_diff::counts_bytes(&d.source) {
             "site (bytes)"
         } else {
             "key"
@@ -43,13 +43,17 @@ pub fn text(diffs: &[CensusDiff], markers: &[Marker], started_us: u64, top: usiz
             what, "before", "after", "delta"
         );
         for c in d.changes.iter().take(top) {
+            // A native site names its function first (`keep (a.c:3) ←
+            // caller`): cut at the right there, at the left for paths.
+            let key = if d.source == "native" {
+                crate::shorten(&c.key, 44)
+            } else {
+                shorten_left(&printable(&c.key), 44)
+            };
             let _ = writeln!(
                 out,
                 "  {:<44} {:>10} {:>10} {:>+10}",
-                shorten_left(&printable(&c.key), 44),
-                c.before,
-                c.after,
-                c.delta
+                key, c.before, c.after, c.delta
             );
         }
         if d.changes.len() > top {

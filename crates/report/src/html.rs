@@ -246,6 +246,26 @@ fn process_section(out: &mut String, report: &Report, p: &ProcessVerdict, track:
     }
     let _ = writeln!(out, "</table>");
 
+    let sites = crate::native::sites(p);
+    if !sites.is_empty() {
+        let _ = writeln!(
+            out,
+            "<h3>Native allocation sites</h3>\n<table>\n<tr><th>site (function, file:line, callers)</th>\
+             <th>live (est.)</th><th>growth</th><th>verdict</th></tr>"
+        );
+        for f in sites {
+            let _ = writeln!(
+                out,
+                "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"{}\">{}</td></tr>",
+                html_escape(crate::native::site(f)),
+                value(f, f.last),
+                rate(f, f.growth_per_hour),
+                class(f.verdict),
+                f.verdict.name()
+            );
+        }
+        let _ = writeln!(out, "</table>");
+    }
     let regions = top_regions(p, 10);
     if !regions.is_empty() {
         let _ = writeln!(out, "<h3>Top growing regions</h3>\n<table>");

@@ -63,6 +63,7 @@ pub mod export;
 pub mod exposition;
 pub mod html;
 pub mod markdown;
+mod native;
 pub mod recording;
 pub mod snapshot;
 pub mod summary;

@@ -95,6 +95,24 @@ impl Format for Markdown {
                     rate(f, f.growth_per_hour)
                 );
             }
+            let sites = crate::native::sites(p);
+            if !sites.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "\n| native allocation site | live (est.) | growth | verdict |"
+                );
+                let _ = writeln!(out, "| --- | ---: | ---: | --- |");
+                for f in sites {
+                    let _ = writeln!(
+                        out,
+                        "| {} | {} | {} | {} |",
+                        cell(crate::native::site(f)),
+                        value(f, f.last),
+                        rate(f, f.growth_per_hour),
+                        f.verdict.name()
+                    );
+                }
+            }
             let regions = top_regions(p, 5);
             if !regions.is_empty() {
                 let _ = writeln!(out, "\n| growth | change | count | region |");

@@ -179,6 +179,19 @@ impl Text {
                 );
             }
         }
+        let sites = crate::native::sites(p);
+        if !sites.is_empty() {
+            let _ = writeln!(out, "  native allocation sites (estimated live bytes)");
+            for f in sites {
+                let _ = writeln!(
+                    out,
+                    "  {:>12} {:>12} {}",
+                    value(f, f.last),
+                    rate(f, f.growth_per_hour),
+                    shorten(crate::native::site(f), 80 - 29)
+                );
+            }
+        }
         let regions = top_regions(p, 3);
         if !regions.is_empty() {
             let _ = writeln!(out, "  top growing regions");

@@ -9,6 +9,7 @@
 //! Each section is one function in [`sections`] producing one [`Table`];
 //! adding a section is adding a function and a line to [`SECTIONS`].
 
+mod native;
 mod procs;
 mod sections;
 
@@ -54,13 +55,18 @@ const SECTIONS: &[Section] = &[
         about: "the recorder's peak RSS while recording a tree of 50 processes",
         run: sections::recorder_rss,
     },
+    Section {
+        name: "native",
+        about: "run --native vs the program alone and heaptrack: CPU, wall, peak RSS",
+        run: native::native,
+    },
 ];
 
 pub const USAGE: &str = "\
   bench  [--quick] [--write-docs] [SECTION...]
          compare whole commands with the kernel floor and other tools;
-         sections: snap, record-cpu, bytes, analyze, recorder-rss (default:
-         all).
+         sections: snap, record-cpu, bytes, analyze, recorder-rss, native
+         (default: all).
          --quick: fewer rounds and sizes. --write-docs: also replace the
          generated tables in docs/performance.md. MEMTRAIL_BIN=path
          measures that memtrail binary instead of a fresh release build";
