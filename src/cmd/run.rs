@@ -38,9 +38,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         return Ok(exit_code(outcome.status));
     }
     eprintln!(
-        "memtrail: recorded {} samples of {} processes to {} ({})",
-        outcome.finished.samples,
-        outcome.finished.processes.len(),
+        "memtrail: recorded {} of {} in {} to {} ({})",
+        memtrail_report::count(outcome.finished.samples as usize, "sample", "samples"),
+        memtrail_report::count(outcome.finished.processes.len(), "process", "processes"),
+        memtrail_report::count(outcome.finished.ticks as usize, "tick", "ticks"),
         outcome.output.display(),
         super::record::describe_end(&outcome.finished.reason),
     );

@@ -146,7 +146,7 @@ impl Text {
             "{} pid {:<7} {}",
             self.verdict(p.verdict),
             p.pid,
-            shorten(&p.command, 80 - 18)
+            crate::process_label(&p.command, 80 - 18)
         );
         let Some(track) = report.track(p.id()) else {
             return;

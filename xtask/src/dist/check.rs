@@ -497,10 +497,7 @@ fn check_snap(json: &str, pid: u32) -> anyhow::Result<()> {
 }
 
 fn memtrail_version() -> anyhow::Result<String> {
-    Ok(memtrail::command()
-        .get_version()
-        .context("the memtrail command has no version")?
-        .to_string())
+    super::version(&workspace_root())
 }
 
 fn package_installed() -> anyhow::Result<bool> {

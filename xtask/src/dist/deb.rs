@@ -55,10 +55,7 @@ pub fn build(
     binary: &Path,
     libraries: &[(PathBuf, &str)],
 ) -> anyhow::Result<PathBuf> {
-    let version = memtrail::command()
-        .get_version()
-        .context("the memtrail command has no version")?
-        .to_string();
+    let version = super::version(root)?;
     let arch = output_of(Command::new("dpkg").arg("--print-architecture"))?
         .trim()
         .to_string();
@@ -89,29 +86,35 @@ pub fn build(
         0o644,
     )?;
 
-    // Man pages and completions from the clap command itself, so the
-    // package cannot ship stale ones even if docs/ was not regenerated.
-    for file in memtrail::generated_files() {
-        let base = Path::new(&file.path)
-            .file_name()
-            .context("generated file without a name")?
-            .to_string_lossy()
-            .into_owned();
-        let target = if file.path.starts_with("docs/man/") {
-            let page = stage.join("usr/share/man/man1").join(&base);
-            write(&page, &file.contents, 0o644)?;
+    // Man pages and completions as `cargo xtask docs` writes them; the
+    // test generated_completions_and_man_pages_are_current (run by `ci`
+    // before dist-check) keeps them equal to the binary's flags.
+    let man = root.join("docs/man");
+    for entry in
+        std::fs::read_dir(&man).with_context(|| format!("cannot list {}", man.display()))?
+    {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "1") {
+            let page = stage
+                .join("usr/share/man/man1")
+                .join(path.file_name().context("man page without a name")?);
+            install(&path, &page, 0o644)?;
             run_tool(Command::new("gzip").args(["-9n"]).arg(&page))?;
-            continue;
-        } else if base.ends_with(".bash") {
-            "usr/share/bash-completion/completions/memtrail".to_string()
-        } else if base.ends_with(".fish") {
-            "usr/share/fish/vendor_completions.d/memtrail.fish".to_string()
-        } else if base.starts_with('_') {
-            format!("usr/share/zsh/vendor-completions/{base}")
-        } else {
-            anyhow::bail!("no place in the .deb for generated file {}", file.path);
-        };
-        write(&stage.join(target), &file.contents, 0o644)?;
+        }
+    }
+    let completions = root.join("docs/completions");
+    for (file, installed) in [
+        (
+            "memtrail.bash",
+            "usr/share/bash-completion/completions/memtrail",
+        ),
+        ("_memtrail", "usr/share/zsh/vendor-completions/_memtrail"),
+        (
+            "memtrail.fish",
+            "usr/share/fish/vendor_completions.d/memtrail.fish",
+        ),
+    ] {
+        install(&completions.join(file), &stage.join(installed), 0o644)?;
     }
 
     let doc = stage.join("usr/share/doc/memtrail");

@@ -269,6 +269,30 @@ fn python_tool(venv: &Path, requirement: &str) -> anyhow::Result<PathBuf> {
     Ok(maturin)
 }
 
+/// The version of the memtrail package: `[workspace.package]`'s in the
+/// root Cargo.toml (xtask does not depend on memtrail, so it reads it).
+pub fn version(root: &Path) -> anyhow::Result<String> {
+    let manifest = root.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest)
+        .with_context(|| format!("cannot read {}", manifest.display()))?;
+    let section = text
+        .split("\n[")
+        .find(|s| s.starts_with("workspace.package]"))
+        .with_context(|| format!("{} has no [workspace.package]", manifest.display()))?;
+    section
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("version"))
+        .filter_map(|l| l.trim().strip_prefix('='))
+        .map(|v| v.trim().trim_matches('"').to_string())
+        .next()
+        .with_context(|| {
+            format!(
+                "no version in [workspace.package] of {}",
+                manifest.display()
+            )
+        })
+}
+
 /// Runs a command, echoing it, failing with its status.
 pub fn run_tool(command: &mut Command) -> anyhow::Result<()> {
     let shown = format!("{command:?}");
