@@ -153,9 +153,13 @@ censuses, one JSON object per line (docs/events.md). With --python-gc or
 --python-tracemalloc, Python programs report by themselves, with nothing
 installed and no code changed: memtrail puts a sitecustomize module first
 on PYTHONPATH (it runs any sitecustomize that was already there) that
-counts live objects by type (gc) or the bytes allocated per source line
-(tracemalloc) every --interval; `memtrail analyze` then names the types or
-lines that keep growing.
+counts live objects by type (gc) or the bytes allocated per short
+traceback (tracemalloc: the line and --python-frames - 1 callers) every
+--interval. With --python-gc it also finds, every few seconds, what keeps
+the growing types alive: the chain of references from a module global, a
+class attribute or a running function's local to a few new instances, and
+what one instance holds. `memtrail analyze` then names the root type
+first, the chain that keeps it, and what hangs off it.
 
 With --native, C, C++ and Rust programs (and every process they start)
 report their allocation sites: memtrail preloads a small library of its own
@@ -186,6 +190,11 @@ findings, one per series: rss, anon, file, shmem, pss, swap (memory), fds
 and threads, and census:SOURCE:KEY for the counts a program reports from
 inside (`run --python-gc`: objects by type; `--python-tracemalloc`: bytes
 per source line), so the class or line that keeps growing is named.
+With `run --python-gc`, the root types come first (held by something that
+does not grow: a module global, a class attribute), each with the chain
+of references that keeps it alive (`app.cache.SESSIONS → [<key>]`) and
+what one instance holds; the types hanging off a root and the built-in
+types that grow with it follow.
 A leak is sustained growth that continues to the end of what was
 observed: a warm-up that plateaus, a one-off step, a sawtooth whose
 lows do not rise (GC, alloc/free cycles) and file-backed pages (page cache)
@@ -225,7 +234,8 @@ Censuses (object counts by type, bytes by allocation site, from
 `run --python-gc` and the events channel) are compared too: per process
 and source, the census at or after the first moment against the last at
 or before the second, largest change first, like diffing two
-`gc.get_objects()` counts by hand.
+`gc.get_objects()` counts by hand; a type whose retention the Python hook
+measured is shown with the chain that keeps it alive, root types first.
 
 Processes are matched by identity (pid and start time) and regions by
 start address and backing, falling back to their label so a region that
@@ -289,7 +299,7 @@ const DUMP_ABOUT: &str = "\
 Print every frame of a recording as newline-delimited JSON, for jq.
 
 The first line is the header (`\"type\": \"header\"`); each following line is
-one record (`process`, `system`, `exit`, `marker`, `census`,
+one record (`process`, `system`, `exit`, `marker`, `census`, `retention`,
 `native-stack`, `native-module`, `notice`, `end`) with the byte `offset` of
 its frame, its `encoding` (keyframe, delta, plain) and its `tick`: the
 sampling round it belongs to, the number `memtrail diff --from '#N'` takes.
@@ -534,6 +544,10 @@ pub struct RunArgs {
     /// (tracemalloc) every --interval; slows Python down while it runs
     #[arg(long)]
     pub python_tracemalloc: bool,
+    /// Frames of each --python-tracemalloc site: the allocating line and
+    /// N-1 of its callers, so a shared helper is told apart by its callers
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub python_frames: u32,
     /// Native programs report sampled allocation stacks (C, C++, Rust; a
     /// preloaded library; docs/native.md)
     #[arg(long)]

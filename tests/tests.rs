@@ -20,6 +20,7 @@ mod events;
 mod faults;
 mod moments;
 mod native;
+mod owners;
 mod security;
 mod serve;
 mod soak;

@@ -76,6 +76,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<u8> {
         fail_on_leak: false,
         python_gc: false,
         python_tracemalloc: false,
+        python_frames: 3,
         native: false,
         native_rate: crate::units::Size(512 * 1024),
         command: vec![

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{bail, Context};
-use memtrail_diff::{compare, compare_censuses, CensusDiff, ProcessDiff};
-use memtrail_format::{Census, Marker, ProcessId, ProcessSample, Record, Ticks};
+use memtrail_diff::{attach_retention, compare, compare_censuses, CensusDiff, ProcessDiff};
+use memtrail_format::{Census, Marker, ProcessId, ProcessSample, Record, Retention, Ticks};
 use memtrail_report::diff::{self, DiffFilter};
 
 use crate::cli::{DiffArgs, Moment, ReportFormat};
@@ -30,8 +30,10 @@ pub fn run(args: DiffArgs) -> anyhow::Result<u8> {
                 || events_between(after_path, 0, u64::MAX),
             );
             let (before_events, after_events) = (before_events?, after_events?);
+            let mut censuses = compare_censuses(&before_events.last, &after_events.last);
+            attach_retention(&mut censuses, &after_events.retentions);
             window = Window {
-                censuses: compare_censuses(&before_events.last, &after_events.last),
+                censuses,
                 markers: Vec::new(),
                 started_us: before_events.started_us,
             };
@@ -63,8 +65,10 @@ pub fn run(args: DiffArgs) -> anyhow::Result<u8> {
             let from_us = from_marker.map_or(a.time_us, |us| us.min(a.time_us));
             let to_us = to_marker.map_or(b.time_us, |us| us.max(b.time_us));
             let events = events_between(&args.before, from_us, to_us)?;
+            let mut censuses = compare_censuses(&events.first, &events.last);
+            attach_retention(&mut censuses, &events.retentions);
             window = Window {
-                censuses: compare_censuses(&events.first, &events.last),
+                censuses,
                 markers: events.markers,
                 started_us: events.started_us,
             };
@@ -300,6 +304,8 @@ struct Events {
     first: Vec<Census>,
     /// Per process and source, the last census at or before its end.
     last: Vec<Census>,
+    /// Per process, source and type, the last retention at or before its end.
+    retentions: Vec<Retention>,
     markers: Vec<Marker>,
 }
 
@@ -314,6 +320,7 @@ fn events_between(path: &Path, from_us: u64, to_us: u64) -> anyhow::Result<Event
     let started_us = reader.header().started_us;
     let mut first: HashMap<(Option<ProcessId>, String), Census> = HashMap::new();
     let mut last: HashMap<(Option<ProcessId>, String), Census> = HashMap::new();
+    let mut retentions: HashMap<(Option<ProcessId>, String, String), Retention> = HashMap::new();
     let mut markers = Vec::new();
     let mut names = crate::native::Names::new();
     for frame in reader.by_ref() {
@@ -328,6 +335,14 @@ fn events_between(path: &Path, from_us: u64, to_us: u64) -> anyhow::Result<Event
                     last.insert(key, c);
                 }
             }
+            Record::Retention(r) if r.time_us <= to_us => {
+                let key = (r.process, r.source.clone(), r.key.clone());
+                let r = match retentions.get(&key) {
+                    Some(old) => memtrail_diff::roots::newer(old, r),
+                    None => r,
+                };
+                retentions.insert(key, r);
+            }
             Record::Marker(m)
                 if (from_us..=to_us).contains(&m.time_us) && markers.len() < MAX_MARKERS =>
             {
@@ -341,6 +356,7 @@ fn events_between(path: &Path, from_us: u64, to_us: u64) -> anyhow::Result<Event
         started_us,
         first: first.into_values().collect(),
         last: last.into_values().collect(),
+        retentions: retentions.into_values().collect(),
         markers,
     })
 }

@@ -219,19 +219,13 @@ fn process_text(out: &mut String, p: &ProcessVerdict, detailed: bool, width: usi
     // Regions and limits are the same for every memory series: tell them once.
     let mut told_regions = false;
     let mut told_limit = false;
+    let census: Vec<&Finding> = p
+        .findings
+        .iter()
+        .filter(|f| f.kind == Kind::Census && notable(f))
+        .collect();
     for f in p.findings.iter().filter(|f| notable(f)) {
-        if let Some(name) = f.series.strip_prefix("census:") {
-            // The type or site is the point, and can be long: a line of its own.
-            let _ = writeln!(
-                out,
-                "     census  {:<9} {:>13}  conf {:.2}  {} -> {}",
-                f.pattern.name(),
-                rate(f, f.growth_per_hour),
-                f.confidence,
-                value(f, f.first),
-                value(f, f.last),
-            );
-            let _ = writeln!(out, "{:17}{}", "", shorten(&crate::printable(name), 62));
+        if f.kind == Kind::Census {
             continue;
         }
         let _ = writeln!(
@@ -306,6 +300,7 @@ fn process_text(out: &mut String, p: &ProcessVerdict, detailed: bool, width: usi
             );
         }
     }
+    crate::owners::census_text(out, &census);
 }
 
 /// As many items as fit in `width` columns, joined with `; `.

@@ -62,6 +62,8 @@ section { border-top: 2px solid #ddd; margin-top: 1.5em; }
 .cmd { font-family: monospace; }
 .cmd span { white-space: nowrap; }
 svg { display: block; }
+.chain code { background: #f4f4f4; padding: 0 0.2em; white-space: nowrap; }
+.root { font-weight: bold; }
 ";
 
 /// The HTML rendering.
@@ -229,6 +231,8 @@ fn process_section(out: &mut String, report: &Report, p: &ProcessVerdict, track:
         if track.exited { ", exited" } else { "" }
     );
 
+    owners_section(out, p);
+
     for spec in &CHARTS {
         let recorded: Vec<&str> = spec
             .series
@@ -310,6 +314,82 @@ fn process_section(out: &mut String, report: &Report, p: &ProcessVerdict, track:
     }
     next_steps(out, report, p);
     let _ = writeln!(out, "</section>");
+}
+
+/// What keeps the growing types alive, roots first: each root's chain of
+/// references as a row of steps, what one instance holds and what hangs
+/// off it; the other growing types and the built-in ones after.
+fn owners_section(out: &mut String, p: &ProcessVerdict) {
+    use crate::owners::{arrange, fit_list, growth_list, holds_text};
+    let groups =
+        arrange(p.findings.iter().filter(|f| {
+            f.verdict == Verdict::Leak || f.pattern == memtrail_diff::Pattern::Growing
+        }));
+    for group in groups {
+        let _ = writeln!(
+            out,
+            "<h3>What keeps it alive ({})</h3>\n<table>",
+            html_escape(group.source)
+        );
+        let _ = writeln!(
+            out,
+            "<tr><th>role</th><th>type</th><th>growth</th><th>kept by</th>\
+             <th>each holds</th><th>with it</th></tr>"
+        );
+        let chain = |f: &memtrail_diff::Finding| -> String {
+            f.retained_by
+                .first()
+                .map(|c| {
+                    let steps: Vec<String> = c
+                        .steps
+                        .iter()
+                        .map(|s| format!("<code>{}</code>", html_escape(s)))
+                        .collect();
+                    format!("<span class=\"chain\">{}</span>", steps.join(" → "))
+                })
+                .unwrap_or_default()
+        };
+        for root in &group.roots {
+            let f = root.finding;
+            let _ = writeln!(
+                out,
+                "<tr><td class=\"{}\">root</td><td class=\"root cmd\">{}</td><td class=\"n\">{}</td>\
+                 <td>{}</td><td>{}</td><td>{}</td></tr>",
+                class(f.verdict),
+                html_escape(root.key),
+                rate(f, f.growth_per_hour),
+                chain(f),
+                html_escape(&if f.holds.is_empty() {
+                    String::new()
+                } else {
+                    holds_text(&f.holds, 200)
+                }),
+                html_escape(&fit_list(&growth_list(&root.with_it), 200)),
+            );
+        }
+        for (f, key) in &group.others {
+            let role = match &f.held_by {
+                Some(owner) => format!("held by {}", html_escape(owner)),
+                None => "growing".to_string(),
+            };
+            let _ = writeln!(
+                out,
+                "<tr><td>{role}</td><td class=\"cmd\">{}</td><td class=\"n\">{}</td>\
+                 <td>{}</td><td></td><td></td></tr>",
+                html_escape(key),
+                rate(f, f.growth_per_hour),
+                chain(f),
+            );
+        }
+        if !group.builtins.is_empty() {
+            let _ = writeln!(
+                out,
+                "<tr><td>builtins</td><td colspan=\"5\">{}</td></tr>",
+                html_escape(&fit_list(&growth_list(&group.builtins), 400))
+            );
+        }
+        let _ = writeln!(out, "</table>");
+    }
 }
 
 /// What a reader can do next about a process that grew: the commands

@@ -64,6 +64,7 @@ pub mod exposition;
 pub mod html;
 pub mod markdown;
 mod native;
+pub mod owners;
 pub mod recording;
 pub mod snapshot;
 pub mod summary;

@@ -210,5 +210,8 @@ impl Text {
                 );
             }
         }
+        for line in crate::owners::brief_lines(&p.findings, 80 - 2) {
+            let _ = writeln!(out, "  {line}");
+        }
     }
 }
