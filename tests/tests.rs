@@ -21,6 +21,7 @@ mod faults;
 mod moments;
 mod native;
 mod owners;
+mod rotate;
 mod runtime_scenarios;
 mod security;
 mod serve;
