@@ -56,17 +56,33 @@ static STACK_OF: [AtomicU32; BUCKETS * WAYS] = [const { AtomicU32::new(0) }; BUC
 /// Live samples; `free` looks at nothing while it is 0.
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 
-/// A counting filter in front of the buckets: how many live samples hash
-/// to each counter. `free` reads one byte of this 16 KiB table, which stays
+/// A counting filter in front of the buckets: how many live samples fall
+/// on each counter. `free` reads one byte of this 16 KiB table, which stays
 /// in the cache, instead of a bucket of the 256 KiB table, which would not:
 /// only frees of sampled addresses (and the few that share their counter)
-/// go on to a bucket. A counter that reaches 255 stays there (always look).
+/// go on to a bucket. A counter that reaches 255 stays there (always look);
+/// the bootstrap arena's blocks are marked so.
 const FILTER: usize = 16384;
 static FILTER_COUNTS: [AtomicU8; FILTER] = [const { AtomicU8::new(0) }; FILTER];
 
+/// The counter of an address: bits 4..18, no hashing (a shift and a mask
+/// on free's fast path). Blocks are 16-byte aligned, so the live blocks of
+/// any 256 KiB of heap have counters of their own; addresses 256 KiB apart
+/// share one, which only sends a free to the bucket for nothing.
 #[inline(always)]
 fn filter_of(p: usize) -> usize {
-    ((p >> 4).wrapping_mul(0xC2B2_AE3D_27D4_EB4F) >> (64 - 14)) & (FILTER - 1)
+    (p >> 4) & (FILTER - 1)
+}
+
+/// Whether `p` may be a live sample (or an arena block): free's test.
+#[inline(always)]
+pub(crate) fn may_be_sampled(p: usize) -> bool {
+    FILTER_COUNTS[filter_of(p)].load(Ordering::Relaxed) != 0
+}
+
+/// Makes every free of `p` take the slow path (for the arena's blocks).
+pub(crate) fn mark_always(p: usize) {
+    FILTER_COUNTS[filter_of(p)].store(u8::MAX, Ordering::Relaxed);
 }
 
 fn filter_add(p: usize) {
@@ -104,11 +120,8 @@ fn bucket_of(p: usize) -> usize {
 /// otherwise.
 #[inline(always)]
 pub(crate) fn forget(p: *mut c_void) {
-    if LIVE.load(Ordering::Relaxed) == 0 {
-        return;
-    }
     let p = p as usize;
-    if FILTER_COUNTS[filter_of(p)].load(Ordering::Relaxed) == 0 {
+    if !may_be_sampled(p) || LIVE.load(Ordering::Relaxed) == 0 {
         return;
     }
     let bucket = &SAMPLES[bucket_of(p)].0;
