@@ -271,8 +271,7 @@ fn count(size: usize) -> bool {
 
 /// The allocation of `size` at `p` takes this thread's budget to zero or
 /// below (or the thread is new): sample it (or not: see maybe_sample).
-#[cold]
-#[inline(never)]
+#[inline(always)]
 fn counted_slow(p: *mut c_void, size: usize) {
     if p.is_null() || in_arena(p) {
         return;
@@ -297,46 +296,88 @@ pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
         return unsafe { f(size) };
     }
     // SAFETY: as above.
-    unsafe { malloc_slow(f, size) }
+    unsafe { alloc_slow(f, size, size) }
+}
+
+// The slow paths: a sample is due. Each is one function (the sampling
+// inlined), called last by its entry point (a tail call): the stack the
+// unwinder walks has one frame of this library above the program's, which
+// keeps the unwinding short.
+
+/// malloc, valloc and pvalloc (`bytes`: the size counted).
+#[cold]
+#[inline(never)]
+unsafe extern "C" fn alloc_slow(f: MallocFn, size: usize, bytes: usize) -> *mut c_void {
+    // SAFETY: glibc's function (or our bootstrap).
+    let p = unsafe { f(size) };
+    counted_slow(p, bytes);
+    p
 }
 
 #[cold]
 #[inline(never)]
-unsafe fn malloc_slow(f: MallocFn, size: usize) -> *mut c_void {
-    // SAFETY: glibc's malloc (or our bootstrap).
-    let p = unsafe { f(size) };
+unsafe extern "C" fn calloc_slow(f: CallocFn, count_: usize, size: usize) -> *mut c_void {
+    // SAFETY: glibc's calloc (or our bootstrap).
+    let p = unsafe { f(count_, size) };
+    counted_slow(p, count_.saturating_mul(size));
+    p
+}
+
+#[cold]
+#[inline(never)]
+unsafe extern "C" fn realloc_slow(f: ReallocFn, old: *mut c_void, size: usize) -> *mut c_void {
+    // SAFETY: glibc's realloc (or our bootstrap).
+    let p = unsafe { f(old, size) };
+    if size > 0 {
+        counted_slow(p, size);
+    }
+    p
+}
+
+/// memalign and aligned_alloc.
+#[cold]
+#[inline(never)]
+unsafe extern "C" fn memalign_slow(f: MemalignFn, align: usize, size: usize) -> *mut c_void {
+    // SAFETY: glibc's function (or our bootstrap).
+    let p = unsafe { f(align, size) };
     counted_slow(p, size);
     p
+}
+
+#[cold]
+#[inline(never)]
+unsafe extern "C" fn posix_memalign_slow(
+    f: PosixMemalignFn,
+    out: *mut *mut c_void,
+    align: usize,
+    size: usize,
+) -> c_int {
+    // SAFETY: glibc's posix_memalign (or our bootstrap).
+    let rc = unsafe { f(out, align, size) };
+    if rc == 0 {
+        // SAFETY: on success the pointer was written.
+        counted_slow(unsafe { *out }, size);
+    }
+    rc
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn calloc(count_: usize, size: usize) -> *mut c_void {
     let f = real!(REAL_CALLOC, CallocFn);
-    let bytes = count_.saturating_mul(size);
-    if count(bytes) {
+    if count(count_.saturating_mul(size)) {
         // SAFETY: glibc's calloc (or our bootstrap).
         return unsafe { f(count_, size) };
     }
     // SAFETY: as above.
-    let p = unsafe { f(count_, size) };
-    counted_slow(p, bytes);
-    p
+    unsafe { calloc_slow(f, count_, size) }
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn realloc(old: *mut c_void, size: usize) -> *mut c_void {
     if !old.is_null() {
         if in_arena(old) {
-            // A block from the arena moves to the real allocator (or stays
-            // in the arena while resolving).
-            // SAFETY: our own malloc.
-            let new = unsafe { malloc(size) };
-            if !new.is_null() {
-                let n = arena_size(old).min(size);
-                // SAFETY: both blocks hold at least n bytes and do not overlap.
-                unsafe { core::ptr::copy_nonoverlapping(old as *const u8, new as *mut u8, n) };
-            }
-            return new;
+            // SAFETY: a block of the arena.
+            return unsafe { realloc_from_arena(old, size) };
         }
         // Before the real call: once it returns, another thread may be
         // given the old address.
@@ -349,11 +390,22 @@ pub unsafe extern "C" fn realloc(old: *mut c_void, size: usize) -> *mut c_void {
         return unsafe { f(old, size) };
     }
     // SAFETY: as above.
-    let p = unsafe { f(old, size) };
-    if size > 0 {
-        counted_slow(p, size);
+    unsafe { realloc_slow(f, old, size) }
+}
+
+/// A block from the arena moves to the real allocator (or stays in the
+/// arena while resolving).
+#[cold]
+#[inline(never)]
+unsafe fn realloc_from_arena(old: *mut c_void, size: usize) -> *mut c_void {
+    // SAFETY: our own malloc.
+    let new = unsafe { malloc(size) };
+    if !new.is_null() {
+        let n = arena_size(old).min(size);
+        // SAFETY: both blocks hold at least n bytes and do not overlap.
+        unsafe { core::ptr::copy_nonoverlapping(old as *const u8, new as *mut u8, n) };
     }
-    p
+    new
 }
 
 #[no_mangle]
@@ -373,7 +425,7 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
 
 #[cold]
 #[inline(never)]
-unsafe fn free_slow(p: *mut c_void) {
+unsafe extern "C" fn free_slow(p: *mut c_void) {
     if p.is_null() || in_arena(p) {
         return;
     }
@@ -391,9 +443,7 @@ pub unsafe extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
         return unsafe { f(align, size) };
     }
     // SAFETY: as above.
-    let p = unsafe { f(align, size) };
-    counted_slow(p, size);
-    p
+    unsafe { memalign_slow(f, align, size) }
 }
 
 #[no_mangle]
@@ -404,9 +454,7 @@ pub unsafe extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void
         return unsafe { f(align, size) };
     }
     // SAFETY: as above.
-    let p = unsafe { f(align, size) };
-    counted_slow(p, size);
-    p
+    unsafe { memalign_slow(f, align, size) }
 }
 
 #[no_mangle]
@@ -418,12 +466,7 @@ pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, siz
         return unsafe { f(out, align, size) };
     }
     // SAFETY: as above.
-    let rc = unsafe { f(out, align, size) };
-    if rc == 0 {
-        // SAFETY: on success the pointer was written.
-        counted_slow(unsafe { *out }, size);
-    }
-    rc
+    unsafe { posix_memalign_slow(f, out, align, size) }
 }
 
 #[no_mangle]
@@ -434,9 +477,7 @@ pub unsafe extern "C" fn valloc(size: usize) -> *mut c_void {
         return unsafe { f(size) };
     }
     // SAFETY: as above.
-    let p = unsafe { f(size) };
-    counted_slow(p, size);
-    p
+    unsafe { alloc_slow(f, size, size) }
 }
 
 #[no_mangle]
@@ -448,9 +489,7 @@ pub unsafe extern "C" fn pvalloc(size: usize) -> *mut c_void {
         return unsafe { f(size) };
     }
     // SAFETY: as above.
-    let p = unsafe { f(size) };
-    counted_slow(p, bytes);
-    p
+    unsafe { alloc_slow(f, size, bytes) }
 }
 
 // ---------------------------------------------------------------------------

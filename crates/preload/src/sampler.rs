@@ -333,8 +333,7 @@ fn find_own_range() {
 /// The allocation of `size` at `p` took this thread's countdown to
 /// `left` ≤ 0 (or the thread is new). Samples it unless the thread is
 /// inside the library already.
-#[cold]
-#[inline(never)]
+#[inline(always)]
 pub(crate) fn maybe_sample(t: &ThreadState, p: *mut c_void, size: usize, left: i64) {
     if t.busy.get() {
         // Re-entered (our own allocations, or a signal handler that
