@@ -16,6 +16,7 @@ type FreeFn = unsafe extern "C" fn(*mut c_void);
 type MemalignFn = unsafe extern "C" fn(usize, usize) -> *mut c_void;
 type PosixMemalignFn = unsafe extern "C" fn(*mut *mut c_void, usize, usize) -> c_int;
 type VallocFn = unsafe extern "C" fn(usize) -> *mut c_void;
+type UsableSizeFn = unsafe extern "C" fn(*mut c_void) -> usize;
 
 /// The next definitions of the allocator (glibc's). Until they are
 /// resolved each holds a bootstrap function of this library, which resolves
@@ -33,6 +34,8 @@ static REAL_ALIGNED_ALLOC: AtomicPtr<c_void> =
     AtomicPtr::new(boot_aligned_alloc as MemalignFn as *mut c_void);
 static REAL_VALLOC: AtomicPtr<c_void> = AtomicPtr::new(boot_valloc as VallocFn as *mut c_void);
 static REAL_PVALLOC: AtomicPtr<c_void> = AtomicPtr::new(boot_pvalloc as VallocFn as *mut c_void);
+static REAL_MALLOC_USABLE_SIZE: AtomicPtr<c_void> =
+    AtomicPtr::new(boot_malloc_usable_size as UsableSizeFn as *mut c_void);
 
 const UNRESOLVED: u8 = 0;
 const RESOLVING: u8 = 1;
@@ -54,9 +57,9 @@ unsafe impl Sync for Arena {}
 static ARENA: Arena = Arena(UnsafeCell::new([0; ARENA_SIZE]));
 static ARENA_USED: AtomicUsize = AtomicUsize::new(0);
 
-/// Each arena block starts with its size (for realloc), 16 bytes before it.
-/// Its address is marked in the sampler's filter, so that `free` takes its
-/// slow path (which knows the arena) for it without testing the range.
+/// Each arena block has its size (for realloc) 16 bytes before it and the
+/// sample mark 8 bytes before it, so that `free` takes its slow path
+/// (which knows the arena) without testing the range.
 fn arena_alloc(size: usize, align: usize) -> *mut c_void {
     let align = align.max(16);
     let base = ARENA.0.get() as usize;
@@ -75,22 +78,14 @@ fn arena_alloc(size: usize, align: usize) -> *mut c_void {
         ) {
             Ok(_) => {
                 // SAFETY: [start - 16, end) lies inside the arena and is ours.
-                unsafe { *((start - 16) as *mut usize) = size };
-                sampler::mark_always(start);
+                unsafe {
+                    *((start - 16) as *mut usize) = size;
+                    *((start - 8) as *mut usize) = MARK;
+                }
                 return start as *mut c_void;
             }
             Err(now) => used = now,
         }
-    }
-}
-
-/// Marks again every address of the arena in use (after the filter was
-/// cleared in a forked child).
-pub(crate) fn mark_arena() {
-    let base = ARENA.0.get() as usize;
-    let used = ARENA_USED.load(Ordering::Relaxed);
-    for a in (base..base + used).step_by(16) {
-        sampler::mark_always(a);
     }
 }
 
@@ -140,6 +135,7 @@ fn resolve_slow() -> bool {
         (next(b"aligned_alloc\0"), &REAL_ALIGNED_ALLOC),
         (next(b"valloc\0"), &REAL_VALLOC),
         (next(b"pvalloc\0"), &REAL_PVALLOC),
+        (next(b"malloc_usable_size\0"), &REAL_MALLOC_USABLE_SIZE),
     ];
     if found[..4].iter().any(|(f, _)| f.is_null()) {
         // No allocator after us: nothing sensible can be done; stay on the
@@ -256,7 +252,7 @@ pub(crate) fn guarded<T>(f: impl FnOnce() -> T) -> Option<T> {
 /// Counts `size` bytes against this thread's sampling budget; true when no
 /// sample is due (the fast path: a TLS load, a compare, a store). A size
 /// too large for the budget (or any size in a new thread, whose budget is
-/// 0) is left to `counted_slow`, after the real call.
+/// 0) is left to the entry point's slow path.
 #[inline(always)]
 fn count(size: usize) -> bool {
     let t = thread();
@@ -269,19 +265,89 @@ fn count(size: usize) -> bool {
     }
 }
 
-/// The allocation of `size` at `p` takes this thread's budget to zero or
-/// below (or the thread is new): sample it (or not: see maybe_sample).
+/// A sample is due for `size` bytes: whether to take it (see
+/// sampler::decide). Some(weight): the guard is set until `record`.
 #[inline(always)]
-fn counted_slow(p: *mut c_void, size: usize) {
-    if p.is_null() || in_arena(p) {
-        return;
-    }
+fn decide(size: usize) -> Option<u64> {
     let t = thread();
     let left = t
         .left
         .get()
         .saturating_sub(size.min(i64::MAX as usize) as i64);
-    sampler::maybe_sample(t, p, size, left);
+    sampler::decide(t, size, left)
+}
+
+// ---------------------------------------------------------------------------
+// Sampled blocks carry a header, so that `free` tells them from the others
+// by reading the word before the pointer, which glibc's free reads next
+// anyway (no table, no cache line of ours). glibc keeps there the chunk's
+// size: a multiple of 16 with flags in bits 0..2, so bit 3 is always clear.
+// A sampled block of `size` bytes is allocated `size + off` bytes from
+// glibc (`off` = 32, or the alignment when larger), and the program gets
+// `q = base + off`, with
+//     q - 8:  MARK (bit 3 set)
+//     q - 16: off
+//     q - 24: size
+// The arena's blocks carry MARK too. `malloc_usable_size` is interposed
+// for them; `realloc` moves them. A block is marked only if sampled: one in
+// about `rate` bytes costs `off` bytes more.
+
+/// "memtrail" in ASCII; bit 3 is set.
+const MARK: usize = 0x6d65_6d74_7261_696c;
+const HEADER: usize = 32;
+
+/// Whether the block at `p` (not null, from the allocator) is marked:
+/// sampled, or the arena's.
+#[inline(always)]
+unsafe fn marked(p: *mut c_void) -> bool {
+    // SAFETY: glibc's free and realloc read this word of any block they
+    // accept (its chunk's size); ours write MARK there.
+    unsafe { *(p as *const usize).sub(1) & 8 != 0 }
+}
+
+/// Whether a marked `p` is a sampled block (not the arena's, nor a pointer
+/// glibc would reject).
+unsafe fn sampled(p: *mut c_void) -> bool {
+    // SAFETY: as marked.
+    !in_arena(p) && unsafe { *(p as *const usize).sub(1) } == MARK
+}
+
+/// Writes the header of a sampled block allocated at `base` with offset
+/// `off`; returns the program's pointer (null if base is).
+fn header(base: *mut c_void, off: usize, size: usize) -> *mut c_void {
+    if base.is_null() {
+        return base;
+    }
+    let q = base as usize + off;
+    // SAFETY: base holds size + off bytes; off >= 32 and q is aligned to 16.
+    unsafe {
+        *((q - 8) as *mut usize) = MARK;
+        *((q - 16) as *mut usize) = off;
+        *((q - 24) as *mut usize) = size;
+    }
+    q as *mut c_void
+}
+
+/// A sampled block's allocation, its offset and its size.
+unsafe fn parts(q: *mut c_void) -> (*mut c_void, usize, usize) {
+    // SAFETY: q is a sampled block: its header is ours.
+    unsafe {
+        let off = *((q as usize - 16) as *const usize);
+        let size = *((q as usize - 24) as *const usize);
+        ((q as usize - off) as *mut c_void, off, size)
+    }
+}
+
+/// Frees a sampled block: forgets it, unmarks it, frees its allocation.
+unsafe fn free_sampled(q: *mut c_void) {
+    sampler::forget(q);
+    // SAFETY: a sampled block.
+    let (base, _, _) = unsafe { parts(q) };
+    // SAFETY: the header is ours; glibc's next use of this word rewrites it.
+    unsafe { *((q as usize - 8) as *mut usize) = 0 };
+    let f = real!(REAL_FREE, FreeFn);
+    // SAFETY: glibc's free with the pointer it gave.
+    unsafe { f(base) }
 }
 
 // ---------------------------------------------------------------------------
@@ -296,7 +362,7 @@ pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
         return unsafe { f(size) };
     }
     // SAFETY: as above.
-    unsafe { alloc_slow(f, size, size) }
+    unsafe { malloc_slow(f, size) }
 }
 
 // The slow paths: a sample is due. Each is one function (the sampling
@@ -304,44 +370,75 @@ pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
 // unwinder walks has one frame of this library above the program's, which
 // keeps the unwinding short.
 
-/// malloc, valloc and pvalloc (`bytes`: the size counted).
 #[cold]
 #[inline(never)]
-unsafe extern "C" fn alloc_slow(f: MallocFn, size: usize, bytes: usize) -> *mut c_void {
-    // SAFETY: glibc's function (or our bootstrap).
-    let p = unsafe { f(size) };
-    counted_slow(p, bytes);
-    p
+unsafe extern "C" fn malloc_slow(f: MallocFn, size: usize) -> *mut c_void {
+    let Some(weight) = decide(size).filter(|_| size <= isize::MAX as usize) else {
+        // SAFETY: glibc's malloc (or our bootstrap).
+        return unsafe { f(size) };
+    };
+    // SAFETY: as above.
+    let q = header(unsafe { f(size + HEADER) }, HEADER, size);
+    sampler::record(thread(), q, weight);
+    q
 }
 
 #[cold]
 #[inline(never)]
 unsafe extern "C" fn calloc_slow(f: CallocFn, count_: usize, size: usize) -> *mut c_void {
-    // SAFETY: glibc's calloc (or our bootstrap).
-    let p = unsafe { f(count_, size) };
-    counted_slow(p, count_.saturating_mul(size));
-    p
+    let bytes = count_.saturating_mul(size);
+    let Some(weight) = decide(bytes).filter(|_| bytes <= isize::MAX as usize) else {
+        // SAFETY: glibc's calloc (or our bootstrap).
+        return unsafe { f(count_, size) };
+    };
+    // SAFETY: as above; the block is zeroed, the header written after.
+    let q = header(unsafe { f(1, bytes + HEADER) }, HEADER, bytes);
+    sampler::record(thread(), q, weight);
+    q
 }
 
+/// realloc of an unmarked block (or null) when a sample is due: a sampled
+/// result needs the header in front, so the block is reallocated `HEADER`
+/// bytes larger and its bytes moved up.
 #[cold]
 #[inline(never)]
 unsafe extern "C" fn realloc_slow(f: ReallocFn, old: *mut c_void, size: usize) -> *mut c_void {
-    // SAFETY: glibc's realloc (or our bootstrap).
-    let p = unsafe { f(old, size) };
-    if size > 0 {
-        counted_slow(p, size);
+    let decision = if size == 0 || size > isize::MAX as usize {
+        None
+    } else {
+        decide(size)
+    };
+    let Some(weight) = decision else {
+        // SAFETY: glibc's realloc (or our bootstrap).
+        return unsafe { f(old, size) };
+    };
+    // SAFETY: as above.
+    let base = unsafe { f(old, size + HEADER) };
+    if !base.is_null() && !old.is_null() {
+        // SAFETY: base holds size + HEADER bytes, the old ones first.
+        unsafe { core::ptr::copy(base as *const u8, (base as *mut u8).add(HEADER), size) };
     }
-    p
+    let q = header(base, HEADER, size);
+    sampler::record(thread(), q, weight);
+    q
 }
 
-/// memalign and aligned_alloc.
+/// memalign and aligned_alloc (and valloc, pvalloc: `f` is memalign's,
+/// `align` the page).
 #[cold]
 #[inline(never)]
 unsafe extern "C" fn memalign_slow(f: MemalignFn, align: usize, size: usize) -> *mut c_void {
-    // SAFETY: glibc's function (or our bootstrap).
-    let p = unsafe { f(align, size) };
-    counted_slow(p, size);
-    p
+    let off = align.max(HEADER);
+    let Some(weight) =
+        decide(size).filter(|_| align.is_power_of_two() && size <= isize::MAX as usize - off)
+    else {
+        // SAFETY: glibc's function (or our bootstrap).
+        return unsafe { f(align, size) };
+    };
+    // SAFETY: as above.
+    let q = header(unsafe { f(align, size + off) }, off, size);
+    sampler::record(thread(), q, weight);
+    q
 }
 
 #[cold]
@@ -352,11 +449,24 @@ unsafe extern "C" fn posix_memalign_slow(
     align: usize,
     size: usize,
 ) -> c_int {
-    // SAFETY: glibc's posix_memalign (or our bootstrap).
-    let rc = unsafe { f(out, align, size) };
+    let off = align.max(HEADER);
+    let valid = align.is_power_of_two() && align % core::mem::size_of::<usize>() == 0;
+    let Some(weight) = decide(size).filter(|_| valid && size <= isize::MAX as usize - off) else {
+        // SAFETY: glibc's posix_memalign (or our bootstrap).
+        return unsafe { f(out, align, size) };
+    };
+    let mut base = core::ptr::null_mut();
+    // SAFETY: as above.
+    let rc = unsafe { f(&mut base, align, size + off) };
+    let q = if rc == 0 {
+        header(base, off, size)
+    } else {
+        core::ptr::null_mut()
+    };
+    sampler::record(thread(), q, weight);
     if rc == 0 {
-        // SAFETY: on success the pointer was written.
-        counted_slow(unsafe { *out }, size);
+        // SAFETY: the caller passes a valid out pointer.
+        unsafe { *out = q };
     }
     rc
 }
@@ -374,14 +484,10 @@ pub unsafe extern "C" fn calloc(count_: usize, size: usize) -> *mut c_void {
 
 #[no_mangle]
 pub unsafe extern "C" fn realloc(old: *mut c_void, size: usize) -> *mut c_void {
-    if !old.is_null() {
-        if in_arena(old) {
-            // SAFETY: a block of the arena.
-            return unsafe { realloc_from_arena(old, size) };
-        }
-        // Before the real call: once it returns, another thread may be
-        // given the old address.
-        sampler::forget(old);
+    // SAFETY: a block the program got from the allocator.
+    if !old.is_null() && unsafe { marked(old) } {
+        // SAFETY: as above.
+        return unsafe { realloc_marked(old, size) };
     }
     let f = real!(REAL_REALLOC, ReallocFn);
     if count(size) {
@@ -393,28 +499,50 @@ pub unsafe extern "C" fn realloc(old: *mut c_void, size: usize) -> *mut c_void {
     unsafe { realloc_slow(f, old, size) }
 }
 
-/// A block from the arena moves to the real allocator (or stays in the
-/// arena while resolving).
+/// realloc of a block of the arena or a sampled block: moved to a new block
+/// (the new size counted as any allocation), then freed.
 #[cold]
 #[inline(never)]
-unsafe fn realloc_from_arena(old: *mut c_void, size: usize) -> *mut c_void {
+unsafe fn realloc_marked(old: *mut c_void, size: usize) -> *mut c_void {
+    let old_size = if in_arena(old) {
+        arena_size(old)
+    } else if unsafe { sampled(old) } {
+        // SAFETY: a sampled block.
+        unsafe { parts(old) }.2
+    } else {
+        // Not ours: glibc's realloc says what it is.
+        let f = real!(REAL_REALLOC, ReallocFn);
+        // SAFETY: the program's pointer, as given.
+        return unsafe { f(old, size) };
+    };
+    if size == 0 && !in_arena(old) {
+        // glibc: realloc(p, 0) frees p and returns null.
+        // SAFETY: a sampled block.
+        unsafe { free_sampled(old) };
+        return core::ptr::null_mut();
+    }
     // SAFETY: our own malloc.
     let new = unsafe { malloc(size) };
     if !new.is_null() {
-        let n = arena_size(old).min(size);
+        let n = old_size.min(size);
         // SAFETY: both blocks hold at least n bytes and do not overlap.
         unsafe { core::ptr::copy_nonoverlapping(old as *const u8, new as *mut u8, n) };
+        if !in_arena(old) {
+            // SAFETY: a sampled block, no longer used.
+            unsafe { free_sampled(old) };
+        }
     }
     new
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn free(p: *mut c_void) {
-    // One byte of the filter says whether p may be sampled (or is the
-    // arena's, or shares its byte with such an address): the fast path is
-    // a shift, a load, a compare and a tail call to glibc's free.
-    if sampler::may_be_sampled(p as usize) {
-        // SAFETY: a pointer the program got from the allocator.
+    // The word before p says whether it is sampled (or the arena's): the
+    // fast path is a test, a load (of the word glibc's free reads next), a
+    // bit test and a tail call to glibc's free.
+    // SAFETY: a block the program got from the allocator.
+    if !p.is_null() && unsafe { marked(p) } {
+        // SAFETY: as above.
         return unsafe { free_slow(p) };
     }
     let f = real!(REAL_FREE, FreeFn);
@@ -426,12 +554,40 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
 #[cold]
 #[inline(never)]
 unsafe extern "C" fn free_slow(p: *mut c_void) {
-    if p.is_null() || in_arena(p) {
+    if in_arena(p) {
         return;
     }
-    sampler::forget(p);
+    // SAFETY: a marked block.
+    if unsafe { sampled(p) } {
+        // SAFETY: a sampled block.
+        unsafe { free_sampled(p) };
+        return;
+    }
+    // Not ours (bit 3 set in what should be glibc's chunk header): glibc's
+    // free says what it is, as it would without us.
     let f = real!(REAL_FREE, FreeFn);
-    // SAFETY: glibc's free (or our bootstrap).
+    // SAFETY: the program's pointer, as given.
+    unsafe { f(p) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
+    if p.is_null() {
+        return 0;
+    }
+    // SAFETY: a block the program got from the allocator.
+    if unsafe { marked(p) } {
+        if in_arena(p) {
+            return arena_size(p);
+        }
+        // SAFETY: as above.
+        if unsafe { sampled(p) } {
+            // SAFETY: a sampled block.
+            return unsafe { parts(p) }.2;
+        }
+    }
+    let f = real!(REAL_MALLOC_USABLE_SIZE, UsableSizeFn);
+    // SAFETY: glibc's function (or our bootstrap).
     unsafe { f(p) }
 }
 
@@ -476,21 +632,26 @@ pub unsafe extern "C" fn valloc(size: usize) -> *mut c_void {
         // SAFETY: glibc's valloc (or our bootstrap).
         return unsafe { f(size) };
     }
-    // SAFETY: as above.
-    unsafe { alloc_slow(f, size, size) }
+    // SAFETY: a sample is due: a page-aligned block from memalign.
+    unsafe { memalign_slow(real!(REAL_MEMALIGN, MemalignFn), PAGE, size) }
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn pvalloc(size: usize) -> *mut c_void {
     let f = real!(REAL_PVALLOC, VallocFn);
-    let bytes = size.saturating_add(4095) & !4095;
+    let bytes = size.saturating_add(PAGE - 1) & !(PAGE - 1);
     if count(bytes) {
         // SAFETY: glibc's pvalloc (or our bootstrap).
         return unsafe { f(size) };
     }
-    // SAFETY: as above.
-    unsafe { alloc_slow(f, size, bytes) }
+    // SAFETY: a sample is due: a page-aligned block from memalign.
+    unsafe { memalign_slow(real!(REAL_MEMALIGN, MemalignFn), PAGE, bytes) }
 }
+
+/// valloc's and pvalloc's alignment (the page size of x86-64 and of most
+/// aarch64 Linux systems; a larger page only makes these blocks less
+/// aligned than asked when sampled).
+const PAGE: usize = 4096;
 
 // ---------------------------------------------------------------------------
 // The bootstrap functions: what the slots hold until the real allocator is
@@ -606,6 +767,17 @@ unsafe extern "C" fn boot_valloc(size: usize) -> *mut c_void {
     unsafe { valloc(size) }
 }
 
+unsafe extern "C" fn boot_malloc_usable_size(p: *mut c_void) -> usize {
+    if !resolved()
+        || REAL_MALLOC_USABLE_SIZE.load(Ordering::Acquire)
+            == boot_malloc_usable_size as UsableSizeFn as *mut c_void
+    {
+        return 0;
+    }
+    // SAFETY: resolved.
+    unsafe { malloc_usable_size(p) }
+}
+
 unsafe extern "C" fn boot_pvalloc(size: usize) -> *mut c_void {
     if !resolved() {
         return arena_alloc(size.next_multiple_of(4096), 4096);
@@ -660,7 +832,6 @@ static INIT: extern "C" fn() = init;
 unsafe extern "C" fn after_fork_child() {
     let _ = guarded(|| {
         sampler::clear_after_fork();
-        mark_arena();
         report::after_fork();
         report::start_thread();
     });
