@@ -570,6 +570,36 @@ unsafe extern "C" fn free_slow(p: *mut c_void) {
     unsafe { f(p) }
 }
 
+/// C23's sized free (glibc 2.39): the size is a hint glibc's free does not
+/// need; ours does not either.
+#[no_mangle]
+pub unsafe extern "C" fn free_sized(p: *mut c_void, _size: usize) {
+    // SAFETY: a block the program got from the allocator.
+    unsafe { free(p) }
+}
+
+/// C23's sized free of an aligned block (glibc 2.39).
+#[no_mangle]
+pub unsafe extern "C" fn free_aligned_sized(p: *mut c_void, _align: usize, _size: usize) {
+    // SAFETY: a block the program got from the allocator.
+    unsafe { free(p) }
+}
+
+/// realloc of `count * size` bytes, failing (ENOMEM, the block untouched)
+/// when that overflows.
+#[no_mangle]
+pub unsafe extern "C" fn reallocarray(old: *mut c_void, count_: usize, size: usize) -> *mut c_void {
+    match count_.checked_mul(size) {
+        // SAFETY: a block the program got from the allocator, or null.
+        Some(bytes) => unsafe { realloc(old, bytes) },
+        None => {
+            // SAFETY: errno is this thread's.
+            unsafe { *sys::__errno_location() = 12 }; // ENOMEM
+            core::ptr::null_mut()
+        }
+    }
+}
+
 #[no_mangle]
 pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
     if p.is_null() {
