@@ -662,8 +662,9 @@ pub unsafe extern "C" fn valloc(size: usize) -> *mut c_void {
         // SAFETY: glibc's valloc (or our bootstrap).
         return unsafe { f(size) };
     }
+    let memalign = real!(REAL_MEMALIGN, MemalignFn);
     // SAFETY: a sample is due: a page-aligned block from memalign.
-    unsafe { memalign_slow(real!(REAL_MEMALIGN, MemalignFn), PAGE, size) }
+    unsafe { memalign_slow(memalign, PAGE, size) }
 }
 
 #[no_mangle]
@@ -674,8 +675,9 @@ pub unsafe extern "C" fn pvalloc(size: usize) -> *mut c_void {
         // SAFETY: glibc's pvalloc (or our bootstrap).
         return unsafe { f(size) };
     }
+    let memalign = real!(REAL_MEMALIGN, MemalignFn);
     // SAFETY: a sample is due: a page-aligned block from memalign.
-    unsafe { memalign_slow(real!(REAL_MEMALIGN, MemalignFn), PAGE, bytes) }
+    unsafe { memalign_slow(memalign, PAGE, bytes) }
 }
 
 /// valloc's and pvalloc's alignment (the page size of x86-64 and of most
