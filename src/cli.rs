@@ -19,18 +19,26 @@ pipes. Nothing needs to change in the target: no restart, no preload.";
 
 const AFTER_HELP: &str = "\
 Examples:
-  memtrail demo                                  watch memtrail catch a real leak
-  memtrail snap --pid 1234 --min-rss 1MiB --anon the big anonymous regions, like pmap
+  # watch memtrail catch a real leak
+  memtrail demo
+  # the big anonymous regions, like pmap
+  memtrail snap --pid 1234 --min-rss 1MiB --anon
+  # record a process tree, or a job from start to end
   memtrail record --pid 1234 --children -o app.mtr
   memtrail run --interval 100ms -o job.mtr -- python3 job.py
-  memtrail analyze app.mtr                       a leak verdict per process
+  # a leak verdict per process, of a file or a live stream
+  memtrail analyze app.mtr
   memtrail record --pid 1234 | memtrail analyze -
+  # what grew, between two snapshots or two moments
   memtrail diff before.mtr after.mtr --anon --min 1MiB
   memtrail diff app.mtr --from 5m --to 10m
-  memtrail report app.mtr --html app.html        sparklines here, charts in the page
+  # sparklines here, charts in the page
+  memtrail report app.mtr --html app.html
+  # every sample, for a spreadsheet or jq
   memtrail export app.mtr --format csv > app.csv
   memtrail dump app.mtr | jq 'select(.type==\"process\") | .status.vm_rss'
-  memtrail serve --name 'nginx|postgres'         metrics for Prometheus on 127.0.0.1:9464
+  # metrics for Prometheus on 127.0.0.1:9464
+  memtrail serve --name 'nginx|postgres'
 
 Sizes take units: 4096, 512KiB, 1MiB, 2GiB (K, M, G are powers of 1024, as
 in /proc). Durations: 250ms, 1s, 5m, 1h30m.
@@ -91,7 +99,15 @@ By default prints a table of memory regions (like `pmap -X`), largest
 resident first; `--min-rss 1MiB --anon` keeps the big anonymous regions,
 the by-hand `pmap PID | awk '$2 > 1000' | sort -n | grep anon` in one
 command. `--format json` prints the same as JSON; `-o FILE` writes a binary
-snapshot that `memtrail dump` reads.";
+snapshot that `memtrail dump` reads.
+
+Examples:
+  # the big anonymous regions of a process, like pmap | grep anon
+  memtrail snap --pid 1234 --min-rss 1MiB --anon
+  # the totals as JSON
+  memtrail snap --pid 1234 --format json | jq '.processes[0].totals'
+  # a binary snapshot to diff with a later one
+  memtrail snap --pid 1234 -o before.mtr";
 
 const RECORD_ABOUT: &str = "\
 Record samples of the target processes at a fixed interval.
@@ -109,7 +125,15 @@ least every 10th sample.
 With --events PATH it also reads markers and censuses (counts of objects by
 type, of bytes by allocation site) that the program or `memtrail mark`
 writes to PATH, a FIFO (created if PATH does not exist) or a file, one JSON
-object per line (docs/events.md).";
+object per line (docs/events.md).
+
+Examples:
+  # a daemon and all its workers, every second, until Ctrl-C
+  memtrail record --pid 1234 --children -o daemon.mtr
+  # every nginx process every 250 ms for ten minutes
+  memtrail record --name '^nginx' --interval 250ms --duration 10m -o nginx.mtr
+  # judge it live as it records
+  memtrail record --pid 1234 | memtrail analyze -";
 
 const RUN_ABOUT: &str = "\
 Start a command and record it and every process it starts until it exits.
@@ -129,9 +153,13 @@ censuses, one JSON object per line (docs/events.md). With --python-gc or
 --python-tracemalloc, Python programs report by themselves, with nothing
 installed and no code changed: memtrail puts a sitecustomize module first
 on PYTHONPATH (it runs any sitecustomize that was already there) that
-counts live objects by type (gc) or the bytes allocated per source line
-(tracemalloc) every --interval; `memtrail analyze` then names the types or
-lines that keep growing.
+counts live objects by type (gc) or the bytes allocated per short
+traceback (tracemalloc: the line and --python-frames - 1 callers) every
+--interval. With --python-gc it also finds, every few seconds, what keeps
+the growing types alive: the chain of references from a module global, a
+class attribute or a running function's local to a few new instances, and
+what one instance holds. `memtrail analyze` then names the root type
+first, the chain that keeps it, and what hangs off it.
 
 With --native, C, C++ and Rust programs (and every process they start)
 report their allocation sites: memtrail preloads a small library of its own
@@ -146,8 +174,11 @@ statically or with an allocator of their own cannot be sampled: memtrail
 says so.
 
 Examples:
-  memtrail run -o job.mtr -- python3 job.py
+  # record a job from start to end; the verdict is printed when it exits
+  memtrail run --interval 100ms -o job.mtr -- python3 job.py
+  # in CI: count Python objects by type, exit 3 when a leak is found
   memtrail run --python-gc --fail-on-leak -- python3 -m pytest tests/
+  # a native program's allocation sites, sampled more often
   memtrail run --native -o daemon.mtr -- ./daemon test.toml
   memtrail run --native --native-rate 64KiB --interval 200ms -- ./unit-tests";
 
@@ -159,6 +190,11 @@ findings, one per series: rss, anon, file, shmem, pss, swap (memory), fds
 and threads, and census:SOURCE:KEY for the counts a program reports from
 inside (`run --python-gc`: objects by type; `--python-tracemalloc`: bytes
 per source line), so the class or line that keeps growing is named.
+With `run --python-gc`, the root types come first (held by something that
+does not grow: a module global, a class attribute), each with the chain
+of references that keeps it alive (`app.cache.SESSIONS → [<key>]`) and
+what one instance holds; the types hanging off a root and the built-in
+types that grow with it follow.
 A leak is sustained growth that continues to the end of what was
 observed: a warm-up that plateaus, a one-off step, a sawtooth whose
 lows do not rise (GC, alloc/free cycles) and file-backed pages (page cache)
@@ -171,7 +207,15 @@ docs/leak-detection.md.
 With `-` it reads standard input as it arrives, printing updated verdicts
 (at most every --update) and a final one when the stream ends:
 `memtrail record --pid 1234 | memtrail analyze -`. Ctrl-C stops reading
-and prints the verdict so far; a second Ctrl-C quits at once.";
+and prints the verdict so far; a second Ctrl-C quits at once.
+
+Examples:
+  # a verdict per process
+  memtrail analyze daemon.mtr
+  # the leaks, as JSON
+  memtrail analyze daemon.mtr --format json | jq '.processes[] | select(.verdict==\"leak\")'
+  # judge a live recording, updating every 30 s
+  memtrail record --pid 1234 | memtrail analyze - --update 30s";
 
 const DIFF_ABOUT: &str = "\
 Compare processes at two moments, region by region.
@@ -180,7 +224,8 @@ Compare processes at two moments, region by region.
 last sample in B (two snapshots from `memtrail snap -o`, or recordings).
 `memtrail diff FILE --from T --to T` compares two moments of one recording.
 T is `start`, `end`, an offset from the start (`90s`, `5m`), a tick number
-(`#12`: the 13th sampling instant; `memtrail dump` shows them), a time
+(`#12`: the 13th sampling round, every process read once; each record of
+`memtrail dump` carries its `tick`), a time
 (`2026-11-25T13:05:00Z`) or a marker (`marker:before step`: the first
 marker with that label, from `memtrail mark` or the program itself). The
 markers inside the window are listed.
@@ -189,7 +234,8 @@ Censuses (object counts by type, bytes by allocation site, from
 `run --python-gc` and the events channel) are compared too: per process
 and source, the census at or after the first moment against the last at
 or before the second, largest change first, like diffing two
-`gc.get_objects()` counts by hand.
+`gc.get_objects()` counts by hand; a type whose retention the Python hook
+measured is shown with the chain that keeps it alive, root types first.
 
 Processes are matched by identity (pid and start time) and regions by
 start address and backing, falling back to their label so a region that
@@ -197,7 +243,16 @@ moved still matches. Output is ranked by growth: per process the RSS,
 anonymous, file-backed, PSS and swap totals, descriptors by kind and the
 targets opened in between (with --detail full), threads, then the regions
 that grew, appeared, shrank or vanished. `--anon --min 1MiB` keeps the big
-anonymous changes, the by-hand diff of two `pmap` files in one command.";
+anonymous changes, the by-hand diff of two `pmap` files in one command.
+
+Examples:
+  # two snapshots ten minutes apart, big anonymous changes only
+  memtrail diff before.mtr after.mtr --anon --min 1MiB
+  # minute 5 of a recording against its end
+  memtrail diff daemon.mtr --from 5m --to end
+  # between two markers, and between two ticks
+  memtrail diff app.mtr --from 'marker:before import' --to 'marker:after import'
+  memtrail diff daemon.mtr --from '#10' --to '#20'";
 
 const REPORT_ABOUT: &str = "\
 Show a recording for people: the verdict on every process (leaks first),
@@ -214,8 +269,11 @@ length is read in one pass in bounded memory; a torn or still-growing file
 is reported up to where it ends.
 
 Examples:
+  # the summary here
   memtrail report app.mtr
+  # and the page with charts
   memtrail report app.mtr --html app.html
+  # for an issue or a pull request
   memtrail report app.mtr --format markdown >> issue.md";
 
 const EXPORT_ABOUT: &str = "\
@@ -229,8 +287,11 @@ threads; a value the sample does not have is empty (CSV) or null (NDJSON).
 backfilling Prometheus.
 
 Examples:
+  # for a spreadsheet
   memtrail export app.mtr --format csv > app.csv
+  # one process's RSS with jq
   memtrail export app.mtr --format ndjson | jq 'select(.pid == 1234) | .rss_kib'
+  # backfill Prometheus
   memtrail export app.mtr --format openmetrics -o app.om
   promtool tsdb create-blocks-from openmetrics app.om /var/lib/prometheus/metrics2";
 
@@ -238,13 +299,20 @@ const DUMP_ABOUT: &str = "\
 Print every frame of a recording as newline-delimited JSON, for jq.
 
 The first line is the header (`\"type\": \"header\"`); each following line is
-one record (`process`, `system`, `exit`, `marker`, `census`,
-`native-stack`, `native-module`, `notice`, `end`) with
-the byte `offset` of its frame and its `encoding` (keyframe, delta, plain).
+one record (`process`, `system`, `exit`, `marker`, `census`, `retention`,
+`native-stack`, `native-module`, `notice`, `end`) with the byte `offset` of
+its frame, its `encoding` (keyframe, delta, plain) and its `tick`: the
+sampling round it belongs to, the number `memtrail diff --from '#N'` takes.
 Delta frames are printed as the full sample they decode to. A torn tail (a
 recorder killed mid-write) or a damaged frame is reported on standard
 error and skipped; everything else is still printed. Reads a live stream
-from standard input with `-`.";
+from standard input with `-`.
+
+Examples:
+  # VmRSS of every process sample
+  memtrail dump job.mtr | jq -c 'select(.type==\"process\") | [.tick, .id.pid, .status.vm_rss]'
+  # the markers
+  memtrail dump app.mtr | jq -c 'select(.type==\"marker\") | [.tick, .label]'";
 
 const MARK_ABOUT: &str = "\
 Put a labelled marker on the timeline of a running recording.
@@ -257,7 +325,13 @@ shell-outs; then compare the steps with
 `memtrail diff FILE --from 'marker:before' --to 'marker:after'`.
 
 Never waits: with no recorder reading the channel it fails at once, saying
-so. The events format is in docs/events.md.";
+so. The events format is in docs/events.md.
+
+Examples:
+  # from a script running under `memtrail run`
+  memtrail mark 'before import'
+  # into a recording that reads a channel of your choosing
+  memtrail mark --events /tmp/app.events 'step 3' --pid 1234";
 
 const DEMO_ABOUT: &str = "\
 Record a real leaking program and show what memtrail sees.
@@ -269,7 +343,13 @@ timeline (`leak starts`, `halfway`) through the events channel. Then prints
 the growth of its resident memory, the regions that grew and the leak
 verdict, and writes an HTML report with charts beside the recording (the
 recording with `.html`; its path is the last line). The recording is kept
-for `memtrail analyze`, `report`, `diff`, `export` and `dump`.";
+for `memtrail analyze`, `report`, `diff`, `export` and `dump`.
+
+Examples:
+  # about 20 seconds of a real leak, then the verdict and an HTML report
+  memtrail demo
+  # shorter, into a file of your choosing
+  memtrail demo --duration 10s -o demo.mtr";
 
 const SERVE_ABOUT: &str = "\
 Serve live memory series and leak verdicts to Prometheus over HTTP.
@@ -295,7 +375,15 @@ process stays tracked until it exits and the ones left out are counted in
 memtrail_processes_dropped. Command lines are not exported unless
 --cmdline-label asks (they can hold secrets). Listens on loopback unless
 --allow-remote is given with a non-loopback --listen address; the endpoint
-has no authentication. Ctrl-C or SIGTERM stops it.";
+has no authentication. Ctrl-C or SIGTERM stops it.
+
+Examples:
+  # every process, for the Prometheus on this host
+  memtrail serve --all
+  # some services, every 10 s
+  memtrail serve --name 'nginx|postgres' --interval 10s
+  # what Prometheus would scrape
+  curl -s 127.0.0.1:9464/metrics | grep leak_suspected";
 
 /// Which processes to look at.
 #[derive(Debug, Args)]
@@ -456,6 +544,10 @@ pub struct RunArgs {
     /// (tracemalloc) every --interval; slows Python down while it runs
     #[arg(long)]
     pub python_tracemalloc: bool,
+    /// Frames of each --python-tracemalloc site: the allocating line and
+    /// N-1 of its callers, so a shared helper is told apart by its callers
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub python_frames: u32,
     /// Native programs report sampled allocation stacks (C, C++, Rust; a
     /// preloaded library; docs/native.md)
     #[arg(long)]

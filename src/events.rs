@@ -16,7 +16,9 @@ use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use memtrail_format::{Census, CensusCount, Marker, Notice, NoticeKind, ProcessId, Record};
+use memtrail_format::{
+    Census, CensusCount, Marker, Notice, NoticeKind, ProcessId, Record, Retention, RetentionChain,
+};
 use nix::fcntl::OFlag;
 
 /// The environment variable that names the channel for the programs
@@ -28,6 +30,8 @@ pub const MAX_LINE: usize = 1 << 20;
 pub const MAX_LABEL: usize = 1024;
 /// Longest census key kept, in bytes (longer ones are cut).
 pub const MAX_KEY: usize = 512;
+/// Longest step of a retention chain kept, in bytes (longer ones are cut).
+pub const MAX_STEP: usize = 256;
 /// Longest census source name, in bytes.
 pub const MAX_SOURCE: usize = 64;
 /// Bad lines recorded as notices, per channel; one more notice says that
@@ -316,6 +320,12 @@ fn parse(line: &[u8]) -> Result<Record, String> {
             (secs * 1e6).round() as u64
         }
     };
+    if let Some(retention) = obj.get("retention") {
+        if obj.contains_key("marker") || obj.contains_key("census") {
+            return Err("\"retention\" with another event: one event per line".into());
+        }
+        return retention_record(retention, pid, time_us);
+    }
     if let Some(native) = crate::native::parse_event(obj, pid, time_us, identity) {
         return native;
     }
@@ -367,8 +377,103 @@ fn parse(line: &[u8]) -> Result<Record, String> {
             }))
         }
         (Some(_), Some(_)) => Err("both \"marker\" and \"census\": one event per line".into()),
-        (None, None) => Err("neither \"marker\" nor \"census\"".into()),
+        (None, None) => Err("neither \"marker\", \"census\" nor \"retention\"".into()),
     }
+}
+
+/// A `retention` event into a retention record, or why not.
+fn retention_record(
+    value: &serde_json::Value,
+    pid: Option<u32>,
+    time_us: u64,
+) -> Result<Record, String> {
+    let r = value.as_object().ok_or("\"retention\" is not an object")?;
+    let source = r
+        .get("source")
+        .and_then(|s| s.as_str())
+        .filter(|s| !s.is_empty() && s.len() <= MAX_SOURCE)
+        .ok_or("\"retention\" has no \"source\" (a short string)")?;
+    let key = r
+        .get("type")
+        .and_then(|s| s.as_str())
+        .filter(|s| !s.is_empty())
+        .ok_or("\"retention\" has no \"type\" (a string)")?;
+    let native = match r.get("native") {
+        None => false,
+        Some(v) => v
+            .as_bool()
+            .ok_or("\"retention.native\" is not true or false")?,
+    };
+    let sampled = match r.get("sampled") {
+        None => 0,
+        Some(v) => v
+            .as_u64()
+            .ok_or("\"retention.sampled\" is not a whole number ≥ 0")?,
+    };
+    let counts = |field: &str| -> Result<Vec<CensusCount>, String> {
+        let Some(v) = r.get(field) else {
+            return Ok(Vec::new());
+        };
+        let map = v
+            .as_object()
+            .ok_or_else(|| format!("\"retention.{field}\" is not an object"))?;
+        let mut list = Vec::with_capacity(map.len());
+        for (k, n) in map {
+            let count = n.as_u64().ok_or_else(|| {
+                format!(
+                    "\"retention.{field}\": {:?} is not a whole number ≥ 0",
+                    cut(k, 60)
+                )
+            })?;
+            list.push(CensusCount {
+                key: cut(k, MAX_KEY),
+                count,
+            });
+        }
+        list.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
+        list.truncate(Retention::MAX_COUNTS);
+        Ok(list)
+    };
+    let owners = counts("owners")?;
+    let holds = counts("holds")?;
+    let mut chains = Vec::new();
+    if let Some(v) = r.get("chains") {
+        let list = v.as_array().ok_or("\"retention.chains\" is not an array")?;
+        for c in list {
+            let steps = c
+                .get("steps")
+                .and_then(|s| s.as_array())
+                .ok_or("a chain has no \"steps\" array")?;
+            let mut texts = Vec::with_capacity(steps.len().min(Retention::MAX_STEPS));
+            for step in steps.iter().take(Retention::MAX_STEPS) {
+                let text = step.as_str().ok_or("a chain step is not a string")?;
+                texts.push(cut(text, MAX_STEP));
+            }
+            let instances = match c.get("instances") {
+                None => 1,
+                Some(n) => n
+                    .as_u64()
+                    .ok_or("a chain's \"instances\" is not a whole number ≥ 0")?,
+            };
+            chains.push(RetentionChain {
+                steps: texts,
+                instances,
+            });
+        }
+    }
+    chains.sort_by_key(|c| std::cmp::Reverse(c.instances));
+    chains.truncate(Retention::MAX_CHAINS);
+    Ok(Record::Retention(Retention {
+        time_us,
+        process: pid.and_then(identity),
+        source: source.to_string(),
+        key: cut(key, MAX_KEY),
+        native,
+        sampled,
+        owners,
+        holds,
+        chains,
+    }))
 }
 
 /// At most `max` bytes of `s`, cut at a character boundary.
@@ -442,6 +547,15 @@ mod tests {
             Err("whole number"),
         );
         check(r#"{"other": 1}"#, Err("neither"));
+        check(
+            r#"{"retention": {"source": "gc", "type": "app.Session", "sampled": 4, "owners": {}, "holds": {"dict": 20}, "chains": [{"steps": ["app.SESSIONS", "[<key>]"], "instances": 4}]}}"#,
+            Ok(r#""chains":[{"steps":["app.SESSIONS","[<key>]"],"instances":4}]"#),
+        );
+        check(
+            r#"{"retention": {"source": "gc", "type": "x", "chains": [{"steps": [1]}]}}"#,
+            Err("not a string"),
+        );
+        check(r#"{"retention": {"source": "gc"}}"#, Err("no \"type\""));
     }
 
     #[test]
@@ -460,6 +574,22 @@ mod tests {
             c.counts.last().unwrap().count,
             1000 - Census::MAX_KEYS as u64
         );
+    }
+
+    #[test]
+    fn the_embedded_python_hook_is_every_file_of_the_package() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/memtrail_hook");
+        let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".py"))
+            .map(|name| format!("memtrail_hook/{name}"))
+            .collect();
+        on_disk.push("sitecustomize.py".to_string());
+        on_disk.sort();
+        let mut embedded: Vec<String> = PYTHON_HOOK.iter().map(|(n, _)| n.to_string()).collect();
+        embedded.sort();
+        assert_eq!(embedded, on_disk, "list every module in PYTHON_HOOK");
     }
 
     #[test]
@@ -518,6 +648,38 @@ impl Drop for PrivateDir {
     }
 }
 
-/// The sitecustomize module that `run --python-gc/--python-tracemalloc`
-/// puts first on PYTHONPATH (src/python/sitecustomize.py).
-pub const PYTHON_SITECUSTOMIZE: &str = include_str!("python/sitecustomize.py");
+/// The Python hook that `run --python-gc/--python-tracemalloc` writes into
+/// its private directory and puts first on PYTHONPATH: the
+/// `sitecustomize` bootstrap and the `memtrail_hook` package it starts
+/// (python/ at the repository root), as (path below that directory,
+/// contents).
+pub const PYTHON_HOOK: &[(&str, &str)] = &[
+    (
+        "sitecustomize.py",
+        include_str!("../python/sitecustomize.py"),
+    ),
+    (
+        "memtrail_hook/__init__.py",
+        include_str!("../python/memtrail_hook/__init__.py"),
+    ),
+    (
+        "memtrail_hook/census.py",
+        include_str!("../python/memtrail_hook/census.py"),
+    ),
+    (
+        "memtrail_hook/chains.py",
+        include_str!("../python/memtrail_hook/chains.py"),
+    ),
+    (
+        "memtrail_hook/channel.py",
+        include_str!("../python/memtrail_hook/channel.py"),
+    ),
+    (
+        "memtrail_hook/owners.py",
+        include_str!("../python/memtrail_hook/owners.py"),
+    ),
+    (
+        "memtrail_hook/runner.py",
+        include_str!("../python/memtrail_hook/runner.py"),
+    ),
+];

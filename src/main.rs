@@ -61,16 +61,29 @@ fn io_error_kinds(err: &anyhow::Error) -> impl Iterator<Item = std::io::ErrorKin
     })
 }
 
-/// What to do about the operating-system errors users meet most.
+/// What to do about the operating-system errors users meet most, for the
+/// operation that failed: writing a file the user named (the error's chain
+/// holds [`output::Writing`]) or reading one. Reading /proc has its own
+/// remedies, in the collector's errors.
 pub fn hint(err: &anyhow::Error) -> Option<&'static str> {
     use std::io::ErrorKind::*;
-    match io_error_kinds(err).next()? {
-        StorageFull => Some("the disk is full: free some space, or write elsewhere with -o FILE"),
-        PermissionDenied => Some(
-            "run as the user who owns the file or process, or as root \
-             (CAP_SYS_PTRACE is enough to read other users' /proc files)",
+    let writing = err.downcast_ref::<output::Writing>().is_some();
+    match (io_error_kinds(err).next()?, writing) {
+        (StorageFull, _) => {
+            Some("the disk is full: free some space, or write elsewhere with -o FILE")
+        }
+        (PermissionDenied, true) => Some(
+            "the file cannot be created or written there: name a file in a directory you can write to \
+             (e.g. -o ./out.mtr), or check that directory's permissions",
         ),
-        NotFound => Some("check the path: the file or its directory does not exist"),
+        (PermissionDenied, false) => {
+            Some("this user may not read the file: run as its owner or as root, or copy it")
+        }
+        (NotFound, true) => Some(
+            "the directory to write in does not exist: create it (mkdir -p), \
+             or name a file elsewhere",
+        ),
+        (NotFound, false) => Some("check the path: the file or its directory does not exist"),
         _ => None,
     }
 }

@@ -6,6 +6,19 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 
+/// The context of an error while creating or writing a file the user
+/// asked for (a recording, a report, an export): the hint on an
+/// operating-system error then speaks of that file and its directory,
+/// not of reading /proc.
+#[derive(Debug)]
+pub struct Writing(pub String);
+
+impl std::fmt::Display for Writing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// An opened destination for binary output, named for error messages.
 pub struct BinaryOutput {
     pub name: String,
@@ -39,7 +52,7 @@ pub fn open_binary(path: &Path) -> anyhow::Result<BinaryOutput> {
         });
     }
     let file = File::create(path)
-        .with_context(|| format!("cannot create recording file {}", path.display()))?;
+        .with_context(|| Writing(format!("cannot create recording file {}", path.display())))?;
     Ok(BinaryOutput {
         name: path.display().to_string(),
         path: Some(path.to_path_buf()),

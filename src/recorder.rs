@@ -10,6 +10,7 @@ use memtrail_collect::{Collector, Tick};
 use memtrail_format::{EndReason, ProcessId, Record, Writer};
 
 use crate::events::Events;
+use crate::output::Writing;
 use crate::signals::{self, StopSignals, Wake};
 use crate::status::Status;
 
@@ -106,9 +107,9 @@ pub fn sample_loop<W: Write>(
             ));
         }
         write_tick(writer, &mut tick, &mut finished)
-            .with_context(|| format!("cannot write the recording to {output_name}"))?;
+            .with_context(|| Writing(format!("cannot write the recording to {output_name}")))?;
         put_events(writer, &mut events, false)
-            .with_context(|| format!("cannot write the recording to {output_name}"))?;
+            .with_context(|| Writing(format!("cannot write the recording to {output_name}")))?;
         finished.ticks += 1;
         status.update(&tick);
 
@@ -158,8 +159,9 @@ pub fn sample_loop<W: Write>(
                     if Instant::now() >= next_tick {
                         break;
                     }
-                    put_events(writer, &mut events, false)
-                        .with_context(|| format!("cannot write the recording to {output_name}"))?;
+                    put_events(writer, &mut events, false).with_context(|| {
+                        Writing(format!("cannot write the recording to {output_name}"))
+                    })?;
                 }
             }
         }
@@ -170,12 +172,12 @@ pub fn sample_loop<W: Write>(
     }
     // What the program wrote last, before it exited or was interrupted.
     put_events(writer, &mut events, true)
-        .with_context(|| format!("cannot write the recording to {output_name}"))?;
+        .with_context(|| Writing(format!("cannot write the recording to {output_name}")))?;
     status.finish();
     for record in hook.final_records(collector) {
         writer
             .write(&record)
-            .with_context(|| format!("cannot write the recording to {output_name}"))?;
+            .with_context(|| Writing(format!("cannot write the recording to {output_name}")))?;
     }
     Ok(finished)
 }

@@ -107,8 +107,9 @@ fn line(
         "trend after 2s".to_string()
     };
     format!(
-        "{samples} samples · {processes} process{} · RSS {} · {trend} · {}s",
-        if processes == 1 { "" } else { "es" },
+        "{} · {} · RSS {} · {trend} · {}s",
+        memtrail_report::count(samples as usize, "sample", "samples"),
+        memtrail_report::count(processes, "process", "processes"),
         memtrail_report::human_kib(rss_kib),
         elapsed.as_secs()
     )
@@ -135,7 +136,7 @@ mod tests {
         let early = line(1, 3, 512, 512, Duration::ZERO, Duration::ZERO);
         assert_eq!(
             early,
-            "1 samples · 3 processes · RSS 512 KiB · trend after 2s · 0s"
+            "1 sample · 3 processes · RSS 512 KiB · trend after 2s · 0s"
         );
     }
 }

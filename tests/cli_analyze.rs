@@ -217,8 +217,92 @@ fn run_prints_the_analysis_and_fails_on_leak() {
     let o = run_failing_on_leak(&["sleep", "3"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(
-        stderr(&o).contains("0 of 1 processes leak"),
+        stderr(&o).contains("0 of 1 process leaks"),
         "{}",
         stderr(&o)
     );
+}
+
+/// Two Python programs under one interpreter path: analyze tells them
+/// apart by their scripts, keeps their pids, and uses a wider terminal
+/// (regression: both showed as `…/bin/python3 le…`, even with COLUMNS=200).
+#[test]
+fn processes_of_one_interpreter_are_told_apart_by_their_scripts() {
+    let dir = tempdir();
+    let services = dir
+        .path()
+        .join("a-rather-long-directory/of-the-ingest-services");
+    std::fs::create_dir_all(&services).unwrap();
+    let python = Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .expect("python3 runs");
+    let python = String::from_utf8(python.stdout).unwrap().trim().to_string();
+    let mut workers = Vec::new();
+    for name in ["worker_a.py", "worker_b.py"] {
+        let script = services.join(name);
+        std::fs::copy(program("hold.py"), &script).unwrap();
+        let mut child = Command::new(&python)
+            .arg("-u")
+            .arg(&script)
+            .arg("1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready");
+        workers.push((Killed(child), name));
+    }
+    let file = dir.path().join("workers.mtr");
+    let o = run(&[
+        "record",
+        "--name",
+        r"worker_[ab]\.py",
+        "--interval",
+        "50ms",
+        "--count",
+        "3",
+        "--detail",
+        "summary",
+        "-o",
+        file.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for columns in [None, Some("200")] {
+        let mut analyze = memtrail();
+        analyze.args(["analyze", file.to_str().unwrap(), "--all"]);
+        match columns {
+            Some(c) => analyze.env("COLUMNS", c),
+            None => analyze.env_remove("COLUMNS"),
+        };
+        let o = analyze.output().unwrap();
+        let text = stdout(&o);
+        for (worker, name) in &workers {
+            let line = text
+                .lines()
+                .find(|l| l.contains(&format!("pid {} ", worker.0.id())))
+                .unwrap_or_else(|| panic!("pid {} not shown:\n{text}", worker.0.id()));
+            assert!(line.contains(name), "{columns:?}: {line}");
+            match columns {
+                None => assert!(line.chars().count() <= 80, "{line}"),
+                Some(_) => assert!(
+                    line.contains(&services.join(name).display().to_string()),
+                    "the whole command fits in 200 columns: {line}"
+                ),
+            }
+        }
+    }
+}
+
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

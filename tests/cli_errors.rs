@@ -101,3 +101,113 @@ fn binary_output_to_a_terminal_is_refused() {
     assert!(text.contains("status=2"), "{text}");
     helper.finish();
 }
+
+/// A hint fits the operation that failed: writing a file the user named is
+/// not reading /proc (regression: an unwritable -o was told about
+/// CAP_SYS_PTRACE and other users' /proc files).
+#[test]
+fn hints_fit_the_operation_that_failed() {
+    let dir = tempdir();
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/report/small.mtr");
+    let fixture = fixture.to_str().unwrap();
+    let missing_dir = dir.path().join("no-such-dir/out");
+    let missing_dir = missing_dir.to_str().unwrap();
+    let me = std::process::id().to_string();
+    // /sys refuses new files, to root too.
+    let writes: [(&[&str], &str); 5] = [
+        (
+            &[
+                "record",
+                "--pid",
+                "1",
+                "--count",
+                "1",
+                "-o",
+                "/sys/memtrail-test.mtr",
+            ],
+            "written there",
+        ),
+        (
+            &["snap", "--pid", &me, "-o", "/sys/memtrail-test.mtr"],
+            "written there",
+        ),
+        (
+            &["report", fixture, "--html", "/sys/memtrail-test.html"],
+            "written there",
+        ),
+        (
+            &[
+                "export",
+                fixture,
+                "--format",
+                "csv",
+                "-o",
+                "/sys/memtrail-test.csv",
+            ],
+            "written there",
+        ),
+        (
+            &["record", "--pid", &me, "--count", "1", "-o", missing_dir],
+            "directory to write in does not exist",
+        ),
+    ];
+    for (args, hint) in writes {
+        check_error(args, &["hint: ", hint]);
+        let e = stderr(&run(args));
+        assert!(
+            !e.contains("/proc") && !e.contains("CAP_SYS_PTRACE"),
+            "{args:?}: {e}"
+        );
+    }
+    let missing = dir.path().join("missing.mtr");
+    check_error(
+        &["report", missing.to_str().unwrap()],
+        &["cannot open recording", "hint: check the path"],
+    );
+}
+
+/// "1 processes" and its kin: counts agree with their nouns in what record,
+/// snap and analyze print.
+#[test]
+fn counts_of_one_are_singular() {
+    let dir = tempdir();
+    let out = dir.path().join("one.mtr");
+    let me = std::process::id().to_string();
+    let o = run(&[
+        "record",
+        "--pid",
+        &me,
+        "--count",
+        "1",
+        "--detail",
+        "summary",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("recorded 1 sample of 1 process in 1 tick to"),
+        "{}",
+        stderr(&o)
+    );
+    let snap = dir.path().join("snap.mtr");
+    let o = run(&["snap", "--pid", &me, "-o", snap.to_str().unwrap()]);
+    assert!(
+        stderr(&o).contains("a snapshot of 1 process to"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&["analyze", out.to_str().unwrap()]);
+    assert!(
+        stdout(&o).contains("0 of 1 process leaks (0 judged; 1 sample)"),
+        "{}",
+        stdout(&o)
+    );
+    for text in [stdout(&o), stderr(&o)] {
+        assert!(
+            !text.contains(" 1 processes") && !text.contains(" 1 samples"),
+            "{text}"
+        );
+    }
+}

@@ -211,7 +211,31 @@ fn python_gc_names_the_class_whose_instances_accumulate_and_marks_cut_the_steps(
 fn python_tracemalloc_names_the_line_that_allocates() {
     let dir = tempdir();
     let out = dir.path().join("tm.mtr");
-    run_widgets(&out, &["--python-tracemalloc"], "8", "");
+    // Stopped once the recording holds enough censuses to judge: a
+    // tracemalloc census takes a while on a loaded machine.
+    let stop = dir.path().join("stop");
+    let script = program("widgets.py");
+    let child = memtrail()
+        .args(["run", "--python-tracemalloc", "--interval", "100ms", "-o"])
+        .arg(&out)
+        .args(["--", "python3"])
+        .arg(&script)
+        .arg("90")
+        .env("WIDGETS_STOP", &stop)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("memtrail runs");
+    wait_for("40 tracemalloc censuses", || {
+        let n = records(&out)
+            .iter()
+            .filter(|r| matches!(r, Record::Census(c) if c.source == "tracemalloc"))
+            .count();
+        (n >= 40).then_some(())
+    });
+    std::fs::write(&stop, "").unwrap();
+    let o = child.wait_with_output().expect("memtrail ends");
+    assert!(o.status.success(), "run failed: {}", stderr(&o));
     let analysis = analyze_json(&out);
     let findings = census_findings(&analysis);
     let site = format!("widgets.py:{}", alloc_line());
@@ -220,7 +244,9 @@ fn python_tracemalloc_names_the_line_that_allocates() {
     });
     // The hook's own frames are not among the sites.
     assert!(
-        !findings.iter().any(|(_, s, _)| s.contains("sitecustomize")),
+        !findings
+            .iter()
+            .any(|(_, s, _)| s.contains("sitecustomize") || s.contains("memtrail_hook")),
         "{findings:?}"
     );
 }
@@ -291,7 +317,7 @@ fn python_hook_survives_its_reader_going_away() {
     let dir = tempdir();
     let fifo = dir.path().join("events");
     mkfifo(&fifo);
-    let hook = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/python");
+    let hook = Path::new(env!("CARGO_MANIFEST_DIR")).join("python");
     // Read and write: the open does not wait for a writer, and the hook's
     // non-blocking open finds a reader.
     let reader = std::fs::OpenOptions::new()

@@ -515,7 +515,7 @@ _memtrail() {
             return 0
             ;;
         memtrail__run)
-            opts="-o -h -V --interval --detail --maps-every --redact-cmdline --output --fail-on-leak --python-gc --python-tracemalloc --native --native-rate --help --version <CMD>..."
+            opts="-o -h -V --interval --detail --maps-every --redact-cmdline --output --fail-on-leak --python-gc --python-tracemalloc --python-frames --native --native-rate --help --version <CMD>..."
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -538,6 +538,10 @@ _memtrail() {
                     return 0
                     ;;
                 -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --python-frames)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -84,6 +84,7 @@ maps\t'+ per-region smaps (re-read when memory changed, when recording)'
 full\t'+ per-region smaps every sample and every descriptor\'s target'"
 complete -c memtrail -n "__fish_memtrail_using_subcommand run" -l maps-every -d 'At detail `maps`, re-read every region at least every N samples' -r
 complete -c memtrail -n "__fish_memtrail_using_subcommand run" -s o -l output -d 'Write the recording to FILE [default: memtrail-<command>-<pid>.mtr]' -r -F
+complete -c memtrail -n "__fish_memtrail_using_subcommand run" -l python-frames -d 'Frames of each --python-tracemalloc site: the allocating line and N-1 of its callers, so a shared helper is told apart by its callers' -r
 complete -c memtrail -n "__fish_memtrail_using_subcommand run" -l native-rate -d 'With --native, the mean bytes allocated between two samples: smaller is more precise and costs more' -r
 complete -c memtrail -n "__fish_memtrail_using_subcommand run" -l redact-cmdline -d 'Keep only argv[0] of command lines (arguments can hold secrets)'
 complete -c memtrail -n "__fish_memtrail_using_subcommand run" -l fail-on-leak -d 'Exit with status 3 if any recorded process leaked (the command\'s own failure status takes precedence)'

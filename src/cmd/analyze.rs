@@ -101,9 +101,19 @@ fn print(
                 let when = if source.complete { "final" } else { "so far" };
                 writeln!(out, "--- {when}: {} ---", analysis::status_line(&analysis))?;
             }
-            write!(out, "{}", analysis::text(&analysis, all))?;
+            write!(out, "{}", analysis::text_in(&analysis, all, text_width()))?;
         }
     }
     out.flush()?;
     Ok(analysis)
+}
+
+/// Columns for the text verdicts: $COLUMNS when set (as shells export
+/// it), else standard output's terminal, else 80; at most 240.
+fn text_width() -> usize {
+    let columns = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<usize>().ok());
+    let terminal = || terminal_size::terminal_size_of(std::io::stdout()).map(|(w, _)| w.0 as usize);
+    columns.or_else(terminal).unwrap_or(80).clamp(60, 240)
 }

@@ -1,10 +1,12 @@
 //! `memtrail demo`: a real leaking program, recorded and summarised.
 
 use anyhow::Context;
-use memtrail_format::Record;
+use std::collections::HashMap;
+
+use memtrail_format::{ProcessId, Record};
 use memtrail_report::analysis::Source;
 use memtrail_report::html::Html;
-use memtrail_report::summary::{self, Summarizer};
+use memtrail_report::summary;
 use memtrail_report::{Format, ReportBuilder};
 
 use crate::cli::{DemoArgs, DetailArg, RunArgs, SamplingArgs};
@@ -74,6 +76,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<u8> {
         fail_on_leak: false,
         python_gc: false,
         python_tracemalloc: false,
+        python_frames: 3,
         native: false,
         native_rate: crate::units::Size(512 * 1024),
         command: vec![
@@ -91,10 +94,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<u8> {
         );
     }
 
-    // One pass over the recording feeds the summary, the verdict and the
-    // HTML report.
-    let mut summarizer = Summarizer::new();
+    // One pass over the recording feeds the verdict and the HTML report;
+    // "what was observed" is told from the same verdicts, so the two
+    // agree. Samples per process are counted to say which ones were not
+    // judged.
     let mut report = ReportBuilder::new();
+    let mut recorded: HashMap<ProcessId, u64> = HashMap::new();
     let mut reader = memtrail_format::open(&output)
         .with_context(|| format!("cannot read back {}", output.display()))?;
     for frame in reader.by_ref() {
@@ -102,7 +107,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<u8> {
             .with_context(|| format!("cannot read back {}", output.display()))?
             .record;
         if let Record::Process(s) = &record {
-            summarizer.add(s);
+            *recorded.entry(s.id).or_default() += 1;
         }
         report.add(record);
     }
@@ -111,20 +116,21 @@ pub fn run(args: DemoArgs) -> anyhow::Result<u8> {
         complete: true,
     });
     let html = output.with_extension("html");
-    std::fs::write(&html, Html.render(&report))
-        .with_context(|| format!("cannot write the HTML report {}", html.display()))?;
-    let summaries = summarizer.finish();
+    std::fs::write(&html, Html.render(&report)).with_context(|| {
+        crate::output::Writing(format!("cannot write the HTML report {}", html.display()))
+    })?;
     println!("What was observed:");
-    print!("{}", summary::text(&summaries, 3));
+    print!("{}", summary::observed(&report, &recorded, 3));
     println!(
-        "\nThe recording is in {} ({} samples).\n\
+        "\nThe recording is in {} ({} in {}).\n\
          Judge it again:      memtrail analyze {o}\n\
          Sparklines here:     memtrail report {o}\n\
          Compare two marks:   memtrail diff {o} --from 'marker:leak starts' --to 'marker:halfway' --anon\n\
          Rows for a sheet:    memtrail export {o} --format csv\n\
          See every sample:    memtrail dump {o} | less",
         output.display(),
-        outcome.finished.samples,
+        memtrail_report::count(outcome.finished.samples as usize, "sample", "samples"),
+        memtrail_report::count(outcome.finished.ticks as usize, "tick", "ticks"),
         o = output.display(),
     );
     // The demo ends with the verdict, then where the report is.

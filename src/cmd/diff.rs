@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{bail, Context};
-use memtrail_diff::{compare, compare_censuses, CensusDiff, ProcessDiff};
-use memtrail_format::{Census, Marker, ProcessId, ProcessSample, Record};
+use memtrail_diff::{attach_retention, compare, compare_censuses, CensusDiff, ProcessDiff};
+use memtrail_format::{Census, Marker, ProcessId, ProcessSample, Record, Retention, Ticks};
 use memtrail_report::diff::{self, DiffFilter};
 
 use crate::cli::{DiffArgs, Moment, ReportFormat};
@@ -30,8 +30,10 @@ pub fn run(args: DiffArgs) -> anyhow::Result<u8> {
                 || events_between(after_path, 0, u64::MAX),
             );
             let (before_events, after_events) = (before_events?, after_events?);
+            let mut censuses = compare_censuses(&before_events.last, &after_events.last);
+            attach_retention(&mut censuses, &after_events.retentions);
             window = Window {
-                censuses: compare_censuses(&before_events.last, &after_events.last),
+                censuses,
                 markers: Vec::new(),
                 started_us: before_events.started_us,
             };
@@ -63,8 +65,10 @@ pub fn run(args: DiffArgs) -> anyhow::Result<u8> {
             let from_us = from_marker.map_or(a.time_us, |us| us.min(a.time_us));
             let to_us = to_marker.map_or(b.time_us, |us| us.max(b.time_us));
             let events = events_between(&args.before, from_us, to_us)?;
+            let mut censuses = compare_censuses(&events.first, &events.last);
+            attach_retention(&mut censuses, &events.retentions);
             window = Window {
-                censuses: compare_censuses(&events.first, &events.last),
+                censuses,
                 markers: events.markers,
                 started_us: events.started_us,
             };
@@ -152,28 +156,31 @@ enum Pick {
     Last,
 }
 
-/// Every process sample of one tick (one instant of sampling).
+/// Every process sample of one tick (one sampling round, see
+/// [`memtrail_format::Ticks`]).
 struct Tick {
     time_us: u64,
     samples: Vec<ProcessSample>,
     describe: String,
 }
 
-/// Reads `path` and returns the tick that `moment` names.
+/// Reads `path` and returns the tick that `moment` names. A tick is placed
+/// by its number and by the time it opened; ticks without a process sample
+/// (nothing matched in that round) are counted but never chosen.
 fn tick_of(path: &Path, moment: &Moment, pick: Pick) -> anyhow::Result<Tick> {
     let name = path.display().to_string();
     let mut reader =
         memtrail_format::open(path).with_context(|| format!("cannot read recording {name}"))?;
     let started = reader.header().started_us;
-    let mut chosen: Option<(u64, u64, Vec<ProcessSample>)> = None;
-    let mut current: Option<(u64, u64, Vec<ProcessSample>)> = None;
-    let mut index: u64 = 0;
-    let mut ticks: u64 = 0;
+    // (number, opened at, samples)
+    type Round = (u64, u64, Vec<ProcessSample>);
+    let mut chosen: Option<Round> = None;
+    let mut current: Option<Round> = None;
+    let mut ticks = Ticks::new();
     // Whether tick (index, time) is on the right side of the moment.
     let fits = |index: u64, time: u64| -> bool {
         let pos = match moment {
-            Moment::Start => return pick == Pick::First || index == 0,
-            Moment::End => return true,
+            Moment::Start | Moment::End => return true,
             Moment::Offset(us) => (time, started.saturating_add(*us)),
             Moment::At(us) => (time, *us),
             Moment::Tick(n) => (index, *n),
@@ -185,36 +192,36 @@ fn tick_of(path: &Path, moment: &Moment, pick: Pick) -> anyhow::Result<Tick> {
             Pick::Last => pos.0 <= pos.1,
         }
     };
-    let close = |tick: (u64, u64, Vec<ProcessSample>), chosen: &mut Option<_>| {
-        if fits(tick.0, tick.1) {
-            match pick {
-                Pick::First => {
-                    if chosen.is_none() {
-                        *chosen = Some(tick);
-                    }
-                }
-                Pick::Last => *chosen = Some(tick),
-            }
+    let close = |round: Round, chosen: &mut Option<Round>| {
+        if round.2.is_empty() || !fits(round.0, round.1) {
+            return;
+        }
+        let keep = match (pick, moment) {
+            // `start` is the first tick whichever side it opens.
+            (_, Moment::Start) => chosen.is_none(),
+            (Pick::First, _) => chosen.is_none(),
+            (Pick::Last, _) => true,
+        };
+        if keep {
+            *chosen = Some(round);
         }
     };
     for frame in reader.by_ref() {
         let frame = frame.with_context(|| format!("cannot read recording {name}"))?;
-        let Record::Process(s) = frame.record else {
+        let Some(number) = ticks.place(&frame.record) else {
             continue;
         };
-        match &mut current {
-            Some(c) if c.1 == s.time_us => c.2.push(*s),
-            _ => {
-                if let Some(done) = current.take() {
-                    close(done, &mut chosen);
-                    index += 1;
-                }
-                current = Some((index, s.time_us, vec![*s]));
-                ticks = index + 1;
+        if current.as_ref().map(|c| c.0) != Some(number) {
+            if let Some(done) = current.take() {
+                close(done, &mut chosen);
             }
+            if chosen.is_some() && (pick == Pick::First || *moment == Moment::Start) {
+                break;
+            }
+            current = Some((number, ticks.time_us().unwrap_or(0), Vec::new()));
         }
-        if pick == Pick::First && chosen.is_some() {
-            break;
+        if let (Record::Process(s), Some(c)) = (frame.record, current.as_mut()) {
+            c.2.push(*s);
         }
     }
     if let Some(done) = current.take() {
@@ -222,14 +229,15 @@ fn tick_of(path: &Path, moment: &Moment, pick: Pick) -> anyhow::Result<Tick> {
     }
     crate::input::warn(&name, &mut reader);
     let Some((index, time_us, samples)) = chosen else {
-        if ticks == 0 {
+        let count = ticks.count();
+        if count == 0 {
             bail!("{name} holds no process samples");
         }
         bail!(
-            "{name} has no sample at {} ({ticks} ticks recorded, numbered 0 to {}): \
-             see `memtrail dump {name}`",
+            "{name} has no sample at {} ({count} ticks recorded, numbered 0 to {}): \
+             see `memtrail dump {name}`, whose records carry their tick",
             moment,
-            ticks - 1
+            count - 1
         );
     };
     let offset = time_us.saturating_sub(started) as f64 / 1e6;
@@ -296,6 +304,8 @@ struct Events {
     first: Vec<Census>,
     /// Per process and source, the last census at or before its end.
     last: Vec<Census>,
+    /// Per process, source and type, the last retention at or before its end.
+    retentions: Vec<Retention>,
     markers: Vec<Marker>,
 }
 
@@ -310,6 +320,7 @@ fn events_between(path: &Path, from_us: u64, to_us: u64) -> anyhow::Result<Event
     let started_us = reader.header().started_us;
     let mut first: HashMap<(Option<ProcessId>, String), Census> = HashMap::new();
     let mut last: HashMap<(Option<ProcessId>, String), Census> = HashMap::new();
+    let mut retentions: HashMap<(Option<ProcessId>, String, String), Retention> = HashMap::new();
     let mut markers = Vec::new();
     let mut names = crate::native::Names::new();
     for frame in reader.by_ref() {
@@ -324,6 +335,14 @@ fn events_between(path: &Path, from_us: u64, to_us: u64) -> anyhow::Result<Event
                     last.insert(key, c);
                 }
             }
+            Record::Retention(r) if r.time_us <= to_us => {
+                let key = (r.process, r.source.clone(), r.key.clone());
+                let r = match retentions.get(&key) {
+                    Some(old) => memtrail_diff::roots::newer(old, r),
+                    None => r,
+                };
+                retentions.insert(key, r);
+            }
             Record::Marker(m)
                 if (from_us..=to_us).contains(&m.time_us) && markers.len() < MAX_MARKERS =>
             {
@@ -337,6 +356,7 @@ fn events_between(path: &Path, from_us: u64, to_us: u64) -> anyhow::Result<Event
         started_us,
         first: first.into_values().collect(),
         last: last.into_values().collect(),
+        retentions: retentions.into_values().collect(),
         markers,
     })
 }

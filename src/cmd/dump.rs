@@ -22,11 +22,18 @@ pub fn run(args: DumpArgs) -> anyhow::Result<u8> {
     out.write_all(b"\n")?;
     out.flush()?;
 
+    // The tick (sampling round) of each record: the numbers `diff`'s
+    // `#N` moments and `record`'s tick count use.
+    let mut ticks = memtrail_format::Ticks::new();
     // A live stream: flush each line so `jq` downstream sees it at once.
     while let Some(frame) = input.reader.next() {
         let frame = frame.with_context(|| format!("cannot read recording {}", input.name))?;
+        let tick = ticks.place(&frame.record);
         let mut v = serde_json::to_value(&frame.record)?;
         if let Some(obj) = v.as_object_mut() {
+            if let Some(tick) = tick {
+                obj.insert("tick".into(), tick.into());
+            }
             obj.insert("offset".into(), frame.offset.into());
             obj.insert("encoding".into(), serde_json::to_value(frame.encoding)?);
         }

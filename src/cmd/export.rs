@@ -19,7 +19,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<u8> {
     let (mut out, out_name): (Box<dyn Write>, String) = match &args.output {
         Some(path) => (
             Box::new(BufWriter::new(File::create(path).with_context(|| {
-                format!("cannot create the export file {}", path.display())
+                crate::output::Writing(format!("cannot create the export file {}", path.display()))
             })?)),
             path.display().to_string(),
         ),
@@ -33,7 +33,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<u8> {
         ExportFormat::Ndjson => Box::new(Ndjson),
         ExportFormat::Openmetrics => Box::new(OpenMetrics::default()),
     };
-    let write_err = || format!("cannot write the export to {out_name}");
+    let write_err = || crate::output::Writing(format!("cannot write the export to {out_name}"));
     format.begin(&mut out).with_context(write_err)?;
     let complete = input.read_all(|record| {
         if let Record::Process(s) = &record {

@@ -3,6 +3,7 @@
 use anyhow::Context;
 use memtrail_collect::{Collector, Tick};
 use memtrail_format::Writer;
+use memtrail_report::count;
 
 use crate::cli::RecordArgs;
 use crate::events::Events;
@@ -24,8 +25,9 @@ pub fn run(args: RecordArgs) -> anyhow::Result<u8> {
     let out = open_binary(&args.output)?;
     let mut events = args.events.as_deref().map(Events::open).transpose()?;
     let signals = StopSignals::install()?;
-    let mut writer = Writer::new(out.sink, &header)
-        .with_context(|| format!("cannot write the recording to {}", out.name))?;
+    let mut writer = Writer::new(out.sink, &header).with_context(|| {
+        crate::output::Writing(format!("cannot write the recording to {}", out.name))
+    })?;
     let limits = Limits {
         duration: args.duration.map(|d| d.0),
         count: args.count,
@@ -43,10 +45,10 @@ pub fn run(args: RecordArgs) -> anyhow::Result<u8> {
     recorder::finish(writer, &finished, &out.name)?;
     if out.path.is_some() {
         eprintln!(
-            "memtrail: recorded {} samples of {} processes in {} ticks to {} ({})",
-            finished.samples,
-            finished.processes.len(),
-            finished.ticks,
+            "memtrail: recorded {} of {} in {} to {} ({})",
+            count(finished.samples as usize, "sample", "samples"),
+            count(finished.processes.len(), "process", "processes"),
+            count(finished.ticks as usize, "tick", "ticks"),
             out.name,
             describe_end(&finished.reason)
         );

@@ -32,8 +32,9 @@ pub fn run(args: ReportArgs) -> anyhow::Result<u8> {
 
     if let Some(path) = &args.html {
         let page = Html.render(&report);
-        std::fs::write(path, page)
-            .with_context(|| format!("cannot write the HTML report {}", path.display()))?;
+        std::fs::write(path, page).with_context(|| {
+            crate::output::Writing(format!("cannot write the HTML report {}", path.display()))
+        })?;
         eprintln!("memtrail: wrote {}", path.display());
     }
     let text = match args.format {

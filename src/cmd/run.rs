@@ -38,9 +38,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         return Ok(exit_code(outcome.status));
     }
     eprintln!(
-        "memtrail: recorded {} samples of {} processes to {} ({})",
-        outcome.finished.samples,
-        outcome.finished.processes.len(),
+        "memtrail: recorded {} of {} in {} to {} ({})",
+        memtrail_report::count(outcome.finished.samples as usize, "sample", "samples"),
+        memtrail_report::count(outcome.finished.processes.len(), "process", "processes"),
+        memtrail_report::count(outcome.finished.ticks as usize, "tick", "ticks"),
         outcome.output.display(),
         super::record::describe_end(&outcome.finished.reason),
     );
@@ -269,8 +270,12 @@ fn python_hooks(
     args: &RunArgs,
 ) -> anyhow::Result<()> {
     let dir = private.path().join("python");
-    std::fs::create_dir(&dir)
-        .and_then(|()| std::fs::write(dir.join("sitecustomize.py"), events::PYTHON_SITECUSTOMIZE))
+    std::fs::create_dir_all(dir.join("memtrail_hook"))
+        .and_then(|()| {
+            events::PYTHON_HOOK
+                .iter()
+                .try_for_each(|(name, text)| std::fs::write(dir.join(name), text))
+        })
         .with_context(|| format!("cannot write the Python hooks to {}", dir.display()))?;
     let mut path = std::ffi::OsString::from(&dir);
     if let Some(old) = std::env::var_os("PYTHONPATH").filter(|p| !p.is_empty()) {
@@ -289,6 +294,7 @@ fn python_hooks(
         .env("PYTHONPATH", path)
         .env("MEMTRAIL_PYTHON", sources.join(","))
         .env("MEMTRAIL_PYTHON_DIR", &dir)
+        .env("MEMTRAIL_PYTHON_FRAMES", args.python_frames.to_string())
         .env(
             "MEMTRAIL_PYTHON_INTERVAL",
             format!("{}", args.sampling.interval.0.as_secs_f64()),

@@ -107,9 +107,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
         };
         if let Some(sig) = stop {
             eprintln!(
-                "memtrail: stopped by {} after {} collections",
+                "memtrail: stopped by {} after {}",
                 crate::signals::name(sig),
-                state.metrics.collections
+                memtrail_report::count(
+                    state.metrics.collections as usize,
+                    "collection",
+                    "collections"
+                )
             );
             break;
         }

@@ -56,9 +56,14 @@ pub fn run(args: SnapArgs) -> anyhow::Result<u8> {
             })?;
             Ok(())
         };
-        write().with_context(|| format!("cannot write the snapshot to {name}"))?;
+        write().with_context(|| {
+            crate::output::Writing(format!("cannot write the snapshot to {name}"))
+        })?;
         if out.path.is_some() {
-            eprintln!("memtrail: wrote a snapshot of {processes} processes to {name}");
+            eprintln!(
+                "memtrail: wrote a snapshot of {} to {name}",
+                memtrail_report::count(processes, "process", "processes")
+            );
         }
         return Ok(0);
     }

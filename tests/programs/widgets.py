@@ -6,6 +6,8 @@ and keeps them all (few objects, many bytes: tracemalloc's snapshots stay
 cheap, so its census keeps up with a short interval). Other objects come
 and go. With `markers`, it calls `memtrail mark` (from $MEMTRAIL) before
 and after its first half; with `fork`, a forked child does all that.
+With $WIDGETS_STOP set, it also stops when that file appears (a test stops
+it once the recording holds what it needs).
 """
 
 import os
@@ -52,7 +54,10 @@ def main():
     i = 0
     if markers:
         mark("before step")
+    stop = os.environ.get("WIDGETS_STOP")
     while time.monotonic() < end:
+        if stop and os.path.exists(stop):
+            break
         step(i)
         i += 1
         if markers and half and time.monotonic() >= half:

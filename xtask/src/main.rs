@@ -2,7 +2,9 @@
 //! wherever cargo does (rust-analyzer's pattern). One module per task.
 //!
 //! Tasks:
-//!   ci     formatting check, clippy with warnings denied, every test
+//!   ci     the prerequisites (installed if missing), formatting check,
+//!          clippy with warnings denied, every test, report-check
+//!   prereq the prerequisites alone (xtask/src/prereq.rs)
 //!   docs   shell completions and man pages from the clap command
 //!   fuzz   the recording reader under cargo-fuzz
 //!   soak   memtrail recording a sibling recorder for minutes
@@ -14,10 +16,11 @@ mod bench;
 mod ci;
 mod docs;
 mod fuzz;
+mod prereq;
 mod report_check;
 mod soak;
 
-use std::process::Command;
+use std::process::{Command, ExitCode};
 
 use anyhow::{bail, Context};
 
@@ -25,8 +28,11 @@ const USAGE_TASKS: &str = "\
 usage: cargo xtask <task>
 
 tasks:
-  ci     check formatting, run clippy (warnings denied), every test and
-         report-check: what .ci/run runs and what a change must pass
+  ci     check the prerequisites (installing what is missing when root
+         with apt-get), then formatting, clippy (warnings denied), every
+         test and report-check: what .ci/run runs and what a change must pass
+  prereq check the prerequisites of `ci` (and install what is missing)
+         without building anything; MEMTRAIL_XTASK_NO_INSTALL=1 only reports
   docs   write the shell completions (docs/completions) and man pages
          (docs/man) from the clap command; a test fails when they are stale
   fuzz [--seconds S]
@@ -46,10 +52,27 @@ fn usage() -> String {
     format!("{USAGE_TASKS}\n{}", bench::USAGE)
 }
 
-fn main() -> anyhow::Result<()> {
+/// Failures are printed as messages, never with a backtrace (even with
+/// RUST_BACKTRACE set): a missing package or a failing test is an outcome
+/// to read, not a bug in xtask.
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("ci") => ci::run(),
+        Some("prereq") => match &args[1..] {
+            [] => prereq::ensure().map_err(anyhow::Error::msg),
+            [extra, ..] => bail!("`cargo xtask prereq` takes no arguments (got `{extra}`)"),
+        },
         Some("docs") => docs::run(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
         Some("soak") => soak::run(&args[1..]),

@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use anyhow::{bail, ensure, Context};
 
+use crate::prereq::which;
 use crate::{cargo, workspace_root};
 
 const CANARY: &str = "<!DOCTYPE html><html><head><meta charset=\"utf-8\"></head><body>\
@@ -44,9 +45,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     };
     let chromium = which("chromium")
         .or_else(|| which("chromium-browser"))
-        .context(
-            "chromium is not installed: `apt-get install chromium` (Debian), as .ci/run does",
-        )?;
+        .context("chromium is not installed: `cargo xtask prereq` installs it (as root)")?;
     cargo(&["build", "--locked", "--bin", "memtrail"])?;
     let root = workspace_root();
     let memtrail = root.join("target/debug/memtrail");
@@ -82,19 +81,29 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     );
     // The leak runs under `memtrail run` beside a shell that marks the
     // timeline with `memtrail mark` as it goes: a real process tree, real
-    // markers.
+    // markers. Everything runs in `dir` by relative names, with memtrail
+    // found on PATH, so the page (and docs/report.png) shows `./leak` and
+    // `leak.mtr` rather than this checkout's paths.
     let marked = dir.join("leak.mtr");
-    let quote = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', "'\\''"));
-    let (leak_q, memtrail_q) = (quote(&leak), quote(&memtrail));
-    let script = format!(
-        "{leak_q} malloc 4 & sleep 1; {memtrail_q} mark 'warm-up done'; sleep 1; \
-         {memtrail_q} mark 'load <2x> & \"retry\"'; sleep 1.2; {memtrail_q} mark checkpoint; wait"
-    );
+    let script = "./leak malloc 4 & sleep 1; memtrail mark 'warm-up done'; sleep 1; \
+         memtrail mark 'load <2x> & \"retry\"'; sleep 1.2; memtrail mark checkpoint; wait";
+    let path = std::env::join_paths(
+        std::iter::once(
+            memtrail
+                .parent()
+                .context("memtrail's directory")?
+                .to_path_buf(),
+        )
+        .chain(std::env::split_paths(
+            &std::env::var_os("PATH").unwrap_or_default(),
+        )),
+    )?;
     succeed(
         Command::new(&memtrail)
-            .args(["run", "--interval", "50ms", "-o"])
-            .arg(&marked)
-            .args(["--", "sh", "-c", &script]),
+            .current_dir(&dir)
+            .env("PATH", path)
+            .args(["run", "--interval", "50ms", "-o", "leak.mtr"])
+            .args(["--", "sh", "-c", script]),
         "memtrail run",
     )?;
     let html = dir.join("report.html");
@@ -123,6 +132,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     );
     let shot = dir.join("report.png");
     check_screenshot(&shot)?;
+    let checked = check_layout(&chromium, &dir, &page)?;
+    eprintln!("xtask report-check: layout as Chromium draws it: {checked}");
 
     // A hostile process: markup in its arguments, its comm and the name
     // of the file it maps. Injected markup would run or fetch, and the CSP
@@ -151,6 +162,123 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// Measures the report as Chromium lays it out, by the coordinates of what
+/// it draws: marker labels inside their chart, above every line of the
+/// plot, clear of the legend box and of each other; no argument of a
+/// command broken across lines; the verdict badges padded. The report has
+/// no script (its CSP forbids one): a copy without the CSP gets a script
+/// that measures and writes its findings into the page, which
+/// `--dump-dom` prints.
+fn check_layout(chromium: &Path, dir: &Path, page: &str) -> anyhow::Result<String> {
+    let csp = page
+        .lines()
+        .find(|l| l.contains("Content-Security-Policy"))
+        .context("the report has no CSP line")?;
+    let instrumented = page.replace(csp, "").replace(
+        "</body>",
+        &format!("<script>{LAYOUT_SCRIPT}</script>\n</body>"),
+    );
+    let copy = dir.join("layout.html");
+    std::fs::write(&copy, instrumented)?;
+    let out = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+        ])
+        .arg(format!(
+            "--user-data-dir={}",
+            dir.join("layout-profile").display()
+        ))
+        .args(["--window-size=1100,1500", "--dump-dom"])
+        .arg(format!("file://{}", copy.canonicalize()?.display()))
+        .stderr(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot start {}", chromium.display()))?;
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let found = dom
+        .split("<pre id=\"layout\">")
+        .nth(1)
+        .and_then(|s| s.split("</pre>").next())
+        .with_context(|| format!("the layout script wrote nothing into {}", copy.display()))?;
+    let lines: Vec<&str> = found.lines().collect();
+    let problems: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with("bad "))
+        .collect();
+    ensure!(
+        problems.is_empty(),
+        "the report's layout in Chromium ({}):\n{}",
+        copy.display(),
+        problems.join("\n")
+    );
+    let summary = lines
+        .iter()
+        .find(|l| l.starts_with("checked "))
+        .context("the layout script did not finish")?;
+    ensure!(
+        !summary.contains("checked 0 marker labels"),
+        "no marker label was measured in {}",
+        copy.display()
+    );
+    Ok(summary.to_string())
+}
+
+/// Run in Chromium over a copy of the report (see [`check_layout`]); each
+/// problem is a line `bad ...`, then one line `checked ...`.
+const LAYOUT_SCRIPT: &str = r#"
+(function () {
+  const out = [];
+  const bad = (what) => out.push('bad ' + what.replace(/\s+/g, ' '));
+  const overlap = (a, b) => a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
+  const heading = Array.from(document.querySelectorAll('h2')).find((h) => h.textContent === 'Markers');
+  const labels = new Set();
+  if (heading) {
+    for (const row of heading.nextElementSibling.querySelectorAll('tr')) {
+      const cell = row.querySelectorAll('td')[1];
+      if (cell) labels.add(cell.textContent.slice(0, 40));
+    }
+  }
+  let markers = 0, args = 0, charts = 0;
+  for (const svg of document.querySelectorAll('svg')) {
+    charts++;
+    const width = svg.width.baseVal.value, height = svg.height.baseVal.value;
+    let top = Infinity;
+    for (const line of svg.querySelectorAll('polyline')) {
+      for (const p of line.points) top = Math.min(top, p.y);
+    }
+    const legendRect = Array.from(svg.querySelectorAll('rect')).find((r) => r.getAttribute('stroke') === '#CCCCCC');
+    const legend = legendRect ? legendRect.getBBox() : null;
+    const boxes = [];
+    for (const text of svg.querySelectorAll('text')) {
+      if (!labels.has(text.textContent.trim())) continue;
+      markers++;
+      const b = text.getBBox();
+      const name = 'chart ' + charts + ' marker ' + text.textContent.trim();
+      if (b.x < 0 || b.x + b.width > width || b.y < 0) bad(name + ' leaves the chart');
+      if (b.y + b.height > top + 1) bad(name + ' reaches into the plot (bottom ' + (b.y + b.height) + ', plot from ' + top + ')');
+      if (legend && overlap(b, legend)) bad(name + ' is under the legend box');
+      for (const o of boxes) if (overlap(b, o.b)) bad(name + ' runs into ' + o.name);
+      boxes.push({ b, name });
+    }
+  }
+  for (const span of document.querySelectorAll('.cmd span')) {
+    args++;
+    if (span.getClientRects().length > 1) bad('the argument ' + span.textContent + ' is broken across lines');
+  }
+  for (const badge of document.querySelectorAll('h2 span.leak, h2 span.ok, h2 span.unknown')) {
+    if (parseFloat(getComputedStyle(badge).paddingLeft) < 2) bad('the ' + badge.textContent + ' badge has no padding');
+  }
+  out.push('checked ' + markers + ' marker labels in ' + charts + ' charts and ' + args + ' command arguments');
+  const pre = document.createElement('pre');
+  pre.id = 'layout';
+  pre.textContent = out.join('\n');
+  document.body.appendChild(pre);
+})();
+"#;
 
 /// Records `tests/programs/hostile.py` with markup everywhere it can put
 /// some and renders its HTML report.
@@ -205,12 +333,18 @@ fn succeed(cmd: &mut Command, what: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `memtrail report RECORDING --html HTML`; returns the page.
+/// `memtrail report RECORDING --html HTML` in the recording's directory
+/// by its file name (the page's title is that name, not a path of this
+/// checkout); returns the page.
 fn report_html(memtrail: &Path, recording: &Path, html: &Path) -> anyhow::Result<String> {
+    let (Some(dir), Some(name)) = (recording.parent(), recording.file_name()) else {
+        bail!("{} is not a file in a directory", recording.display());
+    };
     succeed(
         Command::new(memtrail)
+            .current_dir(dir)
             .arg("report")
-            .arg(recording)
+            .arg(name)
             .arg("--html")
             .arg(html),
         "memtrail report",
@@ -372,14 +506,6 @@ fn check_screenshot(path: &Path) -> anyhow::Result<()> {
         "the screenshot shows no PSS series ({pss} orange pixels)"
     );
     Ok(())
-}
-
-fn which(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|d| Path::new(d).join(name))
-        .find(|p| p.is_file())
 }
 
 /// A child killed on drop.

@@ -5,13 +5,16 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use memtrail_format::{Fds, Mapping, Marker, ProcessId, ProcessSample, Record, SystemSample};
+use memtrail_format::{
+    Fds, Mapping, Marker, ProcessId, ProcessSample, Record, RetentionChain, SystemSample,
+};
 use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::compare::{command_of, TargetCount};
 use crate::judge::{judge, Judgement, Materiality, Pattern, Verdict};
 use crate::regions::{regions, Change};
+use crate::roots::{arrange, Holding, Retentions, Role};
 use crate::trail::Trail;
 
 /// What a series measures.
@@ -77,6 +80,7 @@ fn add_census(
     sources: &mut BTreeMap<String, Vec<CensusSeries>>,
     c: &memtrail_format::Census,
     t: f64,
+    retentions: &Retentions,
 ) {
     if !sources.contains_key(&c.source) && sources.len() >= CENSUS_SOURCES {
         return;
@@ -98,11 +102,20 @@ fn add_census(
             series.push(fresh);
             continue;
         }
-        let last = |s: &CensusSeries| s.trail.last().map_or(0.0, |p| p.1);
+        // A type the hook examined for retention is kept however small:
+        // roots often count few instances.
+        let last = |s: &CensusSeries| {
+            if retentions.has(&c.source, &s.key) {
+                f64::INFINITY
+            } else {
+                s.trail.last().map_or(0.0, |p| p.1)
+            }
+        };
+        let pinned = retentions.has(&c.source, &entry.key);
         if let Some(smallest) = series
             .iter_mut()
             .min_by(|a, b| last(a).total_cmp(&last(b)))
-            .filter(|s| last(s) < v)
+            .filter(|s| (pinned && last(s).is_finite()) || last(s) < v)
         {
             *smallest = fresh;
         }
@@ -267,6 +280,16 @@ pub struct Finding {
     pub time_to_limit: Option<Projection>,
     /// The fitted line, when there were enough points to judge.
     pub trend_line: Option<TrendLine>,
+    /// Census findings of types the Python hook examined: `root` (held by
+    /// something that does not grow) or `held` (hangs off `held_by`).
+    pub role: Option<Role>,
+    /// The growing type this one's instances hang off (role `held`).
+    pub held_by: Option<String>,
+    /// The chains of references that keep sampled instances alive, anchor
+    /// first, most instances first.
+    pub retained_by: Vec<RetentionChain>,
+    /// What one instance holds, by type, most first.
+    pub holds: Vec<Holding>,
 }
 
 /// Every finding on one process and the verdict they add up to.
@@ -347,6 +370,8 @@ struct ProcState {
     had_memory: bool,
     /// Census series by source.
     census: BTreeMap<String, Vec<CensusSeries>>,
+    /// The latest retention of each type the Python hook examined.
+    retentions: Retentions,
     /// The newest sample's values, held back from the trails until the
     /// next one shows the process still alive (see [`ProcState::ended`]).
     held: Option<Held>,
@@ -394,6 +419,7 @@ impl ProcState {
             exit_code: None,
             had_memory: false,
             census: BTreeMap::new(),
+            retentions: Retentions::default(),
             held: None,
         }
     }
@@ -563,7 +589,14 @@ impl Analyzer {
                 if let Some(p) = c.process.and_then(|id| self.procs.get_mut(&id)) {
                     if !p.exited {
                         let t = c.time_us.saturating_sub(p.first_us) as f64 / 1e6;
-                        add_census(&mut p.census, &c, t);
+                        add_census(&mut p.census, &c, t, &p.retentions);
+                    }
+                }
+            }
+            Record::Retention(r) => {
+                if let Some(p) = r.process.and_then(|id| self.procs.get_mut(&id)) {
+                    if !p.exited {
+                        p.retentions.add(r);
                     }
                 }
             }
@@ -725,12 +758,13 @@ fn judge_process(p: &ProcState, system: Option<&SystemSample>) -> ProcessVerdict
     }
 }
 
-/// The leaking and growing census series of a process, leaks first, then
-/// by growth; at most [`CENSUS_FINDINGS_PER_SOURCE`] per source.
+/// The leaking and growing census series of a process, per source roots
+/// first (see [`crate::roots`]), then leaks, then by growth; at most
+/// [`CENSUS_FINDINGS_PER_SOURCE`] per source besides the roots.
 fn census_findings(p: &ProcState) -> Vec<Finding> {
     let mut out = Vec::new();
     for (source, series) in &p.census {
-        let mut found: Vec<Finding> = series
+        let found: Vec<Finding> = series
             .iter()
             .map(|s| {
                 let j = judge(&s.trail.buckets(), census_materiality(source));
@@ -744,14 +778,7 @@ fn census_findings(p: &ProcState) -> Vec<Finding> {
             })
             .filter(|f| f.verdict == Verdict::Leak || f.pattern == Pattern::Growing)
             .collect();
-        found.sort_by(|a, b| {
-            a.verdict
-                .cmp(&b.verdict)
-                .then_with(|| b.growth_per_hour.total_cmp(&a.growth_per_hour))
-                .then_with(|| a.series.cmp(&b.series))
-        });
-        found.truncate(CENSUS_FINDINGS_PER_SOURCE);
-        out.extend(found);
+        out.extend(arrange(source, found, &p.retentions));
     }
     out
 }
@@ -792,6 +819,10 @@ fn make_finding(
         fd_targets: Vec::new(),
         time_to_limit: None,
         trend_line,
+        role: None,
+        held_by: None,
+        retained_by: Vec::new(),
+        holds: Vec::new(),
     }
 }
 
@@ -955,6 +986,76 @@ mod tests {
         assert!(p.finding("census:gc:dict").is_none());
     }
 
+    fn retention(key: &str, owners: &[(&str, u64)], holds: &[(&str, u64)]) -> Record {
+        let counts = |list: &[(&str, u64)]| {
+            list.iter()
+                .map(|(k, n)| CensusCount {
+                    key: k.to_string(),
+                    count: *n,
+                })
+                .collect()
+        };
+        Record::Retention(memtrail_format::Retention {
+            time_us: 20_000_000,
+            process: Some(ID),
+            source: "gc".into(),
+            key: key.into(),
+            native: !key.contains('.'),
+            sampled: 4,
+            owners: counts(owners),
+            holds: counts(holds),
+            chains: vec![RetentionChain {
+                steps: vec!["app.SESSIONS".into(), "[<key>]".into()],
+                instances: 4,
+            }],
+        })
+    }
+
+    #[test]
+    fn the_root_comes_first_and_no_cap_drops_it() {
+        // A Session a second, each owning 20 dicts and 3 Childs; 20 built-in
+        // types churning upwards much faster.
+        let mut a = Analyzer::new();
+        for i in 0..40u64 {
+            a.add(sample(i));
+            let mut counts: Vec<(String, u64)> = vec![
+                ("app.Session".into(), 100 + 60 * i),
+                ("app.Child".into(), 300 + 180 * i),
+            ];
+            for k in 0..20u64 {
+                counts.push((format!("builtin{k}"), 10_000 + (1000 + k) * i));
+            }
+            a.add(census(i, "gc", counts));
+            if i == 20 {
+                a.add(retention(
+                    "app.Session",
+                    &[],
+                    &[("dict", 20), ("app.Child", 3)],
+                ));
+                a.add(retention("app.Child", &[("app.Session", 4)], &[]));
+            }
+        }
+        let p = a.analysis().processes.remove(0);
+        let census: Vec<&Finding> = p
+            .findings
+            .iter()
+            .filter(|f| f.kind == Kind::Census)
+            .collect();
+        assert_eq!(census[0].series, "census:gc:app.Session");
+        assert_eq!(census[0].role, Some(Role::Root));
+        assert_eq!(census[0].retained_by[0].steps, ["app.SESSIONS", "[<key>]"]);
+        assert_eq!(census[0].holds[0].key, "dict");
+        let child = p
+            .finding("census:gc:app.Child")
+            .expect("kept: held by the root");
+        assert_eq!(
+            (child.role, child.held_by.as_deref()),
+            (Some(Role::Held), Some("app.Session"))
+        );
+        // 16 besides the root.
+        assert_eq!(census.len(), 1 + CENSUS_FINDINGS_PER_SOURCE);
+    }
+
     #[test]
     fn census_growth_below_the_threshold_is_no_leak() {
         // +39 objects over the recording: under the 50 that matter.
@@ -995,7 +1096,7 @@ mod tests {
                     })
                     .collect(),
             };
-            add_census(&mut sources, &c, i as f64);
+            add_census(&mut sources, &c, i as f64, &Retentions::default());
         }
         let series = &sources["gc"];
         assert_eq!(series.len(), CENSUS_SERIES_PER_SOURCE);

@@ -57,6 +57,7 @@ mod census;
 mod compare;
 mod judge;
 mod regions;
+pub mod roots;
 pub mod stats;
 pub mod trail;
 
@@ -64,7 +65,7 @@ pub use analyze::{
     series_values, Analysis, Analyzer, FdKindGrowth, Finding, Kind, ProcessVerdict, Projection,
     RegionGrowth, TrendLine, SERIES_NAMES,
 };
-pub use census::{compare_censuses, counts_bytes, CensusChange, CensusDiff};
+pub use census::{attach_retention, compare_censuses, counts_bytes, CensusChange, CensusDiff};
 pub use compare::{
     command_of, compare, compare_fds, target_group, FdChanges, Figure, KindChange, Presence,
     ProcessDiff, TargetCount,
@@ -74,3 +75,4 @@ pub use judge::{
     STEP_SHARE, Z_FLOOR, Z_SERIES,
 };
 pub use regions::{regions, Change, RegionChange};
+pub use roots::{Holding, Role};

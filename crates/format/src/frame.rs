@@ -20,6 +20,7 @@ pub(crate) mod kind {
     pub(crate) const EXIT: u8 = 0x30;
     pub(crate) const MARKER: u8 = 0x40;
     pub(crate) const CENSUS: u8 = 0x41;
+    pub(crate) const RETENTION: u8 = 0x42;
     pub(crate) const NATIVE_STACK: u8 = 0x43;
     pub(crate) const NATIVE_MODULE: u8 = 0x44;
     pub(crate) const NOTICE: u8 = 0x50;
@@ -35,6 +36,7 @@ pub(crate) mod kind {
             EXIT => "process exit",
             MARKER => "marker",
             CENSUS => "census",
+            RETENTION => "retention",
             NATIVE_STACK => "native stack",
             NATIVE_MODULE => "native module",
             NOTICE => "notice",

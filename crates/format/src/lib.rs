@@ -10,6 +10,8 @@
 //!   then one checksummed frame per record. Process samples are stored as
 //!   deltas from the previous sample of the same process, with a full
 //!   keyframe every [`Writer::keyframe_interval`] samples.
+//! - [`Ticks`] numbers the sampling rounds (ticks) of a recording: the
+//!   one meaning of a moment for every command.
 //! - [`Reader`] (or [`open`] for a file) reads one back as an iterator of
 //!   [`Frame`]s, each a record with its offset and [`Encoding`]. It streams,
 //!   so it reads live pipes, and it survives damage: a torn tail, a corrupt
@@ -75,6 +77,7 @@ mod frame;
 pub mod model;
 pub mod native;
 mod reader;
+mod tick;
 mod wire;
 mod writer;
 
@@ -83,6 +86,7 @@ pub use frame::{Encoding, Frame};
 pub use model::*;
 pub use native::{NativeModule, NativeStack};
 pub use reader::{open, Reader};
+pub use tick::Ticks;
 pub use writer::Writer;
 
 /// The first eight bytes of every recording. As in PNG, the high-bit first

@@ -406,6 +406,55 @@ impl Census {
     pub const MAX_KEYS: usize = 256;
 }
 
+/// One chain of references that keeps objects alive, from something that
+/// lives as long as the program (a module global, a class attribute, a
+/// running function's local) down to the objects: steps as a person writes
+/// them (`app.cache.SESSIONS`, `[<key>]`, `Session.children`, `[i]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetentionChain {
+    /// Anchor first; the last step reaches the object.
+    pub steps: Vec<String>,
+    /// Sampled objects kept alive along this chain.
+    pub instances: u64,
+}
+
+/// What keeps the instances of one growing type alive in one process at
+/// one moment, from the Python hook (docs/events.md): the chains from an
+/// anchor to a few recently created instances, the growing types they hang
+/// off, and what one instance holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retention {
+    pub time_us: u64,
+    pub process: Option<ProcessId>,
+    /// The census source whose key this is (`gc`).
+    pub source: String,
+    /// The type (a key of that source's censuses).
+    pub key: String,
+    /// The type is built into the interpreter or an extension module
+    /// (`dict`, `weakref.ReferenceType`), not a class the program or a
+    /// library defines in Python.
+    pub native: bool,
+    /// Instances examined.
+    pub sampled: u64,
+    /// Of those, how many hang off an instance of another of the program's
+    /// types (by type), rather than directly off the anchor.
+    pub owners: Vec<CensusCount>,
+    /// Objects one instance holds (the average over the sample), by type.
+    pub holds: Vec<CensusCount>,
+    /// The distinct chains, most instances first, at most
+    /// [`Retention::MAX_CHAINS`].
+    pub chains: Vec<RetentionChain>,
+}
+
+impl Retention {
+    /// Most chains a recorder keeps of one retention event.
+    pub const MAX_CHAINS: usize = 4;
+    /// Most steps kept of one chain.
+    pub const MAX_STEPS: usize = 24;
+    /// Most entries kept of `owners` and of `holds`.
+    pub const MAX_COUNTS: usize = 32;
+}
+
 /// What kind of trouble a [`Notice`] reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -483,6 +532,7 @@ pub enum Record {
     Exit(ProcessExit),
     Marker(Marker),
     Census(Census),
+    Retention(Retention),
     NativeStack(crate::native::NativeStack),
     NativeModule(crate::native::NativeModule),
     Notice(Notice),
@@ -498,6 +548,7 @@ impl Record {
             Record::Exit(e) => e.time_us,
             Record::Marker(m) => m.time_us,
             Record::Census(c) => c.time_us,
+            Record::Retention(r) => r.time_us,
             Record::NativeStack(s) => s.time_us,
             Record::NativeModule(m) => m.time_us,
             Record::Notice(n) => n.time_us,

@@ -344,6 +344,8 @@ impl Payload {
                 .map(|w: wire::MarkerWire| Payload::Record(Record::Marker(w.into_model()))),
             kind::CENSUS => wire::decode(payload)
                 .map(|w: wire::CensusWire| Payload::Record(Record::Census(w.into_model()))),
+            kind::RETENTION => wire::decode(payload)
+                .map(|w: wire::RetentionWire| Payload::Record(Record::Retention(w.into_model()))),
             kind::NATIVE_STACK => wire::decode(payload).map(|w: crate::native::NativeStackWire| {
                 Payload::Record(Record::NativeStack(w.into_model()))
             }),

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::{
     Census, CensusCount, CgroupMemory, Cpu, Detail, End, EndReason, Fd, Fds, Header, Host, Mapping,
     Marker, MemInfo, Notice, NoticeKind, ProcessExit, ProcessId, ProcessInfo, ProcessSample,
-    Rollup, Status, SystemSample,
+    Retention, RetentionChain, Rollup, Status, SystemSample,
 };
 use crate::MAX_FRAME_LEN;
 
@@ -733,6 +733,90 @@ impl CensusWire {
                 .map(|e| CensusCount {
                     key: e.key,
                     count: e.count,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Kind 0x42.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct RetentionWire {
+    time_us: u64,
+    process: Option<ProcessIdWire>,
+    source: String,
+    key: String,
+    native: bool,
+    sampled: u64,
+    owners: Vec<CensusCountWire>,
+    holds: Vec<CensusCountWire>,
+    chains: Vec<RetentionChainWire>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct RetentionChainWire {
+    steps: Vec<String>,
+    instances: u64,
+}
+
+fn counts_to_wire(counts: &[CensusCount]) -> Vec<CensusCountWire> {
+    counts
+        .iter()
+        .map(|e| CensusCountWire {
+            key: e.key.clone(),
+            count: e.count,
+        })
+        .collect()
+}
+
+fn counts_from_wire(counts: Vec<CensusCountWire>) -> Vec<CensusCount> {
+    counts
+        .into_iter()
+        .map(|e| CensusCount {
+            key: e.key,
+            count: e.count,
+        })
+        .collect()
+}
+
+impl RetentionWire {
+    pub(crate) fn from_model(r: &Retention) -> Self {
+        RetentionWire {
+            time_us: r.time_us,
+            process: r.process.map(Into::into),
+            source: r.source.clone(),
+            key: r.key.clone(),
+            native: r.native,
+            sampled: r.sampled,
+            owners: counts_to_wire(&r.owners),
+            holds: counts_to_wire(&r.holds),
+            chains: r
+                .chains
+                .iter()
+                .map(|c| RetentionChainWire {
+                    steps: c.steps.clone(),
+                    instances: c.instances,
+                })
+                .collect(),
+        }
+    }
+
+    pub(crate) fn into_model(self) -> Retention {
+        Retention {
+            time_us: self.time_us,
+            process: self.process.map(Into::into),
+            source: self.source,
+            key: self.key,
+            native: self.native,
+            sampled: self.sampled,
+            owners: counts_from_wire(self.owners),
+            holds: counts_from_wire(self.holds),
+            chains: self
+                .chains
+                .into_iter()
+                .map(|c| RetentionChain {
+                    steps: c.steps,
+                    instances: c.instances,
                 })
                 .collect(),
         }

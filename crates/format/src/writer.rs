@@ -93,6 +93,11 @@ impl<W: Write> Writer<W> {
             Record::Census(c) => {
                 self.write_payload(kind::CENSUS, &wire::CensusWire::from_model(c), "census")
             }
+            Record::Retention(r) => self.write_payload(
+                kind::RETENTION,
+                &wire::RetentionWire::from_model(r),
+                "retention",
+            ),
             Record::NativeStack(s) => self.write_payload(
                 kind::NATIVE_STACK,
                 &crate::native::NativeStackWire::from_model(s),

@@ -428,3 +428,58 @@ fn v1_native_bytes_never_change() {
     let (header, records) = golden_native();
     check_golden("v1-native.mtr", &header, &records);
 }
+
+/// The retention frame (0x42) added to version 1 after `v1-census.mtr`:
+/// what keeps the instances of a growing type alive, with a process and
+/// without one. Never change it: add a new one instead.
+pub fn golden_retention() -> (Header, Vec<Record>) {
+    let (mut header, _) = golden_recording();
+    header.target = "run -- python3 app.py".to_string();
+    let t0 = header.started_us;
+    let count = |key: &str, count: u64| CensusCount {
+        key: key.to_string(),
+        count,
+    };
+    let records = vec![
+        Record::Retention(Retention {
+            time_us: t0 + 1_000_000,
+            process: Some(ProcessId {
+                pid: 4242,
+                start_time: 98_765,
+            }),
+            source: "gc".to_string(),
+            key: "app.Session".to_string(),
+            native: false,
+            sampled: 4,
+            owners: vec![],
+            holds: vec![count("dict", 20), count("list", 3)],
+            chains: vec![RetentionChain {
+                steps: vec!["app.cache.SESSIONS".to_string(), "[<key>]".to_string()],
+                instances: 4,
+            }],
+        }),
+        Record::Retention(Retention {
+            time_us: t0 + 2_000_000,
+            process: None,
+            source: "gc".to_string(),
+            key: "app.Child".to_string(),
+            native: false,
+            sampled: 1,
+            owners: vec![count("app.Session", 1)],
+            holds: vec![],
+            chains: vec![],
+        }),
+        Record::End(End {
+            time_us: t0 + 3_000_000,
+            reason: EndReason::Completed,
+            samples: 0,
+        }),
+    ];
+    (header, records)
+}
+
+#[test]
+fn v1_retention_bytes_never_change() {
+    let (header, records) = golden_retention();
+    check_golden("v1-retention.mtr", &header, &records);
+}

@@ -103,6 +103,13 @@ fn notable(f: &Finding) -> bool {
 /// The verdicts as text, leaks first, fitting 80 columns. `all` also lists
 /// processes that did not leak in full; otherwise they get one line each.
 pub fn text(analysis: &Analysis, all: bool) -> String {
+    text_in(analysis, all, 80)
+}
+
+/// [`text`] in `width` columns (at least 60): wider leaves more of each
+/// command line.
+pub fn text_in(analysis: &Analysis, all: bool, width: usize) -> String {
+    let width = width.max(60);
     let mut out = String::new();
     if analysis.processes.is_empty() {
         let _ = writeln!(out, "no process samples yet");
@@ -114,18 +121,14 @@ pub fn text(analysis: &Analysis, all: bool) -> String {
             brief.push(format!("{} {}", p.pid, shorten(&p.comm, 15)));
             continue;
         }
-        process_text(&mut out, p, all || p.verdict == Verdict::Leak);
+        process_text(&mut out, p, all || p.verdict == Verdict::Leak, width);
     }
     if !brief.is_empty() {
         // Short-lived helpers (shells, launchers, pool workers) add up:
         // one line for all of them.
         let mut line = format!(
             "?    {} too short to judge (<{} samples):",
-            if brief.len() == 1 {
-                "1 process".to_string()
-            } else {
-                format!("{} processes", brief.len())
-            },
+            crate::count(brief.len(), "process", "processes"),
             memtrail_diff::MIN_POINTS
         );
         let mut shown = 0;
@@ -179,23 +182,26 @@ pub fn text(analysis: &Analysis, all: bool) -> String {
         .count();
     let _ = writeln!(
         out,
-        "\n{} of {} processes leak ({} judged; {} samples)",
+        "\n{} of {} ({} judged; {})",
         leaks,
-        analysis.processes.len(),
+        crate::count(analysis.processes.len(), "process leaks", "processes leak"),
         judged,
-        analysis.samples
+        crate::count(analysis.samples as usize, "sample", "samples"),
     );
     out
 }
 
-fn process_text(out: &mut String, p: &ProcessVerdict, detailed: bool) {
+fn process_text(out: &mut String, p: &ProcessVerdict, detailed: bool, width: usize) {
     let secs = p.last_us.saturating_sub(p.first_us) as f64 / 1e6;
+    // The tag, the pid and the samples take 36 columns; the rest is the
+    // command's.
+    let room = width - 36;
     let _ = writeln!(
         out,
-        "{:<4} pid {:<7} {:<44} {:>3} samples, {}",
+        "{:<4} pid {:<7} {:<room$} {:>3} samples, {}",
         tag(p.verdict),
         p.pid,
-        shorten(&p.command, 44),
+        crate::process_label(&p.command, room),
         p.samples,
         human_seconds(secs)
     );
@@ -213,19 +219,13 @@ fn process_text(out: &mut String, p: &ProcessVerdict, detailed: bool) {
     // Regions and limits are the same for every memory series: tell them once.
     let mut told_regions = false;
     let mut told_limit = false;
+    let census: Vec<&Finding> = p
+        .findings
+        .iter()
+        .filter(|f| f.kind == Kind::Census && notable(f))
+        .collect();
     for f in p.findings.iter().filter(|f| notable(f)) {
-        if let Some(name) = f.series.strip_prefix("census:") {
-            // The type or site is the point, and can be long: a line of its own.
-            let _ = writeln!(
-                out,
-                "     census  {:<9} {:>13}  conf {:.2}  {} -> {}",
-                f.pattern.name(),
-                rate(f, f.growth_per_hour),
-                f.confidence,
-                value(f, f.first),
-                value(f, f.last),
-            );
-            let _ = writeln!(out, "{:17}{}", "", shorten(&crate::printable(name), 62));
+        if f.kind == Kind::Census {
             continue;
         }
         let _ = writeln!(
@@ -300,6 +300,7 @@ fn process_text(out: &mut String, p: &ProcessVerdict, detailed: bool) {
             );
         }
     }
+    crate::owners::census_text(out, &census);
 }
 
 /// As many items as fit in `width` columns, joined with `; `.
@@ -336,15 +337,15 @@ pub fn status_line(analysis: &Analysis) -> String {
         .collect();
     if leaking.is_empty() {
         format!(
-            "{} samples, {} processes: no leak so far",
-            analysis.samples,
-            analysis.processes.len()
+            "{}, {}: no leak so far",
+            crate::count(analysis.samples as usize, "sample", "samples"),
+            crate::count(analysis.processes.len(), "process", "processes"),
         )
     } else {
         format!(
-            "{} samples, {} processes: leaking: {}",
-            analysis.samples,
-            analysis.processes.len(),
+            "{}, {}: leaking: {}",
+            crate::count(analysis.samples as usize, "sample", "samples"),
+            crate::count(analysis.processes.len(), "process", "processes"),
             leaking.join(" ")
         )
     }

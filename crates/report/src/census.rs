@@ -2,9 +2,10 @@
 
 use std::fmt::Write;
 
-use memtrail_diff::CensusDiff;
+use memtrail_diff::{CensusDiff, Role};
 use memtrail_format::Marker;
 
+use crate::owners::chain_lines;
 use crate::{printable, shorten};
 
 /// Each census pair as a table of its `top` largest changes (type or site,
@@ -55,6 +56,25 @@ pub fn text(diffs: &[CensusDiff], markers: &[Marker], started_us: u64, top: usiz
                 "  {:<44} {:>10} {:>10} {:>+10}",
                 key, c.before, c.after, c.delta
             );
+            match (c.role, c.retained_by.first()) {
+                (Some(Role::Root), Some(chain)) => {
+                    for (i, line) in chain_lines(&chain.steps, 66).iter().enumerate() {
+                        let lead = if i == 0 { "root, kept by" } else { "" };
+                        let _ = writeln!(out, "    {lead:<13} {line}");
+                    }
+                }
+                (Some(Role::Held), _) => {
+                    if let Some(owner) = &c.held_by {
+                        let _ = writeln!(
+                            out,
+                            "    {:<13} {}",
+                            "held by",
+                            shorten(&printable(owner), 66)
+                        );
+                    }
+                }
+                _ => {}
+            }
         }
         if d.changes.len() > top {
             let _ = writeln!(out, "  ... {} more (--top N)", d.changes.len() - top);
@@ -107,6 +127,12 @@ mod tests {
                 before: 10,
                 after: 510,
                 delta: 500,
+                role: Some(Role::Root),
+                held_by: None,
+                retained_by: vec![memtrail_format::RetentionChain {
+                    steps: vec!["__main__.KEPT".into(), "[i]".into()],
+                    instances: 4,
+                }],
             }],
         };
         let m = Marker {
@@ -119,6 +145,7 @@ mod tests {
         assert!(text.contains("census gc of pid 42 (+1.0s -> +3.0s): 1 keys changed"));
         assert!(text.contains("__main__.Widget"));
         assert!(text.contains("+500"));
+        assert!(text.contains("root, kept by __main__.KEPT → [i]"), "{text}");
         assert!(text.contains("+2.0s  step (cli)"));
         assert_eq!(shorten_left("/a/very/long/path.py:12", 10), "…ath.py:12");
     }

@@ -16,6 +16,7 @@ use std::fmt::Write;
 
 use memtrail_diff::{ProcessVerdict, Verdict};
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::analysis::{human_seconds, rate, tag, value};
 use crate::recording::{tree, Report, Track};
@@ -33,6 +34,19 @@ pub const MAX_SECTIONS: usize = 25;
 const WIDTH: u32 = 960;
 const HEIGHT: u32 = 300;
 
+/// The band above a chart's plot that holds its marker labels: two rows.
+const MARKER_BAND: u32 = 30;
+const MARKER_ROW: i32 = 14;
+/// The marker labels' font size as given to plotters (which draws text at
+/// about 0.8 of it).
+const MARKER_FONT: f64 = 12.0;
+
+/// A generous estimate of a marker label's width in pixels (no font
+/// metrics here): 0.62 em per character at the size drawn.
+fn label_width(label: &str) -> i32 {
+    (label.chars().count() as f64 * MARKER_FONT * 0.8 * 0.62).ceil() as i32
+}
+
 const STYLE: &str = "
 body { font-family: sans-serif; margin: 1.5em; color: #222; max-width: 1000px; }
 table { border-collapse: collapse; margin: 0.5em 0 1em; }
@@ -41,11 +55,15 @@ td.n { text-align: right; font-variant-numeric: tabular-nums; }
 .leak { color: #fff; background: #c0392b; font-weight: bold; }
 .ok { color: #fff; background: #27ae60; }
 .unknown { background: #f1c40f; }
+span.leak, span.ok, span.unknown { padding: 0.1em 0.45em; border-radius: 0.2em; }
 section { border-top: 2px solid #ddd; margin-top: 1.5em; }
 .bar { position: relative; height: 0.9em; background: #eee; min-width: 300px; }
 .bar span { position: absolute; top: 0; bottom: 0; background: #2980b9; }
-.cmd { font-family: monospace; word-break: break-all; }
+.cmd { font-family: monospace; }
+.cmd span { white-space: nowrap; }
 svg { display: block; }
+.chain code { background: #f4f4f4; padding: 0 0.2em; white-space: nowrap; }
+.root { font-weight: bold; }
 ";
 
 /// The HTML rendering.
@@ -106,7 +124,7 @@ impl Format for Html {
                 p.pid,
                 p.start_time,
                 p.pid,
-                html_escape(&p.command),
+                command_html(&p.command),
                 p.samples,
                 human_seconds(p.last_us.saturating_sub(p.first_us) as f64 / 1e6),
                 html_escape(&leaking.join(", ")),
@@ -143,10 +161,15 @@ impl Format for Html {
         if a.processes.len() > MAX_SECTIONS {
             let _ = writeln!(
                 out,
-                "<p>{} more processes are in the verdicts table without charts: \
+                "<p>{} more {} in the verdicts table without charts: \
                  `memtrail report --format markdown` lists them all, and \
                  `memtrail export` has every sample.</p>",
-                a.processes.len() - MAX_SECTIONS
+                a.processes.len() - MAX_SECTIONS,
+                if a.processes.len() - MAX_SECTIONS == 1 {
+                    "process is"
+                } else {
+                    "processes are"
+                }
             );
         }
         let _ = writeln!(out, "</body>\n</html>");
@@ -199,7 +222,7 @@ fn process_section(out: &mut String, report: &Report, p: &ProcessVerdict, track:
         out,
         "<p class=\"cmd\">{}</p>\n<p>ppid {}, start time {} (clock ticks after boot), \
          {} samples from +{:.1}s to +{:.1}s{}</p>",
-        html_escape(&p.command),
+        command_html(&p.command),
         p.ppid,
         p.start_time,
         p.samples,
@@ -207,6 +230,8 @@ fn process_section(out: &mut String, report: &Report, p: &ProcessVerdict, track:
         report.offset(track.last_us),
         if track.exited { ", exited" } else { "" }
     );
+
+    owners_section(out, p);
 
     for spec in &CHARTS {
         let recorded: Vec<&str> = spec
@@ -287,7 +312,148 @@ fn process_section(out: &mut String, report: &Report, p: &ProcessVerdict, track:
         }
         let _ = writeln!(out, "</table>");
     }
+    next_steps(out, report, p);
     let _ = writeln!(out, "</section>");
+}
+
+/// What keeps the growing types alive, roots first: each root's chain of
+/// references as a row of steps, what one instance holds and what hangs
+/// off it; the other growing types and the built-in ones after.
+fn owners_section(out: &mut String, p: &ProcessVerdict) {
+    use crate::owners::{arrange, fit_list, growth_list, holds_text};
+    let groups =
+        arrange(p.findings.iter().filter(|f| {
+            f.verdict == Verdict::Leak || f.pattern == memtrail_diff::Pattern::Growing
+        }));
+    for group in groups {
+        let _ = writeln!(
+            out,
+            "<h3>What keeps it alive ({})</h3>\n<table>",
+            html_escape(group.source)
+        );
+        let _ = writeln!(
+            out,
+            "<tr><th>role</th><th>type</th><th>growth</th><th>kept by</th>\
+             <th>each holds</th><th>with it</th></tr>"
+        );
+        let chain = |f: &memtrail_diff::Finding| -> String {
+            f.retained_by
+                .first()
+                .map(|c| {
+                    let steps: Vec<String> = c
+                        .steps
+                        .iter()
+                        .map(|s| format!("<code>{}</code>", html_escape(s)))
+                        .collect();
+                    format!("<span class=\"chain\">{}</span>", steps.join(" → "))
+                })
+                .unwrap_or_default()
+        };
+        for root in &group.roots {
+            let f = root.finding;
+            let _ = writeln!(
+                out,
+                "<tr><td class=\"{}\">root</td><td class=\"root cmd\">{}</td><td class=\"n\">{}</td>\
+                 <td>{}</td><td>{}</td><td>{}</td></tr>",
+                class(f.verdict),
+                html_escape(root.key),
+                rate(f, f.growth_per_hour),
+                chain(f),
+                html_escape(&if f.holds.is_empty() {
+                    String::new()
+                } else {
+                    holds_text(&f.holds, 200)
+                }),
+                html_escape(&fit_list(&growth_list(&root.with_it), 200)),
+            );
+        }
+        for (f, key) in &group.others {
+            let role = match &f.held_by {
+                Some(owner) => format!("held by {}", html_escape(owner)),
+                None => "growing".to_string(),
+            };
+            let _ = writeln!(
+                out,
+                "<tr><td>{role}</td><td class=\"cmd\">{}</td><td class=\"n\">{}</td>\
+                 <td>{}</td><td></td><td></td></tr>",
+                html_escape(key),
+                rate(f, f.growth_per_hour),
+                chain(f),
+            );
+        }
+        if !group.builtins.is_empty() {
+            let _ = writeln!(
+                out,
+                "<tr><td>builtins</td><td colspan=\"5\">{}</td></tr>",
+                html_escape(&fit_list(&growth_list(&group.builtins), 400))
+            );
+        }
+        let _ = writeln!(out, "</table>");
+    }
+}
+
+/// What a reader can do next about a process that grew: the commands
+/// that look closer, for its recording and its kind of program.
+fn next_steps(out: &mut String, report: &Report, p: &ProcessVerdict) {
+    if p.verdict != Verdict::Leak {
+        return;
+    }
+    let file = shell_quote(&report.source.name);
+    let mut steps = vec![format!(
+        "which regions grew, appeared or vanished between two moments (markers \
+         make good moments): <code>memtrail diff {file} --pid {} --from start --to end</code>",
+        p.pid
+    )];
+    if !p.exited {
+        steps.push(format!(
+            "a grown region among its neighbours, in address order as pmap prints \
+             them (a library's or an arena's neighbours tell whose memory it is): \
+             <code>memtrail snap --pid {} --sort addr</code>",
+            p.pid
+        ));
+    }
+    let python = p
+        .command
+        .split(' ')
+        .next()
+        .and_then(|argv0| argv0.rsplit('/').next())
+        .is_some_and(|name| name.starts_with("python"));
+    if python {
+        steps.push(
+            "which objects pile up: run it again under <code>memtrail run --python-gc</code> \
+             (objects by type) or <code>--python-tracemalloc</code> (bytes by source line)"
+                .to_string(),
+        );
+    }
+    let _ = writeln!(out, "<h3>What next</h3>\n<ul>");
+    for step in steps {
+        // `file` and the pid are escaped or numeric; the rest is ours.
+        let _ = writeln!(out, "<li>{step}</li>");
+    }
+    let _ = writeln!(out, "</ul>");
+}
+
+/// A command line for a `.cmd` element: each argument in a span that
+/// never wraps (lines break between arguments, never inside a path).
+fn command_html(command: &str) -> String {
+    command
+        .split(' ')
+        .map(|arg| format!("<span>{}</span>", html_escape(arg)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `name` as one shell word, escaped for HTML.
+fn shell_quote(name: &str) -> String {
+    let plain = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+:,@".contains(c));
+    let word = if plain {
+        name.to_string()
+    } else {
+        format!("'{}'", name.replace('\'', "'\\''"))
+    };
+    html_escape(&word)
 }
 
 /// One chart of a process section.
@@ -388,20 +554,43 @@ fn draw(
         .fold(0.0, f64::max)
         .max(if scale < 1.0 { 1.0 } else { 4.0 })
         * 1.12;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(caption, ("sans-serif", 16))
-        .margin(8)
+    // Markers of this process (or of none in particular).
+    let markers: Vec<&memtrail_format::Marker> = report
+        .markers()
+        .iter()
+        .filter(|m| m.pid.map_or(true, |pid| pid == p.pid))
+        .collect();
+    // Counts are drawn on whole numbers: a top of at least 4, ticks at
+    // most one per unit.
+    let counts = spec.unit == "count";
+    let y_max = if counts { y_max.ceil() } else { y_max };
+    let area = root
+        .margin(8, 8, 8, 8)
+        .titled(caption, ("sans-serif", 16))
+        .map_err(err)?;
+    // A band of its own between the caption and the plot for the marker
+    // labels: never over the series, never under the legend (which sits
+    // inside the plot).
+    let body = if markers.is_empty() {
+        area
+    } else {
+        area.split_vertically(MARKER_BAND).1
+    };
+    let mut chart = ChartBuilder::on(&body)
         .x_label_area_size(32)
         .y_label_area_size(56)
         .build_cartesian_2d(0.0..x_max, 0.0..y_max)
         .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_desc(format!("{x_unit} after the recording started"))
+    let whole = |v: &f64| format!("{v:.0}");
+    let mut mesh = chart.configure_mesh();
+    mesh.x_desc(format!("{x_unit} after the recording started"))
         .y_desc(unit)
-        .light_line_style(RGBColor(0xee, 0xee, 0xee))
-        .draw()
-        .map_err(err)?;
+        .light_line_style(RGBColor(0xee, 0xee, 0xee));
+    if counts {
+        mesh.y_labels((y_max as usize).clamp(2, 10))
+            .y_label_formatter(&whole);
+    }
+    mesh.draw().map_err(err)?;
 
     for &name in series {
         let Some(trail) = track.series(name) else {
@@ -447,14 +636,13 @@ fn draw(
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c.mix(0.8)));
     }
 
-    // Markers: labelled vertical lines.
+    // Markers: vertical lines through the plot, labelled in the band
+    // above it, each label on the first of two rows where it does not run
+    // into the one before it.
     let marker_style = RGBColor(0x55, 0x55, 0x55).mix(0.7).stroke_width(1);
-    for (i, m) in report
-        .markers()
-        .iter()
-        .filter(|m| m.pid.map_or(true, |pid| pid == p.pid))
-        .enumerate()
-    {
+    let (x_pixels, y_pixels) = chart.plotting_area().get_pixel_range();
+    let mut row_ends = [i32::MIN; 2];
+    for m in &markers {
         let t = report.offset(m.time_us) / per;
         chart
             .draw_series(std::iter::once(PathElement::new(
@@ -462,16 +650,30 @@ fn draw(
                 marker_style,
             )))
             .map_err(err)?;
-        // Labels alternate between two heights so neighbours do not overlap.
-        let y = y_max * if i % 2 == 0 { 0.96 } else { 0.90 };
         let label: String = printable(&m.label).chars().take(40).collect();
-        chart
-            .draw_series(std::iter::once(Text::new(
-                label,
-                (t, y),
-                ("sans-serif", 12).into_font().color(&BLACK),
-            )))
-            .map_err(err)?;
+        let (x, _) = chart.backend_coord(&(t, y_max));
+        let width = label_width(&label);
+        // Left-aligned on its line; right-aligned when it would leave the
+        // chart on the right.
+        let (left, anchor) = if x + width > x_pixels.end {
+            (x - width, HPos::Right)
+        } else {
+            (x, HPos::Left)
+        };
+        let row = if left > row_ends[0] + 4 {
+            0
+        } else if left > row_ends[1] + 4 {
+            1
+        } else {
+            usize::from(row_ends[1] < row_ends[0])
+        };
+        row_ends[row] = left + width;
+        let y = y_pixels.start - MARKER_BAND as i32 + 2 + row as i32 * MARKER_ROW;
+        let style = ("sans-serif", MARKER_FONT)
+            .into_font()
+            .color(&BLACK)
+            .pos(Pos::new(anchor, VPos::Top));
+        root.draw(&Text::new(label, (x, y), style)).map_err(err)?;
     }
 
     chart
@@ -483,4 +685,219 @@ fn draw(
         .map_err(err)?;
     root.present().map_err(err)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::Source;
+    use crate::recording::ReportBuilder;
+    use memtrail_format::{Fds, Marker, ProcessId, ProcessInfo, ProcessSample, Record, Status};
+
+    /// A leaking process (RSS up 1 MiB a second, descriptors 3 to 6) over
+    /// 40 s, with markers close together, in the middle and at the very
+    /// end, rendered to HTML.
+    fn page() -> String {
+        let id = ProcessId {
+            pid: 42,
+            start_time: 7,
+        };
+        let info = ProcessInfo {
+            comm: "python3".into(),
+            cmdline: vec![
+                "/usr/bin/python3".into(),
+                "/srv/a-long-directory-name/with-hyphens/leaky-service.py".into(),
+            ],
+            ..ProcessInfo::default()
+        };
+        let mut builder = ReportBuilder::new();
+        let marker = |t: u64, label: &str| {
+            Record::Marker(Marker {
+                time_us: t * 1_000_000,
+                label: label.into(),
+                pid: None,
+                source: "cli".into(),
+            })
+        };
+        for t in 0..40u64 {
+            let status = Status {
+                vm_rss: Some(10_240 + t * 1024),
+                rss_anon: Some(4096 + t * 1024),
+                rss_file: Some(6144),
+                threads: Some(1),
+                ..Status::default()
+            };
+            let mut s = ProcessSample::summary(t * 1_000_000, id, info.clone(), status);
+            s.fds = Some(Fds {
+                file: 3 + t / 13,
+                ..Fds::default()
+            });
+            builder.add(Record::Process(Box::new(s)));
+            match t {
+                1 => builder.add(marker(1, "leak starts")),
+                2 => builder.add(marker(2, "warm-up done, second marker")),
+                20 => builder.add(marker(20, "halfway")),
+                39 => builder.add(marker(39, "the very last marker of all")),
+                _ => {}
+            }
+        }
+        Html.render(&builder.finish(Source {
+            name: "x.mtr".into(),
+            complete: true,
+        }))
+    }
+
+    /// `<text>` elements of an SVG: x, y, anchor, content.
+    fn texts(svg: &str) -> Vec<(i32, i32, String, String)> {
+        svg.split("<text ")
+            .skip(1)
+            .map(|t| {
+                let attr = |name: &str| -> String {
+                    let key = format!("{name}=\"");
+                    let from = t.find(&key).map(|i| i + key.len()).unwrap_or(0);
+                    t[from..].split('"').next().unwrap_or("").to_string()
+                };
+                let content = t
+                    .split('>')
+                    .nth(1)
+                    .unwrap_or("")
+                    .split('<')
+                    .next()
+                    .unwrap_or("");
+                (
+                    attr("x").parse().unwrap(),
+                    attr("y").parse().unwrap(),
+                    attr("text-anchor"),
+                    content.trim().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// The top of the plot: the highest point of any line (the y axis and
+    /// the marker lines reach it).
+    fn plot_top(svg: &str) -> i32 {
+        svg.split("points=\"")
+            .skip(1)
+            .flat_map(|p| p.split('"').next().unwrap().split_whitespace())
+            .map(|xy| xy.split(',').nth(1).unwrap().parse::<i32>().unwrap())
+            .min()
+            .unwrap()
+    }
+
+    fn charts(page: &str) -> Vec<&str> {
+        page.split("<svg")
+            .skip(1)
+            .map(|s| s.split("</svg>").next().unwrap())
+            .collect()
+    }
+
+    const LABELS: [&str; 4] = [
+        "leak starts",
+        "warm-up done, second marker",
+        "halfway",
+        "the very last marker of all",
+    ];
+
+    #[test]
+    fn marker_labels_sit_in_their_band_above_the_plot_and_apart() {
+        let page = page();
+        let charts = charts(&page);
+        assert_eq!(charts.len(), 2);
+        for svg in charts {
+            let top = plot_top(svg);
+            let labels: Vec<_> = texts(svg)
+                .into_iter()
+                .filter(|t| LABELS.contains(&t.3.as_str()))
+                .collect();
+            assert_eq!(labels.len(), 4, "{labels:?}");
+            let mut boxes = Vec::new();
+            for (x, y, anchor, label) in &labels {
+                // Drawn from its top (VPos::Top), about 10 px high.
+                assert!(
+                    *y > 20 && y + 10 <= top,
+                    "{label} at y {y}, plot from {top}"
+                );
+                let width = label_width(label);
+                let (left, right) = match anchor.as_str() {
+                    "end" => (x - width, *x),
+                    _ => (*x, x + width),
+                };
+                assert!(
+                    left >= 0 && right <= WIDTH as i32,
+                    "{label}: {left}..{right}"
+                );
+                boxes.push((left, right, *y, label));
+            }
+            for (i, a) in boxes.iter().enumerate() {
+                for b in &boxes[i + 1..] {
+                    let apart = a.2 != b.2 || a.1 + 4 <= b.0 || b.1 + 4 <= a.0;
+                    assert!(apart, "{a:?} runs into {b:?}");
+                }
+            }
+            // The legend box is inside the plot, so below every label.
+            let legend = svg
+                .split("<rect ")
+                .find(|r| r.contains("stroke=\"#CCCCCC\""))
+                .expect("a legend box");
+            let legend_y: i32 = legend
+                .split("y=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!(legend_y >= top, "legend at {legend_y}, plot from {top}");
+        }
+    }
+
+    #[test]
+    fn counts_are_labelled_with_whole_numbers() {
+        let page = page();
+        let counts = charts(&page)[1];
+        let ticks: Vec<String> = texts(counts)
+            .into_iter()
+            .filter(|t| t.2 == "end" && !LABELS.contains(&t.3.as_str()))
+            .map(|t| t.3)
+            .collect();
+        assert!(ticks.len() >= 3, "{ticks:?}");
+        for tick in &ticks {
+            assert!(
+                tick.parse::<u64>().is_ok(),
+                "a count axis labelled {tick:?}: {ticks:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn commands_break_between_arguments_and_badges_are_padded() {
+        let page = page();
+        assert!(
+            page.contains(
+                "<span>/usr/bin/python3</span> \
+                 <span>/srv/a-long-directory-name/with-hyphens/leaky-service.py</span>"
+            ),
+            "each argument unbroken"
+        );
+        assert!(STYLE.contains(".cmd span { white-space: nowrap; }"));
+        assert!(!STYLE.contains("break-all"));
+        assert!(STYLE.contains("span.leak, span.ok, span.unknown { padding:"));
+    }
+
+    #[test]
+    fn a_leak_says_what_to_do_next() {
+        let page = page();
+        let next = page
+            .split("<h3>What next</h3>")
+            .nth(1)
+            .expect("a What next list");
+        assert!(next.contains("memtrail diff x.mtr --pid 42"), "{next}");
+        assert!(
+            next.contains("memtrail snap --pid 42 --sort addr"),
+            "{next}"
+        );
+        assert!(next.contains("--python-gc"), "{next}");
+    }
 }

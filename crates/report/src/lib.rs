@@ -64,6 +64,7 @@ pub mod exposition;
 pub mod html;
 pub mod markdown;
 mod native;
+pub mod owners;
 pub mod recording;
 pub mod snapshot;
 pub mod summary;
@@ -101,7 +102,8 @@ pub(crate) fn top_regions(p: &ProcessVerdict, n: usize) -> Vec<&RegionGrowth> {
 }
 
 /// `1 process`, `3 processes`.
-pub(crate) fn count(n: usize, one: &str, many: &str) -> String {
+/// `1 process`, `2 processes`: a count with the noun that agrees with it.
+pub fn count(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
@@ -200,9 +202,67 @@ pub(crate) fn shorten(s: &str, max: usize) -> String {
     }
 }
 
+/// A process's command line in at most `max` characters, keeping what
+/// tells processes apart: two Python programs are `python3 a.py` and
+/// `python3 b.py`, not `/usr/lib/…/bin/python3 /ho…` twice. Steps, until it
+/// fits: the whole line; the program by its file name; every path argument
+/// by `…/` and its file name; then cut at the end.
+pub fn process_label(command: &str, max: usize) -> String {
+    let command = printable(command);
+    if command.chars().count() <= max {
+        return command;
+    }
+    let words: Vec<&str> = command.split(' ').collect();
+    // Paths only: `[kworker/0:1]` or `a/b` in an argument are not files.
+    let is_path = |w: &str| w.starts_with('/') || w.starts_with("./") || w.starts_with("../");
+    let base = |w: &str| -> String {
+        match w.rsplit_once('/') {
+            Some((_, name)) if !name.is_empty() && is_path(w) => name.to_string(),
+            _ => w.to_string(),
+        }
+    };
+    let mut short: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+    short[0] = base(words[0]);
+    let joined = short.join(" ");
+    if joined.chars().count() <= max {
+        return joined;
+    }
+    for (i, w) in words.iter().enumerate().skip(1) {
+        if is_path(w) && !w.ends_with('/') {
+            short[i] = format!("…/{}", base(w));
+        }
+    }
+    shorten(&short.join(" "), max)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn process_labels_keep_what_tells_processes_apart() {
+        let check = |command: &str, max: usize, expected: &str| {
+            assert_eq!(process_label(command, max), expected, "{command} in {max}");
+        };
+        check("/usr/bin/python3 leak.py", 44, "/usr/bin/python3 leak.py");
+        check(
+            "/root/.pyenv/versions/3.12.4/bin/python3 /tmp/memtrail-demo-4242/leaky.py --rate 2",
+            44,
+            "python3 …/leaky.py --rate 2",
+        );
+        check(
+            "/root/.pyenv/versions/3.12.4/bin/python3 /work/project/services/ingest/worker_a.py",
+            44,
+            "python3 …/worker_a.py",
+        );
+        check(
+            "/root/.pyenv/versions/3.12.4/bin/python3 /work/project/services/ingest/worker_b.py",
+            44,
+            "python3 …/worker_b.py",
+        );
+        check("[kworker/0:1]", 8, "[kworke…");
+        check("/opt/app/bin/server", 10, "server");
+    }
 
     #[test]
     fn human_sizes() {

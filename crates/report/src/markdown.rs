@@ -128,6 +128,7 @@ impl Format for Markdown {
                     );
                 }
             }
+            owners(&mut out, p);
         }
         if !report.markers().is_empty() {
             let _ = writeln!(out, "\n## Markers\n");
@@ -164,5 +165,70 @@ impl Format for Markdown {
             }
         }
         out
+    }
+}
+
+/// What keeps the growing types alive, roots first, as a table.
+fn owners(out: &mut String, p: &memtrail_diff::ProcessVerdict) {
+    use crate::owners::{arrange, fit_list, growth_list, holds_text};
+    let groups =
+        arrange(p.findings.iter().filter(|f| {
+            f.verdict == Verdict::Leak || f.pattern == memtrail_diff::Pattern::Growing
+        }));
+    for group in groups {
+        let _ = writeln!(out, "\n**What keeps it alive ({})**\n", cell(group.source));
+        let _ = writeln!(
+            out,
+            "| role | type | growth | kept by | each holds | with it |"
+        );
+        let _ = writeln!(out, "| --- | --- | ---: | --- | --- | --- |");
+        let chain = |f: &memtrail_diff::Finding| -> String {
+            f.retained_by
+                .first()
+                .map(|c| {
+                    c.steps
+                        .iter()
+                        .map(|s| cell(s))
+                        .collect::<Vec<_>>()
+                        .join(" → ")
+                })
+                .unwrap_or_default()
+        };
+        for root in &group.roots {
+            let f = root.finding;
+            let _ = writeln!(
+                out,
+                "| **root** | **{}** | {} | {} | {} | {} |",
+                cell(root.key),
+                rate(f, f.growth_per_hour),
+                chain(f),
+                if f.holds.is_empty() {
+                    String::new()
+                } else {
+                    cell(&holds_text(&f.holds, 200))
+                },
+                cell(&fit_list(&growth_list(&root.with_it), 200)),
+            );
+        }
+        for (f, key) in &group.others {
+            let role = match &f.held_by {
+                Some(owner) => format!("held by {}", cell(owner)),
+                None => "growing".to_string(),
+            };
+            let _ = writeln!(
+                out,
+                "| {role} | {} | {} | {} | | |",
+                cell(key),
+                rate(f, f.growth_per_hour),
+                chain(f),
+            );
+        }
+        if !group.builtins.is_empty() {
+            let _ = writeln!(
+                out,
+                "| builtins | {} | | | | |",
+                cell(&fit_list(&growth_list(&group.builtins), 400))
+            );
+        }
     }
 }

@@ -14,7 +14,7 @@ use memtrail_diff::trail::Trail;
 use memtrail_diff::{
     command_of, series_values, Analysis, Analyzer, Finding, ProcessVerdict, SERIES_NAMES,
 };
-use memtrail_format::{Marker, ProcessId, Record};
+use memtrail_format::{Marker, ProcessId, Record, Ticks};
 
 use crate::analysis::{human_seconds, Source};
 
@@ -71,6 +71,9 @@ pub struct Report {
     /// The first and last record's time, µs since the Unix epoch.
     pub start_us: u64,
     pub end_us: u64,
+    /// Sampling rounds ([`memtrail_format::Ticks`]): the ticks `record`
+    /// counts and `diff`'s `#N` moments number.
+    pub ticks: u64,
     /// The verdicts, leaks first.
     pub analysis: Analysis,
     /// Every process: those with a verdict in the analysis's order first.
@@ -99,12 +102,13 @@ impl Report {
     }
 
     /// What every rendering says first, before the leak count:
-    /// `2 processes, 124 samples over 6s, 0 markers`.
+    /// `2 processes, 124 samples in 62 ticks over 6s, 0 markers`.
     pub(crate) fn headline(&self) -> String {
         format!(
-            "{}, {} samples over {}, {}",
+            "{}, {} in {} over {}, {}",
             crate::count(self.analysis.processes.len(), "process", "processes"),
-            self.analysis.samples,
+            crate::count(self.analysis.samples as usize, "sample", "samples"),
+            crate::count(self.ticks as usize, "tick", "ticks"),
             human_seconds(self.span()),
             crate::count(self.markers().len(), "marker", "markers"),
         )
@@ -116,6 +120,7 @@ impl Report {
 pub struct ReportBuilder {
     analyzer: Analyzer,
     tracks: HashMap<ProcessId, Track>,
+    ticks: Ticks,
     start_us: Option<u64>,
     end_us: u64,
 }
@@ -127,6 +132,7 @@ impl ReportBuilder {
 
     /// Adds one record, in recording order.
     pub fn add(&mut self, record: Record) {
+        self.ticks.place(&record);
         let time_us = record.time_us();
         if !matches!(record, Record::End(_)) {
             let start = *self.start_us.get_or_insert(time_us);
@@ -195,6 +201,7 @@ impl ReportBuilder {
             source,
             start_us,
             end_us: self.end_us.max(start_us),
+            ticks: self.ticks.count(),
             analysis,
             tracks,
         }

@@ -236,6 +236,84 @@ pub fn text(summaries: &[ProcessSummary], top_regions: usize) -> String {
     out
 }
 
+/// What was observed of each judged process, told from the analyzer's
+/// own verdicts (the same samples, figures, rate and regions that
+/// `memtrail analyze` prints), so the two cannot disagree. `recorded` is
+/// how many samples the recording holds of each process: the analyzer
+/// judges fewer when some were taken before the process exec'd its
+/// program or as it exited, and the text says so.
+pub fn observed(
+    report: &crate::recording::Report,
+    recorded: &std::collections::HashMap<ProcessId, u64>,
+    top_regions: usize,
+) -> String {
+    let mut out = String::new();
+    let mut short = 0;
+    for p in &report.analysis.processes {
+        let rss = match p.finding("rss") {
+            Some(rss) if p.verdict != memtrail_diff::Verdict::InsufficientData => rss,
+            _ => {
+                short += 1;
+                continue;
+            }
+        };
+        let _ = writeln!(
+            out,
+            "process {} (ppid {}): {}",
+            p.pid,
+            p.ppid,
+            crate::process_label(&p.command, 60)
+        );
+        let secs = p.last_us.saturating_sub(p.first_us) as f64 / 1e6;
+        let (first, last) = (rss.first.max(0.0) as u64, rss.last.max(0.0) as u64);
+        let _ = writeln!(
+            out,
+            "  RSS {} -> {} ({}{}) over {secs:.1}s, {} judged",
+            human_kib(first),
+            human_kib(last),
+            if last > first { "+" } else { "" },
+            human_kib_signed(last as i64 - first as i64),
+            crate::count(p.samples as usize, "sample", "samples"),
+        );
+        let all = recorded.get(&p.id()).copied().unwrap_or(p.samples);
+        if all > p.samples {
+            let _ = writeln!(
+                out,
+                "  ({all} recorded: {} taken before it exec'd its program or as it exited \
+                 (tearing down, then a zombie) {} not judged)",
+                all - p.samples,
+                if all - p.samples == 1 { "is" } else { "are" }
+            );
+        }
+        let _ = writeln!(
+            out,
+            "  growth {} (the slope fitted to the judged samples)",
+            crate::analysis::rate(rss, rss.growth_per_hour)
+        );
+        if let Some(trail) = report.track(p.id()).and_then(|t| t.series("rss")) {
+            let _ = writeln!(out, "  {}", trail_sparkline(trail, 70));
+        }
+        for r in crate::top_regions(p, top_regions) {
+            let _ = writeln!(
+                out,
+                "  {:>12} {:<5} {:>14x}  {}",
+                human_kib_signed(r.growth_kib),
+                crate::change_name(r.change),
+                r.start,
+                printable(&r.label)
+            );
+        }
+    }
+    if short > 0 {
+        let _ = writeln!(
+            out,
+            "({} too short to judge: see the verdict)",
+            crate::count(short, "process", "other processes")
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -146,7 +146,7 @@ impl Text {
             "{} pid {:<7} {}",
             self.verdict(p.verdict),
             p.pid,
-            shorten(&p.command, 80 - 18)
+            crate::process_label(&p.command, 80 - 18)
         );
         let Some(track) = report.track(p.id()) else {
             return;
@@ -209,6 +209,9 @@ impl Text {
                     shorten(&format!("{}{count}", r.label), 80 - 22)
                 );
             }
+        }
+        for line in crate::owners::brief_lines(&p.findings, 80 - 2) {
+            let _ = writeln!(out, "  {line}");
         }
     }
 }

@@ -51,6 +51,11 @@ const SECTIONS: &[Section] = &[
         run: sections::analyze,
     },
     Section {
+        name: "python-pause",
+        about: "the longest pause the Python hook causes on heaps of 10^5..10^7 objects",
+        run: sections::python_pause,
+    },
+    Section {
         name: "recorder-rss",
         about: "the recorder's peak RSS while recording a tree of 50 processes",
         run: sections::recorder_rss,
@@ -65,8 +70,8 @@ const SECTIONS: &[Section] = &[
 pub const USAGE: &str = "\
   bench  [--quick] [--write-docs] [SECTION...]
          compare whole commands with the kernel floor and other tools;
-         sections: snap, record-cpu, bytes, analyze, recorder-rss, native
-         (default: all).
+         sections: snap, record-cpu, bytes, analyze, python-pause,
+         recorder-rss, native (default: all).
          --quick: fewer rounds and sizes. --write-docs: also replace the
          generated tables in docs/performance.md. MEMTRAIL_BIN=path
          measures that memtrail binary instead of a fresh release build";

@@ -639,3 +639,68 @@ pub(crate) fn analyze(ctx: &Ctx) -> anyhow::Result<Table> {
     );
     Ok(table)
 }
+
+/// The longest pause the Python hook causes on heaps of 10^5..10^7 live
+/// objects: xtask/bench/python_pause.py runs a program that spins and
+/// notes the longest gap between its iterations, without the hook, with
+/// censuses only, and with censuses and retention chains.
+pub(crate) fn python_pause(ctx: &Ctx) -> anyhow::Result<Table> {
+    let mut table = Table::new(
+        "Python hook: longest pause of the program's main thread",
+        &[
+            "live objects",
+            "hook",
+            "longest pause ms",
+            "p99 gap ms",
+            "longest gc call ms",
+            "censuses",
+            "retention lines",
+        ],
+    );
+    let (sizes, seconds): (&[&str], &str) = if ctx.quick {
+        (&["100000", "1000000"], "15")
+    } else {
+        (&["100000", "1000000", "10000000"], "40")
+    };
+    let script = crate::workspace_root().join("xtask/bench/python_pause.py");
+    let mut command = Command::new("python3");
+    command
+        .arg(&script)
+        .args(["--seconds", seconds])
+        .args(sizes);
+    let out = command
+        .output()
+        .with_context(|| format!("python3 {}", script.display()))?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "python3 {} failed: {}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let v: serde_json::Value = serde_json::from_str(line).context("python_pause.py output")?;
+        let mode = match v["mode"].as_str() {
+            Some("off") => "none",
+            Some("census") => "censuses",
+            _ => "censuses + chains",
+        };
+        table.row(vec![
+            thousands(v["objects"].as_u64().unwrap_or(0) as usize),
+            mode.to_owned(),
+            format!("{:.1}", v["worst_ms"].as_f64().unwrap_or(0.0)),
+            format!("{:.1}", v["p99_ms"].as_f64().unwrap_or(0.0)),
+            format!("{:.1}", v["longest_call_ms"].as_f64().unwrap_or(0.0)),
+            v["censuses"].to_string(),
+            v["retention_lines"].to_string(),
+        ]);
+    }
+    table.note(format!(
+        "Each run lasts {seconds} s after its heap is built, with a census every second \
+         (at most ~10% of the time) and a round of chains at most every 2 s (at most ~5% \
+         of the time, each walk given 1 s). A pause is the longest time the program's \
+         main thread did not run: without the hook it is the program's own garbage \
+         collections and the machine's load."
+    ));
+    Ok(table)
+}
