@@ -373,7 +373,11 @@ pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
 #[cold]
 #[inline(never)]
 unsafe extern "C" fn malloc_slow(f: MallocFn, size: usize) -> *mut c_void {
-    let Some(weight) = decide(size).filter(|_| size <= isize::MAX as usize) else {
+    // (The conditions before decide: a Some from it has set the guard.)
+    let Some(weight) = (size <= isize::MAX as usize)
+        .then(|| decide(size))
+        .flatten()
+    else {
         // SAFETY: glibc's malloc (or our bootstrap).
         return unsafe { f(size) };
     };
@@ -387,7 +391,10 @@ unsafe extern "C" fn malloc_slow(f: MallocFn, size: usize) -> *mut c_void {
 #[inline(never)]
 unsafe extern "C" fn calloc_slow(f: CallocFn, count_: usize, size: usize) -> *mut c_void {
     let bytes = count_.saturating_mul(size);
-    let Some(weight) = decide(bytes).filter(|_| bytes <= isize::MAX as usize) else {
+    let Some(weight) = (bytes <= isize::MAX as usize)
+        .then(|| decide(bytes))
+        .flatten()
+    else {
         // SAFETY: glibc's calloc (or our bootstrap).
         return unsafe { f(count_, size) };
     };
@@ -423,14 +430,21 @@ unsafe extern "C" fn realloc_slow(f: ReallocFn, old: *mut c_void, size: usize) -
     q
 }
 
+/// Whether `size + off` bytes can be asked for.
+fn fits(size: usize, off: usize) -> bool {
+    size.checked_add(off)
+        .is_some_and(|n| n <= isize::MAX as usize)
+}
+
 /// memalign and aligned_alloc (and valloc, pvalloc: `f` is memalign's,
 /// `align` the page).
 #[cold]
 #[inline(never)]
 unsafe extern "C" fn memalign_slow(f: MemalignFn, align: usize, size: usize) -> *mut c_void {
     let off = align.max(HEADER);
-    let Some(weight) =
-        decide(size).filter(|_| align.is_power_of_two() && size <= isize::MAX as usize - off)
+    let Some(weight) = (align.is_power_of_two() && fits(size, off))
+        .then(|| decide(size))
+        .flatten()
     else {
         // SAFETY: glibc's function (or our bootstrap).
         return unsafe { f(align, size) };
@@ -451,7 +465,7 @@ unsafe extern "C" fn posix_memalign_slow(
 ) -> c_int {
     let off = align.max(HEADER);
     let valid = align.is_power_of_two() && align % core::mem::size_of::<usize>() == 0;
-    let Some(weight) = decide(size).filter(|_| valid && size <= isize::MAX as usize - off) else {
+    let Some(weight) = (valid && fits(size, off)).then(|| decide(size)).flatten() else {
         // SAFETY: glibc's posix_memalign (or our bootstrap).
         return unsafe { f(out, align, size) };
     };
@@ -664,26 +678,32 @@ pub unsafe extern "C" fn valloc(size: usize) -> *mut c_void {
     }
     let memalign = real!(REAL_MEMALIGN, MemalignFn);
     // SAFETY: a sample is due: a page-aligned block from memalign.
-    unsafe { memalign_slow(memalign, PAGE, size) }
+    unsafe { memalign_slow(memalign, page(), size) }
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn pvalloc(size: usize) -> *mut c_void {
     let f = real!(REAL_PVALLOC, VallocFn);
-    let bytes = size.saturating_add(PAGE - 1) & !(PAGE - 1);
+    let page = page();
+    let bytes = size.saturating_add(page - 1) & !(page - 1);
     if count(bytes) {
         // SAFETY: glibc's pvalloc (or our bootstrap).
         return unsafe { f(size) };
     }
     let memalign = real!(REAL_MEMALIGN, MemalignFn);
     // SAFETY: a sample is due: a page-aligned block from memalign.
-    unsafe { memalign_slow(memalign, PAGE, bytes) }
+    unsafe { memalign_slow(memalign, page, bytes) }
 }
 
-/// valloc's and pvalloc's alignment (the page size of x86-64 and of most
-/// aarch64 Linux systems; a larger page only makes these blocks less
-/// aligned than asked when sampled).
-const PAGE: usize = 4096;
+/// valloc's and pvalloc's alignment: the page size.
+fn page() -> usize {
+    // SAFETY: getpagesize has no preconditions.
+    let page = unsafe { sys::getpagesize() };
+    usize::try_from(page)
+        .ok()
+        .filter(|p| p.is_power_of_two())
+        .unwrap_or(4096)
+}
 
 // ---------------------------------------------------------------------------
 // The bootstrap functions: what the slots hold until the real allocator is
