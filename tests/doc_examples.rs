@@ -155,7 +155,7 @@ fn examples() -> Vec<Example> {
     vec![
         // README: install and the two commands.
         ex("git clone <this repository> memtrail && cd memtrail", How::Elsewhere("needs the repository's address")),
-        ex("cargo install --path .          # puts `memtrail` on your PATH", How::Elsewhere("a release build of the package whose debug build every test here runs")),
+        ex("cargo install --path . --locked  # puts `memtrail` on your PATH", How::Elsewhere("a release build of the package whose debug build every test here runs")),
         ex("cargo run --release -- demo", How::Elsewhere("tests/status_line.rs runs `memtrail demo` and checks its status line, verdict and report")),
         ex("cargo xtask ci", How::Elsewhere("the command that runs this test")),
         // snap
