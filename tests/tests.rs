@@ -21,6 +21,7 @@ mod faults;
 mod moments;
 mod native;
 mod owners;
+mod rotate;
 mod security;
 mod serve;
 mod soak;
