@@ -366,6 +366,31 @@ fn an_allocation_heavy_program_that_keeps_nothing_has_no_native_leak() {
     assert!(findings.iter().all(|(_, _, v)| v != "leak"), "{findings:?}");
 }
 
+/// Sampled blocks carry the sampler's header: every allocation function
+/// must keep its promises on them (contents, zeroes, alignment, usable
+/// size, frees), with nearly every block sampled.
+#[test]
+fn every_allocation_function_keeps_its_promises_on_sampled_blocks() {
+    let dir = tempdir();
+    let bin = build(
+        dir.path(),
+        "gcc",
+        "every_allocator.c",
+        "every_allocator",
+        &["-g", "-O1"],
+    );
+    let out = dir.path().join("every.mtr");
+    let o = run_native(&out, "64B", &[bin.to_str().unwrap()]);
+    assert!(stdout(&o).contains("bad 0"), "{}{}", stdout(&o), stderr(&o));
+    let (_, records) = read_all(&out);
+    assert!(
+        records.iter().any(
+            |r| matches!(r, Record::Census(c) if c.source == "native" && !c.counts.is_empty())
+        ),
+        "the program was sampled"
+    );
+}
+
 #[test]
 fn a_static_program_gets_a_notice_not_silence() {
     let dir = tempdir();

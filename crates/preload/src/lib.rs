@@ -14,9 +14,12 @@
 //!
 //! A sampled allocation records its call stack (the unwinder of libgcc,
 //! which reads `.eh_frame`: no frame pointers needed) in a fixed table of
-//! stacks, and its address in a fixed table of samples. `free` of an
-//! address looks in one 64-byte bucket of that table, and not even that
-//! when nothing is sampled: unsampled frees stay nearly free.
+//! stacks, and its address in a fixed table of samples. A sampled block
+//! carries a small header whose last word has a bit that glibc's chunk
+//! header never has (see hooks.rs), so `free` tells it apart by reading the
+//! word before the pointer, which glibc's free reads anyway: unsampled
+//! frees cost a load and a bit test, and only sampled ones look in the
+//! table.
 //!
 //! A thread of the library writes, every `MEMTRAIL_NATIVE_INTERVAL`
 //! milliseconds, to the events channel (`MEMTRAIL_EVENTS`, see

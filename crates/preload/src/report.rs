@@ -7,7 +7,7 @@ use core::ffi::{c_char, c_int, c_void, CStr};
 use core::fmt::Write as _;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
-use crate::hooks::THREAD;
+use crate::hooks::thread;
 use crate::sampler::{self, MAX_FRAMES, STACKS, STACK_TABLE};
 use crate::sys;
 
@@ -60,7 +60,7 @@ pub(crate) fn start_thread() {
 extern "C" fn reporter(_: *mut c_void) -> *mut c_void {
     // This thread is the library's: its allocations are never sampled,
     // and the program's signal handlers never run on it.
-    let _ = THREAD.try_with(|t| t.busy.set(true));
+    thread().busy.set(true);
     let mut all = sys::SigSet([0; 16]);
     // SAFETY: blocking every signal on this thread only.
     unsafe {

@@ -6,7 +6,7 @@
 //! interrupted anywhere (even by a fork) never blocks another.
 
 use core::ffi::{c_int, c_void};
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use crate::hooks::ThreadState;
 use crate::sys;
@@ -56,40 +56,6 @@ static STACK_OF: [AtomicU32; BUCKETS * WAYS] = [const { AtomicU32::new(0) }; BUC
 /// Live samples; `free` looks at nothing while it is 0.
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 
-/// A counting filter in front of the buckets: how many live samples hash
-/// to each counter. `free` reads one byte of this 16 KiB table, which stays
-/// in the cache, instead of a bucket of the 256 KiB table, which would not:
-/// only frees of sampled addresses (and the few that share their counter)
-/// go on to a bucket. A counter that reaches 255 stays there (always look).
-const FILTER: usize = 16384;
-static FILTER_COUNTS: [AtomicU8; FILTER] = [const { AtomicU8::new(0) }; FILTER];
-
-#[inline(always)]
-fn filter_of(p: usize) -> usize {
-    ((p >> 4).wrapping_mul(0xC2B2_AE3D_27D4_EB4F) >> (64 - 14)) & (FILTER - 1)
-}
-
-fn filter_add(p: usize) {
-    let counter = &FILTER_COUNTS[filter_of(p)];
-    let mut c = counter.load(Ordering::Relaxed);
-    while c < u8::MAX {
-        match counter.compare_exchange_weak(c, c + 1, Ordering::Release, Ordering::Relaxed) {
-            Ok(_) => return,
-            Err(now) => c = now,
-        }
-    }
-}
-
-fn filter_remove(p: usize) {
-    let counter = &FILTER_COUNTS[filter_of(p)];
-    let mut c = counter.load(Ordering::Relaxed);
-    while c > 0 && c < u8::MAX {
-        match counter.compare_exchange_weak(c, c - 1, Ordering::Release, Ordering::Relaxed) {
-            Ok(_) => return,
-            Err(now) => c = now,
-        }
-    }
-}
 /// Samples lost because their bucket was full.
 pub(crate) static DROPPED: AtomicU64 = AtomicU64::new(0);
 
@@ -99,18 +65,11 @@ fn bucket_of(p: usize) -> usize {
     ((p >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - 12)) & (BUCKETS - 1)
 }
 
-/// Forgets `p` if it was sampled. Called by free and realloc before the
-/// real call. Costs one load when nothing is sampled, one cache line
-/// otherwise.
-#[inline(always)]
+/// Forgets the sample at `p` (a block with the sample header: see
+/// hooks.rs). Called by free and realloc before the real call. One cache
+/// line.
 pub(crate) fn forget(p: *mut c_void) {
-    if LIVE.load(Ordering::Relaxed) == 0 {
-        return;
-    }
     let p = p as usize;
-    if FILTER_COUNTS[filter_of(p)].load(Ordering::Relaxed) == 0 {
-        return;
-    }
     let bucket = &SAMPLES[bucket_of(p)].0;
     for slot in bucket {
         if slot.load(Ordering::Relaxed) == p
@@ -118,7 +77,6 @@ pub(crate) fn forget(p: *mut c_void) {
                 .compare_exchange(p, 0, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
         {
-            filter_remove(p);
             LIVE.fetch_sub(1, Ordering::Relaxed);
             return;
         }
@@ -136,9 +94,6 @@ fn remember(p: usize, weight: u64, stack: u32) {
             let i = b * WAYS + way;
             WEIGHTS[i].store(weight, Ordering::Relaxed);
             STACK_OF[i].store(stack, Ordering::Relaxed);
-            // Before the address is visible: a free of p that sees p in
-            // the bucket has seen the filter count it.
-            filter_add(p);
             LIVE.fetch_add(1, Ordering::Relaxed);
             slot.store(p, Ordering::Release);
             return;
@@ -174,11 +129,6 @@ pub(crate) fn clear_after_fork() {
                 if slot.load(Ordering::Relaxed) != 0 {
                     slot.store(0, Ordering::Relaxed);
                 }
-            }
-        }
-        for counter in &FILTER_COUNTS {
-            if counter.load(Ordering::Relaxed) != 0 {
-                counter.store(0, Ordering::Relaxed);
             }
         }
     }
@@ -317,25 +267,24 @@ fn find_own_range() {
 // ---------------------------------------------------------------------------
 // Sampling.
 
-/// The allocation of `size` at `p` took this thread's countdown to
-/// `left` ≤ 0 (or the thread is new). Samples it unless the thread is
-/// inside the library already.
-#[cold]
-#[inline(never)]
-pub(crate) fn maybe_sample(t: &ThreadState, p: *mut c_void, size: usize, left: i64) {
+/// An allocation of `size` takes this thread's countdown to `left` <= 0
+/// (or the thread is new): whether to sample it. Some(weight) when it is
+/// to be sampled: the thread's guard is then set, and the caller allocates
+/// the block with the sample header and calls `record`, which clears it.
+#[inline(always)]
+pub(crate) fn decide(t: &ThreadState, size: usize, left: i64) -> Option<u64> {
     if t.busy.get() {
         // Re-entered (our own allocations, or a signal handler that
         // interrupted us): count, never sample.
         t.left.set(left.max(1));
-        return;
+        return None;
     }
     if !ENABLED.load(Ordering::Acquire) {
         // Not yet (allocations before the library's start-up) or not any
         // more (the channel went away): look again after this many bytes.
         t.left.set(RECHECK);
-        return;
+        return None;
     }
-    t.busy.set(true);
     let rate = RATE.load(Ordering::Relaxed);
     if t.rng.get() == 0 {
         // A new thread: seed, draw a first countdown, and count this
@@ -344,21 +293,29 @@ pub(crate) fn maybe_sample(t: &ThreadState, p: *mut c_void, size: usize, left: i
         let first = next_countdown(t, rate).wrapping_sub(size as i64);
         if first > 0 {
             t.left.set(first);
-            t.busy.set(false);
-            return;
+            return None;
         }
     }
     t.left.set(next_countdown(t, rate));
-    let weight = estimate(size as u64, rate);
-    let mut trace = Trace {
-        frames: [0; MAX_FRAMES],
-        depth: 0,
-        own: own_range(),
-    };
-    // SAFETY: the callback writes into `trace`, which outlives the call.
-    unsafe { sys::_Unwind_Backtrace(on_frame, &mut trace as *mut Trace as *mut c_void) };
-    let stack = intern(&trace.frames[..trace.depth]);
-    remember(p as usize, weight, stack);
+    t.busy.set(true);
+    Some(estimate(size as u64, rate))
+}
+
+/// Records the sampled block at `p` (its stack and weight) and clears the
+/// guard `decide` set. `p` is null when the allocation failed.
+#[inline(always)]
+pub(crate) fn record(t: &ThreadState, p: *mut c_void, weight: u64) {
+    if !p.is_null() {
+        let mut trace = Trace {
+            frames: [0; MAX_FRAMES],
+            depth: 0,
+            own: own_range(),
+        };
+        // SAFETY: the callback writes into `trace`, which outlives the call.
+        unsafe { sys::_Unwind_Backtrace(on_frame, &mut trace as *mut Trace as *mut c_void) };
+        let stack = intern(&trace.frames[..trace.depth]);
+        remember(p as usize, weight, stack);
+    }
     t.busy.set(false);
 }
 

@@ -98,6 +98,7 @@ extern "C" {
     pub fn sigismember(set: *const SigSet, signal: c_int) -> c_int;
     pub fn sigtimedwait(set: *const SigSet, info: *mut c_void, timeout: *const Timespec) -> c_int;
     pub fn getpid() -> c_int;
+    pub fn getpagesize() -> c_int;
     pub fn getenv(name: *const c_char) -> *const c_char;
     pub fn atexit(f: extern "C" fn()) -> c_int;
     pub fn open(path: *const c_char, flags: c_int, ...) -> c_int;

@@ -81,6 +81,15 @@ pub(crate) fn native(ctx: &Ctx) -> anyhow::Result<Table> {
             .arg(root.join("xtask/bench/allocs.c")),
         "gcc (apt-get install gcc libc6-dev)",
     )?;
+    let noop = ctx.scratch_file("memtrail-bench-noop-preload.so");
+    procs::check(
+        Command::new("gcc")
+            .args(["-O2", "-shared", "-fPIC", "-o"])
+            .arg(&noop)
+            .arg(root.join("xtask/bench/noop_preload.c"))
+            .arg("-ldl"),
+        "gcc (apt-get install gcc libc6-dev)",
+    )?;
     let python_script = root.join("xtask/bench/alloc_heavy.py");
     let (c_n, py_rounds) = if ctx.quick {
         ("20000000", "800")
@@ -118,6 +127,10 @@ pub(crate) fn native(ctx: &Ctx) -> anyhow::Result<Table> {
             prefix: vec![],
         },
         Contender {
+            label: "no-op interposer (the floor of LD_PRELOAD)".into(),
+            prefix: vec!["env".into(), format!("LD_PRELOAD={}", noop.display())],
+        },
+        Contender {
             label: "`memtrail run` (outside only)".into(),
             prefix: run(&[]),
         },
@@ -128,6 +141,10 @@ pub(crate) fn native(ctx: &Ctx) -> anyhow::Result<Table> {
         Contender {
             label: "`run --native --native-rate 4MiB`".into(),
             prefix: run(&["--native", "--native-rate", "4MiB"]),
+        },
+        Contender {
+            label: "`run --native --native-rate 32MiB`".into(),
+            prefix: run(&["--native", "--native-rate", "32MiB"]),
         },
         Contender {
             label: "`run --native --native-rate 64KiB`".into(),
@@ -194,10 +211,13 @@ pub(crate) fn native(ctx: &Ctx) -> anyhow::Result<Table> {
         }
     }
     let _ = std::fs::remove_file(&out);
+    let _ = std::fs::remove_file(&noop);
     table.note(format!(
         "{rounds} rounds, contenders interleaved within each round. Program CPU and peak RSS are \
          what the program itself reports (getrusage at exit): the sampler's cost to the \
-         program; command CPU adds the recorder (or heaptrack's interpreter)."
+         program; command CPU adds the recorder (or heaptrack's interpreter). The no-op \
+         interposer (xtask/bench/noop_preload.c) passes malloc, calloc, realloc and free \
+         straight to glibc: the part of the cost any LD_PRELOAD wrapper pays."
     ));
     if !heaptrack {
         table.note("heaptrack is not installed (apt-get install heaptrack): its rows are missing.");
