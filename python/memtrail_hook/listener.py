@@ -4,8 +4,9 @@
 site-packages that calls `install()` at start-up. Dormant, it does nothing
 to the program: no census, no tracemalloc. One thread, named
 `memtrail-hook` (so `memtrail attach` can tell at once that a process
-carries it), wakes every POLL seconds and does one `os.stat` of the request
-path for its own pid:
+carries it), sleeps in `recv` on an abstract Unix datagram socket
+`memtrail-attach-<pid>` (the bell; no file) and, when rung or every IDLE
+seconds, does one `os.stat` of the request path for its own pid:
 
     <base>/<pid>.json    base = $MEMTRAIL_ATTACH_DIR or /tmp/memtrail-attach-<uid>
 
@@ -19,19 +20,24 @@ runner writing to the request's events channel and writes
 (or its id changes) it stops the runner, stops tracemalloc if it started
 it, removes the ack and is dormant again.
 
-Only `os`, `_thread` and `time` are imported at start-up (all already
-loaded by Python itself); the rest is imported on the first request.
+Only `os`, `_thread`, `time` and `_socket` (the C module) are imported at
+start-up; the rest is imported on the first request. Anyone may ring the
+bell: it only makes the thread look at the request path, whose owner and
+mode it checks.
 """
 
 import os
 import time
 import _thread
 
-# Seconds between two looks at the request path.
+# Seconds between two looks at the request path while attached (or when
+# the bell socket cannot be had), and while dormant.
 POLL = 1.0
+IDLE = 60.0
 NAME = "memtrail-hook"
 
-_state = {"pid": None, "request": None, "tracemalloc": False, "ident": None}
+# "looks": how many times the request path was looked at (for tests).
+_state = {"pid": None, "request": None, "tracemalloc": False, "looks": 0}
 
 
 def base_dir():
@@ -62,6 +68,10 @@ def _after_fork():
     # answering for its own pid. Whatever the parent was attached to is
     # the parent's, not the child's.
     try:
+        bell = _state.pop("bell", None)
+        if bell is not None:
+            # The parent's: the child binds its own.
+            bell.close()
         was = _state["request"]
         _state["request"] = None
         _state["tracemalloc"] = False
@@ -83,10 +93,27 @@ def _name_thread():
         pass
 
 
+def _bell(pid):
+    """An abstract Unix datagram socket named `memtrail-attach-<pid>`:
+    `memtrail attach` rings it after writing or removing a request, so the
+    thread sleeps in recv instead of polling. No file, gone with the
+    process. None if it cannot be had (then the thread polls)."""
+    try:
+        import _socket
+
+        bell = _socket.socket(_socket.AF_UNIX, _socket.SOCK_DGRAM)
+        bell.bind(b"\0memtrail-attach-%d" % pid)
+        return bell
+    except Exception:
+        return None
+
+
 def _loop(pid):
     _name_thread()
     base = base_dir()
     request = os.path.join(base, "%d.json" % pid)
+    bell = _bell(pid)
+    _state["bell"] = bell
     seen = None
     while _state["pid"] == pid:
         try:
@@ -103,7 +130,27 @@ def _loop(pid):
                 _changed(pid, base, request, key is not None)
             except Exception:
                 pass
-        time.sleep(POLL)
+        attached = _state["request"] is not None
+        if attached:
+            try:
+                _reap(base, pid)
+            except Exception:
+                pass
+        _state["looks"] += 1
+        # Attached: look every POLL (the recorder may vanish unannounced).
+        # Dormant: wait for the bell, looking anyway every IDLE seconds.
+        wait = POLL if attached or bell is None else IDLE
+        try:
+            if bell is None:
+                time.sleep(wait)
+            else:
+                bell.settimeout(wait)
+                try:
+                    bell.recv(64)
+                except OSError:
+                    pass
+        except Exception:
+            return
 
 
 def _trusted(base, request):
@@ -142,6 +189,21 @@ def _changed(pid, base, request, present):
         os.rename(tmp, ack)
 
 
+def _reap(base, pid):
+    # The recorder went away without withdrawing (killed): its channel is
+    # gone and the runner stopped; stop the rest (tracemalloc) too. The
+    # request left behind is not acted on again (only changes are).
+    import memtrail_hook
+
+    runner = memtrail_hook._runner
+    if runner is None or not runner.alive():
+        _detach()
+        try:
+            os.unlink(os.path.join(base, "%d.ack" % pid))
+        except OSError:
+            pass
+
+
 def _attach(data):
     import memtrail_hook
     import tracemalloc
@@ -171,5 +233,10 @@ def _detach():
 
 
 def state():
-    """What the listener is doing, for tests: (attached, started tracemalloc)."""
-    return (_state["request"] is not None, _state["tracemalloc"])
+    """What the listener is doing, for tests: whether a request is being
+    served, whether it started tracemalloc, how often it has looked."""
+    return {
+        "attached": _state["request"] is not None,
+        "tracemalloc": _state["tracemalloc"],
+        "looks": _state["looks"],
+    }

@@ -82,6 +82,7 @@ pub fn run(args: AttachArgs) -> anyhow::Result<u8> {
         },
     });
     let mut pending = Request::write(&base, pid, uid, me, &request.to_string())?;
+    ring(pid);
     pending.wait_ack(&id, args.answer_within.0).map_err(|waited| {
         anyhow::anyhow!(
             "process {pid} has memtrail's hook but did not answer the attach request within {} \
@@ -154,6 +155,20 @@ pub fn run(args: AttachArgs) -> anyhow::Result<u8> {
         Err(err) => eprintln!("memtrail: no analysis: {err:#}"),
     }
     Ok(0)
+}
+
+/// Wakes the listener of `pid` (it sleeps on an abstract datagram socket,
+/// `memtrail-attach-PID`) to look at its request path now. Best effort: a
+/// listener that cannot be rung looks every second anyway.
+fn ring(pid: u32) {
+    use std::os::linux::net::SocketAddrExt;
+    let name = format!("memtrail-attach-{pid}");
+    let Ok(addr) = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()) else {
+        return;
+    };
+    if let Ok(socket) = std::os::unix::net::UnixDatagram::unbound() {
+        let _ = socket.send_to_addr(b"look", &addr);
+    }
 }
 
 /// Whether one of the process's threads is the listener.
@@ -256,6 +271,7 @@ impl Request {
         if self.live {
             self.live = false;
             let _ = std::fs::remove_file(&self.path);
+            ring(self.pid);
         }
     }
 
