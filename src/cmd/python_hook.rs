@@ -76,6 +76,22 @@ fn install(target: &PythonHookTarget) -> anyhow::Result<u8> {
             dir.display()
         )
     })?;
+    // Byte-compiled now, as pip does: every start-up then loads the
+    // listener from its .pyc (about 0.2 ms) instead of compiling it (about
+    // 2 ms), also where the processes cannot write __pycache__.
+    let compiled = std::process::Command::new(&target.python)
+        .args(["-m", "compileall", "-q"])
+        .arg(dir.join("memtrail_hook"))
+        .env_remove("PYTHONDONTWRITEBYTECODE")
+        .output()
+        .with_context(|| format!("cannot run {}", target.python.display()))?;
+    if !compiled.status.success() {
+        eprintln!(
+            "memtrail: warning: could not byte-compile the hook ({}); Python compiles it at every \
+             start-up instead",
+            String::from_utf8_lossy(&compiled.stderr).trim()
+        );
+    }
     println!(
         "memtrail: installed the dormant hook for Python {version} in {}\n\
          Python processes started from now on carry it; restart a running one once to \
