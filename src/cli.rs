@@ -655,7 +655,9 @@ pub struct PythonHookArgs {
 #[derive(Debug, Subcommand)]
 pub enum PythonHookAction {
     /// Put the dormant hook into an interpreter's site-packages
-    #[command(after_help = "Examples:\n  memtrail python-hook install --python venv/bin/python\n  memtrail python-hook install --user")]
+    #[command(
+        after_help = "Examples:\n  memtrail python-hook install --python venv/bin/python\n  memtrail python-hook install --user"
+    )]
     Install(PythonHookTarget),
     /// Take the hook out of an interpreter's site-packages
     #[command(after_help = "Examples:\n  memtrail python-hook uninstall --python venv/bin/python")]

@@ -188,9 +188,8 @@ fn attach_records_the_census_leak_and_its_root_then_detaches_and_attaches_again(
 /// Rings the listener's bell, as `memtrail attach` does.
 fn ring(pid: u32) {
     use std::os::linux::net::SocketAddrExt;
-    let addr =
-        std::os::unix::net::SocketAddr::from_abstract_name(format!("memtrail-attach-{pid}"))
-            .unwrap();
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(format!("memtrail-attach-{pid}"))
+        .unwrap();
     let socket = std::os::unix::net::UnixDatagram::unbound().unwrap();
     let _ = socket.send_to_addr(b"look", &addr);
 }
@@ -237,7 +236,11 @@ fn another_user_cannot_attach_and_a_squatted_request_is_ignored() {
         .output()
         .unwrap();
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("only its owner or root"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("only its owner or root"),
+        "{}",
+        stderr(&o)
+    );
 
     // A request nobody wrote by hand, in a directory nobody owns, is not
     // acted on by the hook (it checks owner and mode), nor used by memtrail.
@@ -260,7 +263,9 @@ fn another_user_cannot_attach_and_a_squatted_request_is_ignored() {
         .output()
         .unwrap();
     assert!(o.status.success(), "nobody writes: {}", stderr(&o));
-    let looks = daemon.state_of(pid).unwrap()["hook"]["looks"].as_u64().unwrap();
+    let looks = daemon.state_of(pid).unwrap()["hook"]["looks"]
+        .as_u64()
+        .unwrap();
     // Two looks after the request was there: the listener has seen it.
     // Anyone can ring its bell (it only makes it look).
     daemon.wait_state(pid, "the listener, looking twice more", |s| {
@@ -292,7 +297,10 @@ fn a_forked_worker_answers_for_its_own_pid() {
     );
     assert!(o.status.success(), "attach failed: {}", stderr(&o));
     let records = records(&out);
-    assert!(censuses(&records, worker, "gc") > 0, "no census from the worker");
+    assert!(
+        censuses(&records, worker, "gc") > 0,
+        "no census from the worker"
+    );
     assert_eq!(censuses(&records, parent, "gc"), 0, "the parent answered");
     daemon.wait_state(worker, "the worker, dormant after detach", dormant);
     let s = daemon.state_of(parent).unwrap();

@@ -83,14 +83,16 @@ pub fn run(args: AttachArgs) -> anyhow::Result<u8> {
     });
     let mut pending = Request::write(&base, pid, uid, me, &request.to_string())?;
     ring(pid);
-    pending.wait_ack(&id, args.answer_within.0).map_err(|waited| {
-        anyhow::anyhow!(
+    pending
+        .wait_ack(&id, args.answer_within.0)
+        .map_err(|waited| {
+            anyhow::anyhow!(
             "process {pid} has memtrail's hook but did not answer the attach request within {} \
              (is its interpreter stuck, or the request directory {} not its own?)",
             humantime::format_duration(waited),
             base.display()
         )
-    })?;
+        })?;
     eprintln!(
         "memtrail: attached to {pid} ({}); recording to {}",
         sources.join(", "),

@@ -55,7 +55,10 @@ fn site_dir(target: &PythonHookTarget) -> anyhow::Result<(PathBuf, String)> {
     let dir = lines.next().unwrap_or("").trim();
     let version = lines.next().unwrap_or("").trim().to_string();
     if dir.is_empty() {
-        anyhow::bail!("{} named no site-packages directory", target.python.display());
+        anyhow::bail!(
+            "{} named no site-packages directory",
+            target.python.display()
+        );
     }
     Ok((PathBuf::from(dir), version))
 }
@@ -137,12 +140,17 @@ fn status(target: &PythonHookTarget) -> anyhow::Result<u8> {
     let (dir, version) = site_dir(target)?;
     let pth = std::fs::read_to_string(dir.join(PTH_NAME)).ok();
     let stale: Vec<&str> = package()
-        .filter(|(name, text)| std::fs::read_to_string(dir.join(name)).ok().as_deref() != Some(text))
+        .filter(|(name, text)| {
+            std::fs::read_to_string(dir.join(name)).ok().as_deref() != Some(text)
+        })
         .map(|(name, _)| *name)
         .collect();
     match (pth.as_deref() == Some(PTH_LINE), stale.is_empty()) {
         (true, true) => {
-            println!("installed: Python {version}, {} (up to date)", dir.display());
+            println!(
+                "installed: Python {version}, {} (up to date)",
+                dir.display()
+            );
             Ok(0)
         }
         (false, _) if pth.is_none() => {
@@ -154,7 +162,11 @@ fn status(target: &PythonHookTarget) -> anyhow::Result<u8> {
                 "installed but out of date: Python {version}, {} ({}); run `memtrail python-hook \
                  install` again",
                 dir.display(),
-                if stale.is_empty() { PTH_NAME.to_string() } else { stale.join(", ") }
+                if stale.is_empty() {
+                    PTH_NAME.to_string()
+                } else {
+                    stale.join(", ")
+                }
             );
             Ok(1)
         }

@@ -74,7 +74,10 @@ pub fn python_dormant(ctx: &Ctx) -> anyhow::Result<Table> {
     );
     for (label, args) in [
         ("start-up: `python -c pass`", vec!["-c", "pass"]),
-        ("start-up: a script importing 6 modules", vec![script_arg.as_str()]),
+        (
+            "start-up: a script importing 6 modules",
+            vec![script_arg.as_str()],
+        ),
     ] {
         let (mut a, mut b) = (Vec::new(), Vec::new());
         for _ in 0..rounds {
