@@ -104,8 +104,12 @@ impl Drop for Daemon {
 }
 
 /// Dormant: the program's thread and the listener's, no tracemalloc, no request.
+/// (Having looked once: named and listening.)
 fn dormant(s: &Value) -> bool {
-    s["threads"] == 2 && s["tracing"] == false && s["hook"]["attached"] == false
+    s["threads"] == 2
+        && s["tracing"] == false
+        && s["hook"]["attached"] == false
+        && s["hook"]["looks"].as_u64() >= Some(1)
 }
 
 fn attach(pid: u32, out: &Path, extra: &[&str]) -> std::process::Output {

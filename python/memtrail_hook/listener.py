@@ -34,6 +34,10 @@ import _thread
 # the bell socket cannot be had), and while dormant.
 POLL = 1.0
 IDLE = 60.0
+# Seconds the thread waits before anything else: a start-up costs the
+# program only the thread's creation, and short scripts end before it
+# does anything at all.
+DELAY = 0.5
 NAME = "memtrail-hook"
 
 # "looks": how many times the request path was looked at (for tests).
@@ -109,6 +113,9 @@ def _bell(pid):
 
 
 def _loop(pid):
+    time.sleep(DELAY)
+    if _state["pid"] != pid:
+        return
     _name_thread()
     base = base_dir()
     request = os.path.join(base, "%d.json" % pid)

@@ -122,9 +122,10 @@ pub fn python_dormant(ctx: &Ctx) -> anyhow::Result<Table> {
         "-".into(),
     ]);
     table.note(
-        "The listener's CPU is read from its own thread's schedstat (nanoseconds on CPU), \
-         one look (an os.stat and a sleep) per second; start-up compares two virtual \
-         environments of the same interpreter, run alternately.",
+        "The listener's CPU is read from its own thread's schedstat (nanoseconds on CPU): \
+         dormant, it sleeps in recv on its bell socket and looks at its request path once a \
+         minute unrung. Start-up compares two virtual environments of the same interpreter \
+         (made with --without-pip), run alternately; the hook is byte-compiled at install.",
     );
     Ok(table)
 }
