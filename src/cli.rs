@@ -29,6 +29,9 @@ Examples:
   # a leak verdict per process, of a file or a live stream
   memtrail analyze app.mtr
   memtrail record --pid 1234 | memtrail analyze -
+  # a week of a host in hourly segments, read as one recording
+  memtrail record --all --rotate 1h --keep 7d -o week/
+  memtrail analyze week/
   # what grew, between two snapshots or two moments
   memtrail diff before.mtr after.mtr --anon --min 1MiB
   memtrail diff app.mtr --from 5m --to 10m
@@ -41,7 +44,7 @@ Examples:
   memtrail serve --name 'nginx|postgres'
 
 Sizes take units: 4096, 512KiB, 1MiB, 2GiB (K, M, G are powers of 1024, as
-in /proc). Durations: 250ms, 1s, 5m, 1h30m.
+in /proc). Durations: 250ms, 1s, 5m, 1h30m, 7d.
 
 Exit status: 0 success, 2 error (a message says what and why), 3 a leak was
 found (`analyze --fail-on-leak`, `run --fail-on-leak`); `run` otherwise exits
@@ -118,11 +121,19 @@ Examples:
 const RECORD_ABOUT: &str = "\
 Record samples of the target processes at a fixed interval.
 
-The recording is written frame by frame and flushed after every sample, so
-it can be read while it grows, piped into another command, and survives the
-recorder being killed (at most the frame being written is lost). Ctrl-C
-(SIGINT) or SIGTERM finishes the file cleanly. Without -o the recording goes
-to standard output, which must not be a terminal.
+The recording is compressed (format version 2; --uncompressed writes
+version 1) and flushed after every tick, so it can be read while it grows,
+piped into another command, and survives the recorder being killed (at most
+the tick being written is lost). Ctrl-C (SIGINT) or SIGTERM finishes the
+file cleanly. Without -o the recording goes to standard output, which must
+not be a terminal.
+
+With --rotate SIZE|DUR, -o names a directory of segments, each a complete
+recording, and a new one starts when the current one reaches SIZE or has
+been written for DUR; --keep SIZE|DUR deletes the oldest beyond a total
+size or an age. `analyze`, `report`, `diff`, `export` and `dump` read the
+directory as one recording:
+  memtrail record --all --rotate 1h --keep 7d -o /var/lib/memtrail
 
 At the default detail (`maps`) the per-region smaps file, the most expensive
 read, is re-read only when cheaper reads show that memory changed, and at
@@ -504,6 +515,10 @@ pub struct SamplingArgs {
     /// At detail `maps`, re-read every region at least every N samples
     #[arg(long, default_value_t = 10, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub maps_every: u32,
+    /// Write format version 1 (uncompressed, a frame flushed per sample) instead of version 2
+    /// (zstd-compressed blocks, one per tick, about 5x smaller), for readers older than version 2
+    #[arg(long)]
+    pub uncompressed: bool,
 }
 
 #[derive(Debug, Args)]
@@ -520,13 +535,22 @@ pub struct RecordArgs {
     /// Stop after N samples
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
-    /// Write the recording to FILE (`-`, the default, is standard output)
+    /// Write the recording to FILE (`-`, the default, is standard output); with --rotate, a
+    /// directory of segments
     #[arg(short, long, value_name = "FILE", default_value = "-")]
     pub output: PathBuf,
     /// Also read markers and censuses from this FIFO or file (created as a
     /// FIFO if missing; docs/events.md)
     #[arg(long, value_name = "PATH")]
     pub events: Option<PathBuf>,
+    /// Write a directory of segments (-o DIR), starting a new one when the current one reaches
+    /// this size (e.g. 64MiB) or age (e.g. 1h); each segment is a complete recording
+    #[arg(long, value_name = "SIZE|DUR")]
+    pub rotate: Option<crate::units::Limit>,
+    /// With --rotate: delete the oldest segments once all of them take more than SIZE (e.g.
+    /// 1GiB), or once they are older than DUR (e.g. 7d)
+    #[arg(long, value_name = "SIZE|DUR", requires = "rotate")]
+    pub keep: Option<crate::units::Limit>,
 }
 
 #[derive(Debug, Args)]
@@ -687,9 +711,13 @@ pub enum ReportFormat {
 
 #[derive(Debug, Args)]
 pub struct AnalyzeArgs {
-    /// The recording to read, or `-` for standard input (a live stream)
+    /// The recording to read: a file, a directory of segments (`record --rotate`), or `-` for
+    /// standard input (a live stream)
     #[arg(value_name = "FILE")]
     pub input: PathBuf,
+    /// More recordings to read after FILE, as one recording (e.g. segments of `record --rotate`)
+    #[arg(value_name = "MORE")]
+    pub more: Vec<PathBuf>,
     /// Output format; live JSON prints one document per line per update
     #[arg(long, value_enum, default_value = "text")]
     pub format: ReportFormat,
@@ -784,10 +812,11 @@ impl std::fmt::Display for Moment {
 
 #[derive(Debug, Args)]
 pub struct DiffArgs {
-    /// A snapshot or recording: the earlier one (or the only one, with --from/--to)
+    /// A snapshot or recording (or a directory of segments): the earlier one (or the only one,
+    /// with --from/--to)
     #[arg(value_name = "A")]
     pub before: PathBuf,
-    /// A later snapshot or recording to compare A with
+    /// A later snapshot or recording (or directory of segments) to compare A with
     #[arg(value_name = "B")]
     pub after: Option<PathBuf>,
     /// With one recording: the earlier moment [default: start]
@@ -823,9 +852,13 @@ pub enum SummaryFormat {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// The recording to read, or `-` for standard input
+    /// The recording to read: a file, a directory of segments (`record --rotate`), or `-` for
+    /// standard input
     #[arg(value_name = "FILE")]
     pub input: PathBuf,
+    /// More recordings to read after FILE, as one recording (e.g. segments of `record --rotate`)
+    #[arg(value_name = "MORE")]
+    pub more: Vec<PathBuf>,
     /// Also write a self-contained HTML page with charts to OUT
     #[arg(long, value_name = "OUT")]
     pub html: Option<PathBuf>,
@@ -846,9 +879,13 @@ pub enum ExportFormat {
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// The recording to read, or `-` for standard input
+    /// The recording to read: a file, a directory of segments (`record --rotate`), or `-` for
+    /// standard input
     #[arg(value_name = "FILE")]
     pub input: PathBuf,
+    /// More recordings to read after FILE, as one recording (e.g. segments of `record --rotate`)
+    #[arg(value_name = "MORE")]
+    pub more: Vec<PathBuf>,
     /// Output format
     #[arg(long, value_enum)]
     pub format: ExportFormat,
@@ -859,9 +896,13 @@ pub struct ExportArgs {
 
 #[derive(Debug, Args)]
 pub struct DumpArgs {
-    /// The recording to read, or `-` for standard input
+    /// The recording to read: a file, a directory of segments (`record --rotate`), or `-` for
+    /// standard input
     #[arg(value_name = "FILE")]
     pub input: PathBuf,
+    /// More recordings to read after FILE, as one recording (e.g. segments of `record --rotate`)
+    #[arg(value_name = "MORE")]
+    pub more: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -9,6 +9,7 @@ mod input;
 mod native;
 mod output;
 mod recorder;
+mod rotate;
 mod signals;
 mod status;
 

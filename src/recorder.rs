@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use memtrail_collect::{Collector, Tick};
-use memtrail_format::{EndReason, ProcessId, Record, Writer};
+use memtrail_format::{EndReason, Header, ProcessId, Record, WriteError, Writer};
 
 use crate::events::Events;
 use crate::output::Writing;
@@ -44,6 +44,18 @@ pub struct Finished {
     pub processes: HashSet<ProcessId>,
 }
 
+impl Finished {
+    /// The same reason and counts, without the set of processes.
+    pub fn clone_counts(&self) -> Finished {
+        Finished {
+            reason: self.reason.clone(),
+            samples: self.samples,
+            ticks: self.ticks,
+            processes: HashSet::new(),
+        }
+    }
+}
+
 /// Hooks for the caller: `run` reaps its child, `record` just watches.
 pub trait TickHook {
     /// Called after each tick has been written and flushed.
@@ -56,6 +68,10 @@ pub trait TickHook {
     }
 }
 
+/// Called after each tick with the writer and the process samples written
+/// so far (see [`sample_loop`]).
+pub type BetweenTicks<'a, W> = dyn FnMut(&mut Writer<W>, u64) -> anyhow::Result<()> + 'a;
+
 /// How often the events channel is read between ticks: markers and
 /// censuses reach the recording (and a live reader) without waiting for a
 /// long interval, and a FIFO's buffer does not fill up.
@@ -63,7 +79,9 @@ const EVENTS_POLL: Duration = Duration::from_millis(100);
 
 /// Samples until a limit, the hook or a signal says stop, writing every
 /// tick as it is taken, and the events read from `events` (if any) as they
-/// arrive.
+/// arrive. `between_ticks`, if any, is called before each tick but the
+/// first is written, with the process samples written so far (`record
+/// --rotate` starts new segments there, so no segment is left empty).
 ///
 /// Write errors end the loop and are returned; the caller has already told
 /// the user where the file is, and everything flushed before is readable.
@@ -77,6 +95,7 @@ pub fn sample_loop<W: Write>(
     hook: &mut dyn TickHook,
     mut events: Option<&mut Events>,
     output_name: &str,
+    mut between_ticks: Option<&mut BetweenTicks<'_, W>>,
 ) -> anyhow::Result<Finished> {
     let put_events = |writer: &mut Writer<W>, events: &mut Option<&mut Events>, last: bool| {
         let Some(events) = events.as_deref_mut() else {
@@ -105,6 +124,13 @@ pub fn sample_loop<W: Write>(
                 "memtrail: warning: {}",
                 memtrail_report::printable(&notice.message)
             ));
+        }
+        // Between the last tick and this one, never after the last: a
+        // new segment always gets a tick.
+        if finished.ticks > 0 {
+            if let Some(between) = between_ticks.as_deref_mut() {
+                between(writer, finished.samples)?;
+            }
         }
         write_tick(writer, &mut tick, &mut finished)
             .with_context(|| Writing(format!("cannot write the recording to {output_name}")))?;
@@ -182,9 +208,26 @@ pub fn sample_loop<W: Write>(
     Ok(finished)
 }
 
-/// Writes one tick, flushing after every frame: a recorder killed at any
-/// moment loses at most the frame it was writing, and a reader downstream
-/// of a pipe sees each frame as soon as it exists.
+/// The writer of a recording: format version 2 (compressed blocks) unless
+/// `uncompressed`.
+pub fn writer<W: Write>(
+    out: W,
+    header: &Header,
+    uncompressed: bool,
+) -> Result<Writer<W>, WriteError> {
+    if uncompressed {
+        Writer::new(out, header)
+    } else {
+        Writer::compressed(out, header)
+    }
+}
+
+/// Writes one tick and flushes it. In format version 1 every frame is
+/// flushed: a recorder killed at any moment loses at most the frame it was
+/// writing, and a reader downstream of a pipe sees each frame as soon as it
+/// exists. In version 2 the tick is one block (or one a second, for a tick
+/// that takes longer), flushed when it ends: a killed recorder loses the
+/// tick in hand.
 ///
 /// Samples are moved into their records and back rather than cloned: a
 /// sample can hold tens of thousands of regions.
@@ -193,9 +236,12 @@ fn write_tick<W: Write>(
     tick: &mut Tick,
     finished: &mut Finished,
 ) -> anyhow::Result<()> {
+    let per_frame = writer.version() == 1;
     let mut put = |record: &Record| -> anyhow::Result<()> {
         writer.write(record)?;
-        writer.flush()?;
+        if per_frame {
+            writer.flush()?;
+        }
         Ok(())
     };
     put(&Record::System(tick.system.clone()))?;
@@ -217,6 +263,7 @@ fn write_tick<W: Write>(
         written?;
         finished.samples += 1;
     }
+    writer.flush()?;
     Ok(())
 }
 

@@ -74,9 +74,82 @@ impl FromStr for Duration {
     }
 }
 
+/// A limit of `record --rotate` and `--keep`: a size or a duration.
+///
+/// A number alone, or with a size unit (`B`, `K`, `KB`, `KiB`, `M`, `MB`,
+/// `MiB`, `G`..., case-insensitive except `m`) is a size; anything else is
+/// a duration in humantime's syntax (`30s`, `10m`, `1h`, `7d`, `1week`).
+/// A lone `m` is minutes, as in `--interval 1m`; `M` is MiB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    Size(u64),
+    Duration(std::time::Duration),
+}
+
+impl FromStr for Limit {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim();
+        let unit = t
+            .trim_start_matches(|c: char| c.is_ascii_digit() || c == '.')
+            .trim();
+        let size_unit = unit == "M"
+            || matches!(
+                unit.to_ascii_lowercase().as_str(),
+                "" | "b"
+                    | "k"
+                    | "kb"
+                    | "kib"
+                    | "mb"
+                    | "mib"
+                    | "g"
+                    | "gb"
+                    | "gib"
+                    | "t"
+                    | "tb"
+                    | "tib"
+            );
+        if size_unit {
+            let size: Size = t.parse()?;
+            if size.0 == 0 {
+                return Err(format!("size `{s}` must be greater than zero"));
+            }
+            return Ok(Limit::Size(size.0));
+        }
+        let d = humantime::parse_duration(t).map_err(|e| {
+            format!(
+                "invalid limit `{s}` ({e}): expected a size (e.g. 100MiB, 1G) or a duration (e.g. 1h, 7d)"
+            )
+        })?;
+        if d.is_zero() {
+            return Err(format!("duration `{s}` must be greater than zero"));
+        }
+        Ok(Limit::Duration(d))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limits() {
+        use std::time::Duration as D;
+        for (input, want) in [
+            ("100MiB", Limit::Size(100 << 20)),
+            ("100M", Limit::Size(100 << 20)),
+            ("1G", Limit::Size(1 << 30)),
+            ("4096", Limit::Size(4096)),
+            ("1m", Limit::Duration(D::from_secs(60))),
+            ("1h", Limit::Duration(D::from_secs(3600))),
+            ("7d", Limit::Duration(D::from_secs(7 * 86400))),
+        ] {
+            assert_eq!(input.parse::<Limit>(), Ok(want), "{input}");
+        }
+        for bad in ["", "0", "0s", "soon", "1XB"] {
+            assert!(bad.parse::<Limit>().is_err(), "{bad} should be rejected");
+        }
+    }
 
     fn size(s: &str) -> Result<u64, String> {
         s.parse::<Size>().map(|s| s.0)

@@ -87,7 +87,10 @@ fn run_dump_shows_growing_rss() {
         .map(|l| serde_json::from_str(l).expect("each line is JSON"))
         .collect();
     assert_eq!(lines[0]["type"], "header");
-    assert_eq!(lines[0]["format_version"], 1);
+    assert_eq!(
+        lines[0]["format_version"], 2,
+        "run writes compressed recordings"
+    );
     // The command's own process: the one whose parent is memtrail.
     let memtrail_children: Vec<&serde_json::Value> = lines
         .iter()

@@ -127,6 +127,16 @@ const fn changed(doc: &'static str, run: &'static str, why: &'static str, how: H
     }
 }
 
+/// The `.mtr` segments in a directory.
+fn segments(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "mtr"))
+            .count()
+    })
+}
+
 fn ticks(file: &Path) -> usize {
     records(file)
         .iter()
@@ -155,7 +165,7 @@ fn examples() -> Vec<Example> {
     vec![
         // README: install and the two commands.
         ex("git clone <this repository> memtrail && cd memtrail", How::Elsewhere("needs the repository's address")),
-        ex("cargo install --path .          # puts `memtrail` on your PATH", How::Elsewhere("a release build of the package whose debug build every test here runs")),
+        ex("cargo install --path . --locked  # puts `memtrail` on your PATH", How::Elsewhere("a release build of the package whose debug build every test here runs")),
         ex("cargo run --release -- demo", How::Elsewhere("tests/status_line.rs runs `memtrail demo` and checks its status line, verdict and report")),
         ex("cargo xtask ci", How::Elsewhere("the command that runs this test")),
         // snap
@@ -225,6 +235,32 @@ fn examples() -> Vec<Example> {
             ),
         ),
         // analyze
+        // record --rotate: a directory of segments, read as one recording
+        changed(
+            "memtrail record --all --rotate 1h --keep 7d -o /var/lib/memtrail",
+            "memtrail record --all --detail summary --interval 200ms --rotate 1s --keep 7d -o week",
+            "segments of a second (not an hour) into a local directory, so that several are written in a test",
+            How::Interrupted(|r| segments(&r.dir.join("week")) >= 2, |r| {
+                assert!(r.ok().stderr.contains("segments written"), "{r}");
+                assert!(segments(&r.dir.join("week")) >= 2, "{r}");
+            }),
+        ),
+        changed(
+            "memtrail record --all --detail rollup --rotate 1h --keep 7d -o /var/lib/memtrail",
+            "memtrail record --all --detail rollup --interval 200ms --rotate 1s --keep 7d -o week-rollup",
+            "segments of a second (not an hour) into a local directory, so that several are written in a test",
+            How::Interrupted(|r| segments(&r.dir.join("week-rollup")) >= 2, |r| {
+                assert!(r.ok().stderr.contains("segments written"), "{r}");
+            }),
+        ),
+        changed(
+            "memtrail analyze /var/lib/memtrail",
+            "memtrail analyze week",
+            "the directory the rotating example above wrote",
+            How::Runs(|r| {
+                assert!(r.ok().stdout.contains("processes leak"), "{r}");
+            }),
+        ),
         ex("memtrail analyze daemon.mtr", How::Runs(|r| {
             assert!(r.ok().stdout.contains(FIXTURE_PID) && r.stdout.contains("LEAK"), "{r}");
         })),

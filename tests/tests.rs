@@ -22,6 +22,7 @@ mod faults;
 mod moments;
 mod native;
 mod owners;
+mod rotate;
 mod security;
 mod serve;
 mod soak;

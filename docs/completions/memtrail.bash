@@ -154,7 +154,7 @@ _memtrail() {
             return 0
             ;;
         memtrail__analyze)
-            opts="-h -V --format --follow --update --all --fail-on-leak --help --version <FILE>"
+            opts="-h -V --format --follow --update --all --fail-on-leak --help --version <FILE> [MORE]..."
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -286,7 +286,7 @@ _memtrail() {
             return 0
             ;;
         memtrail__dump)
-            opts="-h -V --help --version <FILE>"
+            opts="-h -V --help --version <FILE> [MORE]..."
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -300,7 +300,7 @@ _memtrail() {
             return 0
             ;;
         memtrail__export)
-            opts="-o -h -V --format --output --help --version <FILE>"
+            opts="-o -h -V --format --output --help --version <FILE> [MORE]..."
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -738,7 +738,7 @@ _memtrail() {
             return 0
             ;;
         memtrail__record)
-            opts="-o -h -V --pid --name --all --children --redact-cmdline --interval --detail --maps-every --duration --count --output --events --help --version"
+            opts="-o -h -V --pid --name --all --children --redact-cmdline --interval --detail --maps-every --uncompressed --duration --count --output --events --rotate --keep --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -784,6 +784,14 @@ _memtrail() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --rotate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --keep)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -792,7 +800,7 @@ _memtrail() {
             return 0
             ;;
         memtrail__report)
-            opts="-h -V --html --format --help --version <FILE>"
+            opts="-h -V --html --format --help --version <FILE> [MORE]..."
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -814,7 +822,7 @@ _memtrail() {
             return 0
             ;;
         memtrail__run)
-            opts="-o -h -V --interval --detail --maps-every --redact-cmdline --output --fail-on-leak --python-gc --python-tracemalloc --python-frames --native --native-rate --help --version <CMD>..."
+            opts="-o -h -V --interval --detail --maps-every --uncompressed --redact-cmdline --output --fail-on-leak --python-gc --python-tracemalloc --python-frames --native --native-rate --help --version <CMD>..."
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -72,11 +72,14 @@ full\t'+ per-region smaps every sample and every descriptor\'s target'"
 complete -c memtrail -n "__fish_memtrail_using_subcommand record" -l maps-every -d 'At detail `maps`, re-read every region at least every N samples' -r
 complete -c memtrail -n "__fish_memtrail_using_subcommand record" -l duration -d 'Stop after this long, e.g. 10m [default: until the targets exit or Ctrl-C]' -r
 complete -c memtrail -n "__fish_memtrail_using_subcommand record" -l count -d 'Stop after N samples' -r
-complete -c memtrail -n "__fish_memtrail_using_subcommand record" -s o -l output -d 'Write the recording to FILE (`-`, the default, is standard output)' -r -F
+complete -c memtrail -n "__fish_memtrail_using_subcommand record" -s o -l output -d 'Write the recording to FILE (`-`, the default, is standard output); with --rotate, a directory of segments' -r -F
 complete -c memtrail -n "__fish_memtrail_using_subcommand record" -l events -d 'Also read markers and censuses from this FIFO or file (created as a FIFO if missing; docs/events.md)' -r -F
+complete -c memtrail -n "__fish_memtrail_using_subcommand record" -l rotate -d 'Write a directory of segments (-o DIR), starting a new one when the current one reaches this size (e.g. 64MiB) or age (e.g. 1h); each segment is a complete recording' -r
+complete -c memtrail -n "__fish_memtrail_using_subcommand record" -l keep -d 'With --rotate: delete the oldest segments once all of them take more than SIZE (e.g. 1GiB), or once they are older than DUR (e.g. 7d)' -r
 complete -c memtrail -n "__fish_memtrail_using_subcommand record" -l all -d 'Every process this user can see'
 complete -c memtrail -n "__fish_memtrail_using_subcommand record" -l children -d 'With --pid: also every descendant, following children that start and exit'
 complete -c memtrail -n "__fish_memtrail_using_subcommand record" -l redact-cmdline -d 'Keep only argv[0] of command lines (arguments can hold secrets)'
+complete -c memtrail -n "__fish_memtrail_using_subcommand record" -l uncompressed -d 'Write format version 1 (uncompressed, a frame flushed per sample) instead of version 2 (zstd-compressed blocks, one per tick, about 5x smaller), for readers older than version 2'
 complete -c memtrail -n "__fish_memtrail_using_subcommand record" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c memtrail -n "__fish_memtrail_using_subcommand record" -s V -l version -d 'Print version'
 complete -c memtrail -n "__fish_memtrail_using_subcommand run" -l interval -d 'Time between samples, e.g. 100ms, 1s, 1m' -r
@@ -88,6 +91,7 @@ complete -c memtrail -n "__fish_memtrail_using_subcommand run" -l maps-every -d 
 complete -c memtrail -n "__fish_memtrail_using_subcommand run" -s o -l output -d 'Write the recording to FILE [default: memtrail-<command>-<pid>.mtr]' -r -F
 complete -c memtrail -n "__fish_memtrail_using_subcommand run" -l python-frames -d 'Frames of each --python-tracemalloc site: the allocating line and N-1 of its callers, so a shared helper is told apart by its callers' -r
 complete -c memtrail -n "__fish_memtrail_using_subcommand run" -l native-rate -d 'With --native, the mean bytes allocated between two samples: smaller is more precise and costs more' -r
+complete -c memtrail -n "__fish_memtrail_using_subcommand run" -l uncompressed -d 'Write format version 1 (uncompressed, a frame flushed per sample) instead of version 2 (zstd-compressed blocks, one per tick, about 5x smaller), for readers older than version 2'
 complete -c memtrail -n "__fish_memtrail_using_subcommand run" -l redact-cmdline -d 'Keep only argv[0] of command lines (arguments can hold secrets)'
 complete -c memtrail -n "__fish_memtrail_using_subcommand run" -l fail-on-leak -d 'Exit with status 3 if any recorded process leaked (the command\'s own failure status takes precedence)'
 complete -c memtrail -n "__fish_memtrail_using_subcommand run" -l python-gc -d 'Python programs count their live objects by type (gc) every --interval'

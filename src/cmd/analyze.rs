@@ -27,7 +27,11 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<u8> {
         &args.input,
         "memtrail record --pid PID | memtrail analyze -",
     )?;
-    let mut input = crate::input::open(&args.input, args.follow.then(|| Arc::clone(&stop)))?;
+    let mut input = crate::input::open(
+        &args.input,
+        &args.more,
+        args.follow.then(|| Arc::clone(&stop)),
+    )?;
     let mut analyzer = Analyzer::new();
     let mut names = crate::native::Names::new();
     let mut complete = false;

@@ -70,6 +70,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<u8> {
             interval: Duration(std::time::Duration::from_millis(200)),
             detail: DetailArg::Maps,
             maps_every: 5,
+            uncompressed: false,
         },
         redact_cmdline: false,
         output: Some(output.clone()),

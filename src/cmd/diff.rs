@@ -169,8 +169,7 @@ struct Tick {
 /// (nothing matched in that round) are counted but never chosen.
 fn tick_of(path: &Path, moment: &Moment, pick: Pick) -> anyhow::Result<Tick> {
     let name = path.display().to_string();
-    let mut reader =
-        memtrail_format::open(path).with_context(|| format!("cannot read recording {name}"))?;
+    let mut reader = crate::input::open(path, &[], None)?.reader;
     let started = reader.header().started_us;
     // (number, opened at, samples)
     type Round = (u64, u64, Vec<ProcessSample>);
@@ -262,8 +261,7 @@ fn resolve(path: &Path, moment: Moment) -> anyhow::Result<Moment> {
         return Ok(moment);
     };
     let name = path.display().to_string();
-    let mut reader =
-        memtrail_format::open(path).with_context(|| format!("cannot read recording {name}"))?;
+    let mut reader = crate::input::open(path, &[], None)?.reader;
     let mut labels: Vec<String> = Vec::new();
     for frame in reader.by_ref() {
         let frame = frame.with_context(|| format!("cannot read recording {name}"))?;
@@ -315,8 +313,7 @@ const MAX_MARKERS: usize = 10_000;
 /// Reads the censuses and markers of `path` around `[from_us, to_us]`.
 fn events_between(path: &Path, from_us: u64, to_us: u64) -> anyhow::Result<Events> {
     let name = path.display().to_string();
-    let mut reader =
-        memtrail_format::open(path).with_context(|| format!("cannot read recording {name}"))?;
+    let mut reader = crate::input::open(path, &[], None)?.reader;
     let started_us = reader.header().started_us;
     let mut first: HashMap<(Option<ProcessId>, String), Census> = HashMap::new();
     let mut last: HashMap<(Option<ProcessId>, String), Census> = HashMap::new();

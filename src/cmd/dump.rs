@@ -7,16 +7,13 @@ use anyhow::Context;
 use crate::cli::DumpArgs;
 
 pub fn run(args: DumpArgs) -> anyhow::Result<u8> {
-    let mut input = crate::input::open(&args.input, None)?;
+    let mut input = crate::input::open(&args.input, &args.more, None)?;
     let mut out = BufWriter::new(std::io::stdout().lock());
 
     let mut header = serde_json::to_value(input.reader.header())?;
     if let Some(obj) = header.as_object_mut() {
         obj.insert("type".into(), "header".into());
-        obj.insert(
-            "format_version".into(),
-            memtrail_format::FORMAT_VERSION.into(),
-        );
+        obj.insert("format_version".into(), input.reader.version().into());
     }
     serde_json::to_writer(&mut out, &header)?;
     out.write_all(b"\n")?;
@@ -36,6 +33,9 @@ pub fn run(args: DumpArgs) -> anyhow::Result<u8> {
             }
             obj.insert("offset".into(), frame.offset.into());
             obj.insert("encoding".into(), serde_json::to_value(frame.encoding)?);
+            if let Some(file) = input.reader.current_file() {
+                obj.insert("file".into(), file.into());
+            }
         }
         serde_json::to_writer(&mut out, &v)?;
         out.write_all(b"\n")?;

@@ -15,7 +15,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<u8> {
         &args.input,
         "memtrail record --pid PID --count 60 | memtrail export - --format csv",
     )?;
-    let mut input = crate::input::open(&args.input, None)?;
+    let mut input = crate::input::open(&args.input, &args.more, None)?;
     let (mut out, out_name): (Box<dyn Write>, String) = match &args.output {
         Some(path) => (
             Box::new(BufWriter::new(File::create(path).with_context(|| {

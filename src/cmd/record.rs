@@ -2,14 +2,15 @@
 
 use anyhow::Context;
 use memtrail_collect::{Collector, Tick};
-use memtrail_format::Writer;
 use memtrail_report::count;
 
 use crate::cli::RecordArgs;
 use crate::events::Events;
 use crate::output::open_binary;
 use crate::recorder::{self, Limits, Next, StopCause, TickHook};
+use crate::rotate::{Rotation, Sink};
 use crate::signals::StopSignals;
+use memtrail_format::Writer;
 
 pub fn run(args: RecordArgs) -> anyhow::Result<u8> {
     let (target, description) = super::target(&args.target, &args.collect)?;
@@ -22,15 +23,33 @@ pub fn run(args: RecordArgs) -> anyhow::Result<u8> {
     ))?;
     let interval = args.sampling.interval.0;
     let header = super::header(&collector, description, detail, Some(interval))?;
-    let out = open_binary(&args.output)?;
+    let uncompressed = args.sampling.uncompressed;
+    let (mut rotation, out_name, out_path, mut writer) = match args.rotate {
+        Some(rotate) => {
+            let (rotation, writer) =
+                Rotation::start(&args.output, rotate, args.keep, header, uncompressed)?;
+            let name = args.output.display().to_string();
+            (Some(rotation), name, Some(args.output.clone()), writer)
+        }
+        None => {
+            let out = open_binary(&args.output)?;
+            let writer = recorder::writer(out.sink, &header, uncompressed).with_context(|| {
+                crate::output::Writing(format!("cannot write the recording to {}", out.name))
+            })?;
+            (None, out.name, out.path, writer)
+        }
+    };
     let mut events = args.events.as_deref().map(Events::open).transpose()?;
     let signals = StopSignals::install()?;
-    let mut writer = Writer::new(out.sink, &header).with_context(|| {
-        crate::output::Writing(format!("cannot write the recording to {}", out.name))
-    })?;
     let limits = Limits {
         duration: args.duration.map(|d| d.0),
         count: args.count,
+    };
+    let mut rotate = |writer: &mut Writer<Sink>, samples: u64| -> anyhow::Result<()> {
+        match rotation.as_mut() {
+            Some(rotation) => rotation.after_tick(writer, samples),
+            None => Ok(()),
+        }
     };
     let finished = recorder::sample_loop(
         &mut collector,
@@ -40,16 +59,30 @@ pub fn run(args: RecordArgs) -> anyhow::Result<u8> {
         &signals,
         &mut WatchTargets,
         events.as_mut(),
-        &out.name,
+        &out_name,
+        Some(&mut rotate),
     )?;
-    recorder::finish(writer, &finished, &out.name)?;
-    if out.path.is_some() {
+    match &rotation {
+        Some(rotation) => {
+            // The last segment's end frame counts its own samples.
+            let mut last = finished.clone_counts();
+            last.samples = rotation.samples_in_current(finished.samples);
+            let current = rotation.current().display().to_string();
+            recorder::finish(writer, &last, &current)?;
+        }
+        None => recorder::finish(writer, &finished, &out_name)?,
+    }
+    if let Some(path) = &out_path {
+        let segments = match &rotation {
+            Some(r) => format!(" ({} segments written)", r.segments),
+            None => String::new(),
+        };
         eprintln!(
-            "memtrail: recorded {} of {} in {} to {} ({})",
+            "memtrail: recorded {} of {} in {} to {}{segments} ({})",
             count(finished.samples as usize, "sample", "samples"),
             count(finished.processes.len(), "process", "processes"),
             count(finished.ticks as usize, "tick", "ticks"),
-            out.name,
+            path.display(),
             describe_end(&finished.reason)
         );
     }

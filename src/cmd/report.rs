@@ -17,7 +17,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<u8> {
         &args.input,
         "memtrail record --pid PID --count 60 | memtrail report -",
     )?;
-    let mut input = crate::input::open(&args.input, None)?;
+    let mut input = crate::input::open(&args.input, &args.more, None)?;
     let name = input.name.clone();
     let mut builder = ReportBuilder::new();
     let mut names = crate::native::Names::new();

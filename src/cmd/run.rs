@@ -6,7 +6,7 @@ use std::process::{Child, ExitStatus};
 
 use anyhow::Context;
 use memtrail_collect::{Collector, Target, Tick};
-use memtrail_format::{EndReason, ProcessExit, ProcessId, Record, Writer};
+use memtrail_format::{EndReason, ProcessExit, ProcessId, Record};
 use signal_hook::consts::SIGTERM;
 
 use crate::cli::RunArgs;
@@ -205,8 +205,10 @@ pub fn record_command(args: &RunArgs, quiet: bool) -> anyhow::Result<RunOutcome>
         ))?;
         let description = describe_command(&args.command, args.redact_cmdline);
         let header = super::header(&collector, description, detail, Some(interval))?;
-        let mut writer = Writer::new(out.sink, &header)
-            .with_context(|| format!("cannot write the recording to {}", out.name))?;
+        let mut writer = crate::recorder::writer(out.sink, &header, args.sampling.uncompressed)
+            .with_context(|| {
+                crate::output::Writing(format!("cannot write the recording to {}", out.name))
+            })?;
         let mut hook = ReapChild {
             child: &mut child,
             pid,
@@ -223,6 +225,7 @@ pub fn record_command(args: &RunArgs, quiet: bool) -> anyhow::Result<RunOutcome>
             &mut hook,
             events.as_mut(),
             &out.name,
+            None,
         )?;
         recorder::finish(writer, &finished, &out.name)?;
         Ok(finished)

@@ -18,6 +18,8 @@ pub fn run() -> anyhow::Result<()> {
     ])?;
     cargo(&["test", "--workspace", "--locked"])?;
     crate::report_check::run(&[])?;
+    // The packages, built once in release and installed/removed (needs root).
+    crate::dist::check(&[])?;
     eprintln!("xtask ci: all checks passed");
     Ok(())
 }

@@ -6,6 +6,8 @@
 //!          clippy with warnings denied, every test, report-check
 //!   prereq the prerequisites alone (xtask/src/prereq.rs)
 //!   docs   shell completions and man pages from the clap command
+//!   dist   the stripped binary, its symbols, the wheel and the .deb
+//!   dist-check  install and remove them as users would (run by `ci`)
 //!   fuzz   the recording reader under cargo-fuzz
 //!   soak   memtrail recording a sibling recorder for minutes
 //!   report-check  the HTML report of a real recording in headless Chromium
@@ -14,6 +16,7 @@
 
 mod bench;
 mod ci;
+mod dist;
 mod docs;
 mod fuzz;
 mod prereq;
@@ -35,6 +38,16 @@ tasks:
          without building anything; MEMTRAIL_XTASK_NO_INSTALL=1 only reports
   docs   write the shell completions (docs/completions) and man pages
          (docs/man) from the clap command; a test fails when they are stale
+  dist [--manylinux2014]
+         build into target/dist the stripped binary and its split-off
+         symbols (memtrail.debug), the Python wheel (maturin) and the
+         Debian package with the systemd service; prints sizes and time.
+         --manylinux2014 adds a wheel for glibc 2.17+ (maturin --zig; a
+         second full build, not run by ci)
+  dist-check
+         dist, then install and remove the wheel (pip, fresh virtualenv
+         without Rust) and the .deb (dpkg -i, man, systemd-analyze verify,
+         dpkg --purge) as users would; needs root; run by `ci`
   fuzz [--seconds S]
          fuzz the recording reader for S seconds (default 60) with
          cargo-fuzz (installed if missing); prints executions and crashes
@@ -74,6 +87,8 @@ fn run() -> anyhow::Result<()> {
             [extra, ..] => bail!("`cargo xtask prereq` takes no arguments (got `{extra}`)"),
         },
         Some("docs") => docs::run(&args[1..]),
+        Some("dist") => dist::run(&args[1..]),
+        Some("dist-check") => dist::check(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
         Some("soak") => soak::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),

@@ -149,6 +149,29 @@ pub const PREREQUISITES: &[Prerequisite] = &[
         Apt("chromium"),
         "`cargo xtask report-check` loads the HTML report in headless Chromium",
     ),
+    // `cargo xtask dist-check`: builds the wheel and the .deb, installs
+    // both and checks them (maturin itself is pip-installed by xtask into
+    // target/maturin-venv).
+    row(
+        PythonModule("ensurepip"),
+        Apt("python3-venv"),
+        "dist-check: virtualenvs for maturin and for installing the wheel",
+    ),
+    row(
+        Cmd(&["objcopy"]),
+        Apt("binutils"),
+        "dist: the release binary's symbols are split off",
+    ),
+    row(
+        Cmd(&["man"]),
+        Apt("man-db"),
+        "dist-check: `man memtrail` from the installed .deb",
+    ),
+    row(
+        Cmd(&["systemd-analyze"]),
+        Apt("systemd"),
+        "dist-check: `systemd-analyze verify` of the service unit",
+    ),
 ];
 
 /// Set (to anything) to forbid installing: the check only reports.

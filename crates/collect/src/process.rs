@@ -419,11 +419,12 @@ impl Reader {
                 NoticeKind::PermissionDenied,
                 format!(
                     "cannot read {path}: permission denied; memtrail records what it can. \
-                     Run as the process's user{} or as root / with CAP_SYS_PTRACE to see {}.",
+                     Run as the process's user{} or as root / with {} to see {}.",
                     match self.uid {
                         Some(uid) => format!(" (uid {uid})"),
                         None => String::new(),
                     },
+                    capabilities(file),
                     purpose(file)
                 ),
             ),
@@ -519,6 +520,16 @@ fn read_all_proc(proc: &Process, file: &str) -> Result<Vec<u8>, Failure> {
     match proc.open_relative(file) {
         Ok(mut f) => read_all(&mut f).map_err(|e| failure_of_io(&e)),
         Err(e) => Err(failure_of_proc(e)),
+    }
+}
+
+/// The capabilities that let another user read a file: the ptrace access
+/// check guards smaps and the descriptors' targets; listing the
+/// descriptors (directory mode 0500) also needs DAC_READ_SEARCH.
+fn capabilities(file: &str) -> &'static str {
+    match file {
+        "fd" => "CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH",
+        _ => "CAP_SYS_PTRACE",
     }
 }
 

@@ -86,7 +86,10 @@ impl ReadError {
         }
     }
 
-    pub(crate) fn with_path(mut self, new: &Path) -> ReadError {
+    /// The same error, naming `new` as the file concerned (for a reader
+    /// made with [`Reader::new`](crate::Reader::new) on a file opened by
+    /// the caller).
+    pub fn with_path(mut self, new: &Path) -> ReadError {
         match &mut self {
             ReadError::Open { .. } => {}
             ReadError::Empty { path }

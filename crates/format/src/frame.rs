@@ -11,7 +11,7 @@ pub(crate) const SYNC: [u8; 2] = [0x4D, 0x46];
 /// Sync (2), kind (1), flags (1), payload length (4), CRC-32 (4).
 pub(crate) const FRAME_HEADER_LEN: usize = 12;
 
-/// Frame kinds of format version 1.
+/// Frame kinds.
 pub(crate) mod kind {
     pub(crate) const HEADER: u8 = 0x01;
     pub(crate) const KEYFRAME: u8 = 0x10;
@@ -24,6 +24,8 @@ pub(crate) mod kind {
     pub(crate) const NATIVE_STACK: u8 = 0x43;
     pub(crate) const NATIVE_MODULE: u8 = 0x44;
     pub(crate) const NOTICE: u8 = 0x50;
+    /// Version 2 only: compressed records.
+    pub(crate) const BLOCK: u8 = 0x60;
     pub(crate) const END: u8 = 0x7F;
 
     /// What a kind is called in messages.
@@ -40,6 +42,7 @@ pub(crate) mod kind {
             NATIVE_STACK => "native stack",
             NATIVE_MODULE => "native module",
             NOTICE => "notice",
+            BLOCK => "block",
             END => "end",
             _ => "unknown",
         }

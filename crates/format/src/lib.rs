@@ -71,6 +71,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod block;
 mod delta;
 mod error;
 mod frame;
@@ -94,8 +95,9 @@ pub use writer::Writer;
 /// catch files damaged by 7-bit or text-mode transfers.
 pub const MAGIC: [u8; 8] = [0x89, b'M', b'T', b'R', b'\r', b'\n', 0x1A, b'\n'];
 
-/// The format version this crate writes, and the newest it reads.
-pub const FORMAT_VERSION: u16 = 1;
+/// The newest format version this crate reads and writes: 2 (compressed
+/// blocks, [`Writer::compressed`]). [`Writer::new`] writes version 1.
+pub const FORMAT_VERSION: u16 = 2;
 
 /// The largest payload of one frame, in bytes (16 MiB). Readers reject
 /// longer frames without allocating for them.

@@ -6,6 +6,7 @@ use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
+use crate::block::{self, BlockError, BlockReader};
 use crate::frame::{self, kind, Encoding, Frame, FRAME_HEADER_LEN, SYNC};
 use crate::model::{Header, ProcessId, ProcessSample, Record};
 use crate::wire::{self, DeltaWire, KeyframeWire};
@@ -39,6 +40,14 @@ pub struct Reader<R: Read> {
     input: Input<R>,
     path: Option<PathBuf>,
     header: Header,
+    version: u16,
+    /// Version 2: the content of the block being read, and where its
+    /// next record starts.
+    block: Option<OpenBlock>,
+    blocks: BlockReader,
+    /// Version 2: skipping the blocks of a chain whose earlier block was
+    /// lost (already warned about).
+    orphans: bool,
     /// The last sample of each process, with its sequence number: what its
     /// next delta applies to.
     bases: HashMap<ProcessId, (ProcessSample, u64)>,
@@ -63,11 +72,15 @@ impl<R: Read> Reader<R> {
             None => e,
         };
         let mut input = Input::new(input);
-        let header = read_header(&mut input).map_err(with_path)?;
+        let (header, version) = read_header(&mut input, FORMAT_VERSION).map_err(with_path)?;
         Ok(Reader {
             input,
             path,
             header,
+            version,
+            block: None,
+            blocks: BlockReader::new(),
+            orphans: false,
             bases: HashMap::new(),
             skipping: HashSet::new(),
             unknown: HashSet::new(),
@@ -79,6 +92,11 @@ impl<R: Read> Reader<R> {
     /// The recording's header.
     pub fn header(&self) -> &Header {
         &self.header
+    }
+
+    /// The format version of the recording (1 or 2).
+    pub fn version(&self) -> u16 {
+        self.version
     }
 
     /// The damage met so far and survived, oldest first; each is returned once.
@@ -103,11 +121,89 @@ impl<R: Read> Reader<R> {
         }
     }
 
+    /// The next record of the open block, if any.
+    fn next_in_block(&mut self) -> Option<Frame> {
+        while let Some(mut open) = self.block.take() {
+            if open.pos >= open.content.len() {
+                continue;
+            }
+            let offset = open.offset;
+            match block::next_record(&open.content, open.pos) {
+                Ok((kind, flags, range)) => {
+                    open.pos = range.end;
+                    let decoded = if kind == kind::BLOCK {
+                        Payload::Undecodable("a block inside a block".into())
+                    } else {
+                        Payload::decode(kind, flags, &open.content[range])
+                    };
+                    self.block = Some(open);
+                    if let Some(frame) = self.accept(offset, kind, flags, decoded) {
+                        return Some(frame);
+                    }
+                }
+                Err(why) => self.warn(
+                    offset,
+                    WarningKind::Corrupt,
+                    format!(
+                        "the block at offset {offset} has a valid checksum but its records do not read ({why}); the rest of it was skipped"
+                    ),
+                ),
+            }
+        }
+        None
+    }
+
+    /// Opens a block (a version 2 frame of kind 0x60) for reading.
+    fn open_block(&mut self, offset: u64, payload: &[u8]) {
+        match self.blocks.read(payload) {
+            Ok(content) => {
+                self.orphans = false;
+                self.block = Some(OpenBlock {
+                    content,
+                    pos: 0,
+                    offset,
+                });
+            }
+            Err(BlockError::Orphan) => {
+                if !self.orphans {
+                    self.orphans = true;
+                    self.warn(
+                        offset,
+                        WarningKind::MissingBase,
+                        format!(
+                            "the block at offset {offset} was skipped because it continues the compression of a block that was lost; the next blocks of its chain are skipped too, until a block starts a new chain"
+                        ),
+                    );
+                }
+            }
+            Err(BlockError::Invalid(why)) => {
+                self.orphans = true;
+                self.warn(
+                    offset,
+                    WarningKind::Corrupt,
+                    format!(
+                        "the block at offset {offset} has a valid checksum but does not decompress ({why}); it was skipped, and the next blocks of its chain are skipped too, until a block starts a new chain"
+                    ),
+                );
+            }
+        }
+    }
+
     /// The next frame, skipping and reporting damage.
     fn next_frame(&mut self) -> Result<Option<Frame>, io::Error> {
         loop {
+            if let Some(frame) = self.next_in_block() {
+                return Ok(Some(frame));
+            }
             let offset = self.input.offset;
             match self.input.probe(0)? {
+                Probe::Valid { kind, flags, len }
+                    if kind == kind::BLOCK && flags == 0 && self.version >= 2 =>
+                {
+                    let payload = self.input.available()[FRAME_HEADER_LEN..][..len].to_vec();
+                    self.input.consume(FRAME_HEADER_LEN + len);
+                    self.open_block(offset, &payload);
+                }
                 Probe::Valid { kind, flags, len } => {
                     let payload = &self.input.available()[FRAME_HEADER_LEN..][..len];
                     let decoded = Payload::decode(kind, flags, payload);
@@ -317,6 +413,14 @@ impl<R: Read> fmt::Debug for Reader<R> {
     }
 }
 
+/// The decompressed content of a block being read.
+struct OpenBlock {
+    content: Vec<u8>,
+    pos: usize,
+    /// The block frame's offset: the offset of every record in it.
+    offset: u64,
+}
+
 /// A frame's payload, decoded according to its kind.
 enum Payload {
     Header,
@@ -364,8 +468,10 @@ impl Payload {
     }
 }
 
-/// Reads and checks the file header and the header frame.
-fn read_header<R: Read>(input: &mut Input<R>) -> Result<Header, ReadError> {
+/// Reads and checks the file header and the header frame, refusing
+/// versions after `newest` (a parameter so that tests can play a reader of
+/// an older version). Returns the header and the format version.
+fn read_header<R: Read>(input: &mut Input<R>, newest: u16) -> Result<(Header, u16), ReadError> {
     let io = |offset, error| ReadError::Io {
         path: None,
         offset,
@@ -389,11 +495,11 @@ fn read_header<R: Read>(input: &mut Input<R>) -> Result<Header, ReadError> {
         return Err(not_memtrail(start));
     }
     let version = u16::from_le_bytes([start[8], start[9]]);
-    if version > FORMAT_VERSION {
+    if version > newest {
         return Err(ReadError::UnsupportedVersion {
             path: None,
             found: version,
-            supported: FORMAT_VERSION,
+            supported: newest,
         });
     }
     if version == 0 {
@@ -432,7 +538,7 @@ fn read_header<R: Read>(input: &mut Input<R>) -> Result<Header, ReadError> {
             let header = wire::decode::<wire::HeaderWire>(payload)
                 .map_err(|e| corrupt(format!("the header frame does not decode: {e}")))?;
             input.consume(FRAME_HEADER_LEN + len);
-            Ok(header.into_model())
+            Ok((header.into_model(), version))
         }
     }
 }
@@ -773,6 +879,31 @@ mod tests {
         bytes.extend_from_slice(middle);
         bytes.extend_from_slice(&clean[split..]);
         (bytes, records)
+    }
+
+    /// A reader of version 1 meeting a version 2 file (the golden one)
+    /// refuses it with the message docs/format.md quotes, instead of
+    /// skipping its blocks as frames of an unknown kind.
+    #[test]
+    fn a_version_1_reader_refuses_version_2_with_the_documented_message() {
+        let golden = include_bytes!("../../../tests/golden/v2-recording.mtr");
+        let error = read_header(&mut Input::new(&golden[..]), 1).unwrap_err();
+        assert!(matches!(
+            error,
+            ReadError::UnsupportedVersion {
+                found: 2,
+                supported: 1,
+                ..
+            }
+        ));
+        let error = error.with_path(Path::new("week.mtr"));
+        assert_eq!(
+            error.to_string(),
+            "week.mtr was written in format version 2, but this memtrail reads only versions up to 1: upgrade memtrail to read it"
+        );
+        // This version reads it.
+        let (_, version) = read_header(&mut Input::new(&golden[..]), FORMAT_VERSION).unwrap();
+        assert_eq!(version, 2);
     }
 
     #[test]

@@ -4,10 +4,11 @@ use std::collections::HashMap;
 use std::fmt;
 use std::io::Write;
 
+use crate::block::BlockWriter;
 use crate::frame::{self, kind};
 use crate::model::{End, Header, ProcessId, ProcessSample, Record};
 use crate::wire::{self, KeyframeWire};
-use crate::{delta, WriteError, FORMAT_VERSION, MAGIC};
+use crate::{delta, WriteError, MAGIC};
 
 /// The default of [`Writer::keyframe_interval`].
 const DEFAULT_KEYFRAME_INTERVAL: u32 = 60;
@@ -25,6 +26,12 @@ const DEFAULT_KEYFRAME_INTERVAL: u32 = 60;
 /// [`finish`](Writer::finish): wrap files in a `BufWriter` and flush when a
 /// reader must see what was written (memtrail's recorder flushes after
 /// every frame, so a killed recorder loses at most the frame in hand).
+///
+/// [`Writer::compressed`] writes format version 2 instead: records are
+/// gathered into blocks compressed with zstd, and a block is written when
+/// [`flush`](Writer::flush) is called, when it holds 1 MiB, or when it has
+/// been open for a second (checked as records are written). A killed
+/// recorder then loses the block in hand.
 pub struct Writer<W: Write> {
     out: W,
     keyframe_interval: u32,
@@ -32,6 +39,8 @@ pub struct Writer<W: Write> {
     bytes_written: u64,
     /// The frame being written, reused to spare allocations.
     scratch: Vec<u8>,
+    /// Version 2: the block being filled.
+    blocks: Option<BlockWriter>,
 }
 
 /// The last sample written for a process: what its next delta is made from.
@@ -44,25 +53,58 @@ struct Base {
 }
 
 impl<W: Write> Writer<W> {
-    /// Writes the file header and the header frame, and flushes them.
+    /// Writes the file header and the header frame of format version 1
+    /// (uncompressed), and flushes them.
     pub fn new(out: W, header: &Header) -> Result<Self, WriteError> {
+        Writer::start(out, header, None)
+    }
+
+    /// Writes the file header and the header frame of format version 2
+    /// (records in compressed blocks), and flushes them.
+    pub fn compressed(out: W, header: &Header) -> Result<Self, WriteError> {
+        Writer::start(out, header, Some(BlockWriter::new()))
+    }
+
+    fn start(out: W, header: &Header, blocks: Option<BlockWriter>) -> Result<Self, WriteError> {
+        let version: u16 = if blocks.is_some() { 2 } else { 1 };
         let mut writer = Writer {
             out,
             keyframe_interval: DEFAULT_KEYFRAME_INTERVAL,
             processes: HashMap::new(),
             bytes_written: 0,
             scratch: Vec::new(),
+            blocks: None,
         };
         let mut file_header = Vec::with_capacity(12);
         file_header.extend_from_slice(&MAGIC);
-        file_header.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        file_header.extend_from_slice(&version.to_le_bytes());
         file_header.extend_from_slice(&0u16.to_le_bytes());
         writer.out.write_all(&file_header)?;
         writer.bytes_written += file_header.len() as u64;
         let payload = wire::encode(&wire::HeaderWire::from_model(header), "header")?;
         writer.write_frame(kind::HEADER, &payload)?;
+        writer.blocks = blocks;
         writer.flush()?;
         Ok(writer)
+    }
+
+    /// The format version being written: 1, or 2 for [`Writer::compressed`].
+    pub fn version(&self) -> u16 {
+        if self.blocks.is_some() {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// Version 2: starts a new compression chain after `n` blocks (default
+    /// 240). A damaged block costs the rest of its chain; 1 makes every
+    /// block independent, at some cost in size.
+    pub fn chain_blocks(mut self, n: u32) -> Self {
+        if let Some(blocks) = self.blocks.as_mut() {
+            blocks.chain_blocks = n.max(1);
+        }
+        self
     }
 
     /// Writes a full keyframe every `n` samples of a process (default 60);
@@ -115,10 +157,27 @@ impl<W: Write> Writer<W> {
         }
     }
 
-    /// Flushes the output.
+    /// Flushes the output: everything written so far becomes readable
+    /// downstream. In version 2 this ends the block being filled.
     pub fn flush(&mut self) -> Result<(), WriteError> {
+        self.end_block()?;
         self.out.flush()?;
         Ok(())
+    }
+
+    /// Version 2: writes the block being filled, if it holds anything.
+    fn end_block(&mut self) -> Result<(), WriteError> {
+        let Some(blocks) = self.blocks.as_mut() else {
+            return Ok(());
+        };
+        if blocks.is_empty() {
+            return Ok(());
+        }
+        let payload = blocks.end_block(self.bytes_written)?;
+        if payload.len() > crate::MAX_FRAME_LEN as usize {
+            return Err(WriteError::TooLarge { what: "block" });
+        }
+        self.put_frame(kind::BLOCK, &payload)
     }
 
     /// Writes the end frame, flushes, and gives back the output.
@@ -128,7 +187,8 @@ impl<W: Write> Writer<W> {
         Ok(self.out)
     }
 
-    /// Bytes handed to the output so far, the file header included.
+    /// Bytes handed to the output so far, the file header included (in
+    /// version 2, not counting the block being filled).
     pub fn bytes_written(&self) -> u64 {
         self.bytes_written
     }
@@ -192,10 +252,26 @@ impl<W: Write> Writer<W> {
     }
 
     fn write_frame(&mut self, kind: u8, payload: &[u8]) -> Result<(), WriteError> {
+        if let Some(blocks) = self.blocks.as_mut() {
+            if blocks.push(kind, payload) {
+                self.end_block()?;
+            }
+            return Ok(());
+        }
+        self.put_frame(kind, payload)
+    }
+
+    /// Writes a frame to the output itself.
+    fn put_frame(&mut self, kind: u8, payload: &[u8]) -> Result<(), WriteError> {
         self.scratch.clear();
         frame::encode(&mut self.scratch, kind, payload);
         self.out.write_all(&self.scratch)?;
         self.bytes_written += self.scratch.len() as u64;
+        // One huge frame (a keyframe of 50k regions) does not keep its
+        // buffer for the small ones that follow.
+        if self.scratch.capacity() > 1024 * 1024 {
+            self.scratch = Vec::new();
+        }
         Ok(())
     }
 }

@@ -21,6 +21,25 @@ const ANY_READ_MEMORY: usize = 3 * MAX_FRAME_LEN as usize;
 /// and deltas (keyframe interval 3), a system sample, a marker, an exit and
 /// the end.
 fn small_recording() -> Vec<u8> {
+    let mut writer = Writer::new(Vec::new(), &header(Detail::Full))
+        .unwrap()
+        .keyframe_interval(3);
+    for r in &small_records() {
+        writer.write(r).unwrap();
+    }
+    writer.finish(&small_end()).unwrap()
+}
+
+pub fn small_end() -> End {
+    End {
+        time_us: 10,
+        reason: EndReason::Completed,
+        samples: 10,
+    }
+}
+
+/// The records of [`small_recording`] before its end.
+pub fn small_records() -> Vec<Record> {
     let mut a = summary(10, 1_000);
     let mut b = full(20, 1_000, 3);
     let mut records = vec![process(a.clone()), process(b.clone())];
@@ -49,19 +68,7 @@ fn small_recording() -> Vec<u8> {
         id: a.id,
         exit_code: None,
     }));
-    let mut writer = Writer::new(Vec::new(), &header(Detail::Full))
-        .unwrap()
-        .keyframe_interval(3);
-    for r in &records {
-        writer.write(r).unwrap();
-    }
-    writer
-        .finish(&End {
-            time_us: 10,
-            reason: EndReason::Completed,
-            samples: 10,
-        })
-        .unwrap()
+    records
 }
 
 /// The frames of an undamaged recording, and where its header ends.
@@ -440,8 +447,8 @@ fn errors_say_what_the_input_is() {
     );
     check(b"USER PID %CPU %MEM\n", "that is text");
     check(
-        b"\x89MTR\r\n\x1a\n\x02\x00\x00\x00",
-        "format version 2, but this memtrail reads only versions up to 1",
+        b"\x89MTR\r\n\x1a\n\x03\x00\x00\x00",
+        "format version 3, but this memtrail reads only versions up to 2",
     );
     check(
         b"\x89MTR\r\n\x1a\n\x01\x00\x00\x00MF\x10\x00\x00\x00\x00\x00\x00\x00\x00\x00",

@@ -383,6 +383,134 @@ fn v1_census_bytes_never_change() {
     check_golden("v1-census.mtr", &header, &records);
 }
 
+/// The golden recording in format version 2: blocks after records 2, 4
+/// and 7 and at the end, in chains of two blocks.
+fn encode_v2(header: &Header, records: &[Record]) -> Vec<u8> {
+    let mut writer = Writer::compressed(Vec::new(), header)
+        .unwrap()
+        .keyframe_interval(KEYFRAME_INTERVAL)
+        .chain_blocks(2);
+    for (i, r) in records.iter().enumerate() {
+        writer.write(r).unwrap();
+        if [1, 3, 6].contains(&i) {
+            writer.flush().unwrap();
+        }
+    }
+    writer.flush().unwrap();
+    writer.get_ref().clone()
+}
+
+/// A varint at the start of `b` (docs/format.md): value and length.
+fn varint(b: &[u8]) -> (u64, usize) {
+    match b[0] {
+        0xFB => (u64::from(u16::from_le_bytes([b[1], b[2]])), 3),
+        0xFC => (u64::from(u32::from_le_bytes([b[1], b[2], b[3], b[4]])), 5),
+        0xFD => (u64::from_le_bytes(b[1..9].try_into().unwrap()), 9),
+        v => (u64::from(v), 1),
+    }
+}
+
+/// The layers of a version 2 file that its writer pins: the 12-byte file
+/// header, the header frame, and each block's kind, flags and head (chain,
+/// index, content length and content CRC-32: the content byte for byte).
+/// The compressed bytes themselves are zstd's choice and may differ
+/// between zstd versions for the same content.
+fn v2_layers(bytes: &[u8]) -> Vec<Vec<u64>> {
+    let mut out = vec![bytes[..12]
+        .iter()
+        .map(|&b| u64::from(b))
+        .collect::<Vec<_>>()];
+    let mut at = 12;
+    while at < bytes.len() {
+        let (kind, flags) = (bytes[at + 2], bytes[at + 3]);
+        let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+        let payload = &bytes[at + 12..at + 12 + len];
+        if kind == 0x01 {
+            out.push(
+                bytes[at..at + 12 + len]
+                    .iter()
+                    .map(|&b| u64::from(b))
+                    .collect(),
+            );
+        } else {
+            let (chain, a) = varint(payload);
+            let (index, b) = varint(&payload[a..]);
+            let (content_len, c) = varint(&payload[a + b..]);
+            let crc = &payload[a + b + c..a + b + c + 4];
+            let crc = u64::from(u32::from_le_bytes(crc.try_into().unwrap()));
+            out.push(vec![
+                u64::from(kind),
+                u64::from(flags),
+                chain,
+                index,
+                content_len,
+                crc,
+            ]);
+        }
+        at += 12 + len;
+    }
+    out
+}
+
+#[test]
+fn v2_recording_content_never_changes() {
+    let (header, records) = golden_recording();
+    let now = encode_v2(&header, &records);
+    let path = golden_path("v2-recording.mtr");
+    let golden = match std::fs::read(&path) {
+        Ok(golden) => golden,
+        Err(_) => {
+            // Created (under MEMTRAIL_BLESS=1) or reported missing.
+            same_as_golden("v2-recording.mtr", &now);
+            return;
+        }
+    };
+    assert_eq!(
+        v2_layers(&now),
+        v2_layers(&golden),
+        "format v2 content changed: this breaks every existing recording; add a new format version instead"
+    );
+}
+
+#[test]
+fn v2_recording_reads_back() {
+    let (header, records) = golden_recording();
+    let Ok(golden) = std::fs::read(golden_path("v2-recording.mtr")) else {
+        return;
+    };
+    let mut reader = Reader::new(golden.as_slice()).unwrap();
+    assert_eq!(reader.version(), 2);
+    assert_eq!(reader.header(), &header);
+    let frames = reader.by_ref().collect::<Result<Vec<_>, _>>().unwrap();
+    assert_eq!(reader.take_warnings(), vec![]);
+    assert_eq!(
+        frames.iter().map(|f| f.record.clone()).collect::<Vec<_>>(),
+        records
+    );
+    use Encoding::*;
+    let encodings: Vec<_> = frames.iter().map(|f| f.encoding).collect();
+    assert_eq!(
+        encodings,
+        [Keyframe, Delta, Plain, Plain, Keyframe, Delta, Delta, Keyframe, Plain, Plain, Plain]
+    );
+    // Four blocks: each record carries the offset of its block.
+    let mut blocks: Vec<u64> = frames.iter().map(|f| f.offset).collect();
+    blocks.dedup();
+    assert_eq!(blocks.len(), 4);
+    // The chains: blocks 0-1 and 2-3.
+    let layers = v2_layers(&golden);
+    let heads: Vec<(u64, u64)> = layers[2..].iter().map(|l| (l[2], l[3])).collect();
+    assert_eq!(
+        heads,
+        [
+            (blocks[0], 0),
+            (blocks[0], 1),
+            (blocks[2], 0),
+            (blocks[2], 1)
+        ]
+    );
+}
+
 /// The native allocation-site kinds (`run --native`): a module (0x44) and
 /// a stack (0x43), next to the census of source `native` that counts
 /// bytes by `stack:ID`. Never change it: add a new one instead.

@@ -1,6 +1,7 @@
 //! memtrail-format's integration tests, one binary.
 
 mod alloc;
+mod compressed;
 mod damage;
 mod golden;
 mod properties;

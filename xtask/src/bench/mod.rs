@@ -9,10 +9,12 @@
 //! Each section is one function in [`sections`] producing one [`Table`];
 //! adding a section is adding a function and a line to [`SECTIONS`].
 
+mod compression;
 mod native;
 mod procs;
 mod python_dormant;
 mod sections;
+mod week;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -47,9 +49,19 @@ const SECTIONS: &[Section] = &[
         run: sections::bytes,
     },
     Section {
+        name: "compression",
+        about: "format version 2: bytes per sample of compressed recordings, compression CPU",
+        run: compression::compression,
+    },
+    Section {
         name: "analyze",
         about: "memtrail analyze on 10^4..10^6 samples, memtrail diff of 50k mappings",
         run: sections::analyze,
+    },
+    Section {
+        name: "week",
+        about: "analyze and report over a week of 200 processes at 1 s (hourly segments)",
+        run: week::week,
     },
     Section {
         name: "python-pause",
@@ -76,8 +88,8 @@ const SECTIONS: &[Section] = &[
 pub const USAGE: &str = "\
   bench  [--quick] [--write-docs] [SECTION...]
          compare whole commands with the kernel floor and other tools;
-         sections: snap, record-cpu, bytes, analyze, python-pause,
-         python-dormant, recorder-rss, native (default: all).
+         sections: snap, record-cpu, bytes, compression, analyze, week,
+         python-pause, python-dormant, recorder-rss, native (default: all).
          --quick: fewer rounds and sizes. --write-docs: also replace the
          generated tables in docs/performance.md. MEMTRAIL_BIN=path
          measures that memtrail binary instead of a fresh release build";

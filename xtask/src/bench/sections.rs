@@ -22,7 +22,7 @@ fn contender<'a>(label: impl Into<String>, build: impl Fn() -> Command + 'a) -> 
     }
 }
 
-fn memtrail(ctx: &Ctx, args: &[&str]) -> Command {
+pub(crate) fn memtrail(ctx: &Ctx, args: &[&str]) -> Command {
     let mut cmd = Command::new(&ctx.memtrail);
     cmd.args(args);
     cmd
@@ -437,6 +437,7 @@ pub(crate) fn bytes(ctx: &Ctx) -> anyhow::Result<Table> {
                     detail,
                     "--count",
                     &count.to_string(),
+                    "--uncompressed",
                     "-o",
                 ],
             )
@@ -448,7 +449,7 @@ pub(crate) fn bytes(ctx: &Ctx) -> anyhow::Result<Table> {
             v.get(v.len() / 2).map_or("-".to_owned(), u64::to_string)
         };
         table.row(vec![
-            format!("`memtrail record --detail {detail}`"),
+            format!("`memtrail record --detail {detail} --uncompressed`"),
             if churn_ms > 0 {
                 "~1% per sample".into()
             } else {
