@@ -176,7 +176,7 @@ _memtrail() {
             return 0
             ;;
         memtrail__attach)
-            opts="-o -h -V --interval --detail --maps-every --duration --output --redact-cmdline --python-gc --python-tracemalloc --python-frames --answer-within --help --version <PID>"
+            opts="-o -h -V --interval --detail --maps-every --uncompressed --duration --output --redact-cmdline --python-gc --python-tracemalloc --python-frames --answer-within --help --version <PID>"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -161,6 +161,7 @@ complete -c memtrail -n "__fish_memtrail_using_subcommand attach" -l duration -d
 complete -c memtrail -n "__fish_memtrail_using_subcommand attach" -s o -l output -d 'Write the recording to FILE [default: memtrail-attach-<pid>.mtr]' -r -F
 complete -c memtrail -n "__fish_memtrail_using_subcommand attach" -l python-frames -d 'Frames of each --python-tracemalloc site' -r
 complete -c memtrail -n "__fish_memtrail_using_subcommand attach" -l answer-within -d 'Seconds to wait for the hook to answer the request' -r
+complete -c memtrail -n "__fish_memtrail_using_subcommand attach" -l uncompressed -d 'Write format version 1 (uncompressed, a frame flushed per sample) instead of version 2 (zstd-compressed blocks, one per tick, about 5x smaller), for readers older than version 2'
 complete -c memtrail -n "__fish_memtrail_using_subcommand attach" -l redact-cmdline -d 'Keep only argv[0] of command lines (arguments can hold secrets)'
 complete -c memtrail -n "__fish_memtrail_using_subcommand attach" -l python-gc -d 'Count live objects by type (gc) every --interval, with the roots and retention chains of the growing types'
 complete -c memtrail -n "__fish_memtrail_using_subcommand attach" -l python-tracemalloc -d 'Report the source lines holding the most memory (tracemalloc) every --interval; traces only allocations made from now on, and slows Python down while attached'

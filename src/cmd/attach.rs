@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use memtrail_collect::{Collector, Target, Tick};
-use memtrail_format::Writer;
 
 use crate::cli::AttachArgs;
 use crate::events::{self, Events, PrivateDir};
@@ -109,9 +108,10 @@ pub fn run(args: AttachArgs) -> anyhow::Result<u8> {
             args.sampling.maps_every,
         ))?;
         let header = super::header(&collector, format!("attach {pid}"), detail, Some(interval))?;
-        let mut writer = Writer::new(out.sink, &header).with_context(|| {
-            crate::output::Writing(format!("cannot write the recording to {}", out.name))
-        })?;
+        let mut writer = recorder::writer(out.sink, &header, args.sampling.uncompressed)
+            .with_context(|| {
+                crate::output::Writing(format!("cannot write the recording to {}", out.name))
+            })?;
         let limits = Limits {
             duration: args.duration.map(|d| d.0),
             count: None,
@@ -125,6 +125,7 @@ pub fn run(args: AttachArgs) -> anyhow::Result<u8> {
             &mut WatchTarget,
             Some(&mut events),
             &out.name,
+            None,
         )?;
         // Withdraw before the End frame: what the hook sends while it stops
         // still lands in the recording.
