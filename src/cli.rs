@@ -91,6 +91,12 @@ pub enum Command {
     /// Put a labelled marker on the timeline of a running recording
     #[command(long_about = MARK_ABOUT)]
     Mark(MarkArgs),
+    /// Record a running Python process and have its dormant hook report censuses
+    #[command(long_about = ATTACH_ABOUT)]
+    Attach(AttachArgs),
+    /// Install, remove or check the dormant hook `memtrail attach` talks to
+    #[command(long_about = PYTHON_HOOK_ABOUT, subcommand_required = true)]
+    PythonHook(PythonHookArgs),
     /// Record a real leaking Python program for about 20 seconds and show what memtrail sees
     #[command(long_about = DEMO_ABOUT)]
     Demo(DemoArgs),
@@ -596,6 +602,111 @@ pub struct RunArgs {
     /// The command to run and its arguments (after `--`)
     #[arg(required = true, last = true, value_name = "CMD")]
     pub command: Vec<std::ffi::OsString>,
+}
+
+const ATTACH_ABOUT: &str = "\
+Record a Python process that is already running, with its censuses.
+
+Records the process from /proc like `record --pid PID` and, through an
+attach request (docs/events.md), has the dormant hook inside it count its
+objects by type (--python-gc, with the roots and retention chains of the
+types that grow) and/or the bytes held per source line
+(--python-tracemalloc) into the same recording. When the recording ends
+(--duration, Ctrl-C, the process exits) the request is withdrawn and the
+hook stops what it started, tracemalloc included, and is dormant again.
+Then the recording is analyzed, as `run` does.
+
+The process must carry the hook: install it once with `memtrail
+python-hook install --python PATH` and restart the process once. Only the
+process's owner or root can attach.
+
+Examples:
+  # ten minutes of a running daemon, censuses and /proc on one timeline
+  memtrail attach 4242 --python-gc --duration 10m -o daemon.mtr
+  # where the bytes are allocated, for one minute
+  memtrail attach 4242 --python-tracemalloc --duration 1m -o sites.mtr";
+
+const PYTHON_HOOK_ABOUT: &str = "\
+Install, remove or check the dormant hook that `memtrail attach` talks to.
+
+`install` writes the memtrail_hook package and a one-line `memtrail-hook.pth`
+into the site-packages of an interpreter (a virtual environment's, the
+system's, or with --user the user's), so every Python process started from
+then on carries a dormant listener: one thread that looks for an attach
+request addressed to its pid once a second and otherwise does nothing
+(docs/performance.md measures it). Processes already running must be
+restarted once to carry it.
+
+Examples:
+  # into a virtual environment
+  memtrail python-hook install --python venv/bin/python
+  # is it there, and up to date?
+  memtrail python-hook status --python venv/bin/python
+  # take it out again
+  memtrail python-hook uninstall --python venv/bin/python";
+
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// The Python process to attach to
+    #[arg(value_name = "PID")]
+    pub pid: u32,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+    /// Stop after this long, e.g. 10m [default: until the process exits or Ctrl-C]
+    #[arg(long, value_name = "DUR")]
+    pub duration: Option<Duration>,
+    /// Write the recording to FILE [default: memtrail-attach-<pid>.mtr]
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Keep only argv[0] of command lines (arguments can hold secrets)
+    #[arg(long)]
+    pub redact_cmdline: bool,
+    /// Count live objects by type (gc) every --interval, with the roots and
+    /// retention chains of the growing types
+    #[arg(long)]
+    pub python_gc: bool,
+    /// Report the source lines holding the most memory (tracemalloc) every
+    /// --interval; traces only allocations made from now on, and slows
+    /// Python down while attached
+    #[arg(long)]
+    pub python_tracemalloc: bool,
+    /// Frames of each --python-tracemalloc site
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub python_frames: u32,
+    /// Seconds to wait for the hook to answer the request
+    #[arg(long, value_name = "DUR", default_value = "5s")]
+    pub answer_within: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct PythonHookArgs {
+    #[command(subcommand)]
+    pub action: PythonHookAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PythonHookAction {
+    /// Put the dormant hook into an interpreter's site-packages
+    #[command(
+        after_help = "Examples:\n  memtrail python-hook install --python venv/bin/python\n  memtrail python-hook install --user"
+    )]
+    Install(PythonHookTarget),
+    /// Take the hook out of an interpreter's site-packages
+    #[command(after_help = "Examples:\n  memtrail python-hook uninstall --python venv/bin/python")]
+    Uninstall(PythonHookTarget),
+    /// Say whether an interpreter carries the hook, and where
+    #[command(after_help = "Examples:\n  memtrail python-hook status --python venv/bin/python")]
+    Status(PythonHookTarget),
+}
+
+#[derive(Debug, Args)]
+pub struct PythonHookTarget {
+    /// The interpreter whose environment gets the hook
+    #[arg(long, value_name = "PATH", default_value = "python3")]
+    pub python: PathBuf,
+    /// The user's site-packages (site.getusersitepackages()) instead
+    #[arg(long)]
+    pub user: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

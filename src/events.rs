@@ -675,6 +675,10 @@ pub const PYTHON_HOOK: &[(&str, &str)] = &[
         include_str!("../python/memtrail_hook/channel.py"),
     ),
     (
+        "memtrail_hook/listener.py",
+        include_str!("../python/memtrail_hook/listener.py"),
+    ),
+    (
         "memtrail_hook/owners.py",
         include_str!("../python/memtrail_hook/owners.py"),
     ),

@@ -435,6 +435,9 @@ fn examples() -> Vec<Example> {
                 assert!(r.ok().stdout.contains("memtrail_leak_suspected{"), "{r}");
             }),
         ),
+        // README and user guide: attach (a venv and a daemon of their own).
+        ex("memtrail python-hook install --python /srv/app/venv/bin/python", How::Elsewhere("tests/attach.rs installs the hook into a virtual environment it creates")),
+        ex("memtrail attach 4242 --python-gc --duration 10m -o daemon.mtr", How::Elsewhere("tests/attach.rs attaches to a leaking daemon started from that environment")),
     ]
 }
 

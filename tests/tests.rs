@@ -5,6 +5,7 @@
 mod util;
 
 mod analyze_scenarios;
+mod attach;
 mod churn;
 mod cli_analyze;
 mod cli_diff;

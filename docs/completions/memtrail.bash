@@ -19,6 +19,9 @@ _memtrail() {
             memtrail,analyze)
                 cmd="memtrail__analyze"
                 ;;
+            memtrail,attach)
+                cmd="memtrail__attach"
+                ;;
             memtrail,demo)
                 cmd="memtrail__demo"
                 ;;
@@ -36,6 +39,9 @@ _memtrail() {
                 ;;
             memtrail,mark)
                 cmd="memtrail__mark"
+                ;;
+            memtrail,python-hook)
+                cmd="memtrail__python__hook"
                 ;;
             memtrail,record)
                 cmd="memtrail__record"
@@ -55,6 +61,9 @@ _memtrail() {
             memtrail__help,analyze)
                 cmd="memtrail__help__analyze"
                 ;;
+            memtrail__help,attach)
+                cmd="memtrail__help__attach"
+                ;;
             memtrail__help,demo)
                 cmd="memtrail__help__demo"
                 ;;
@@ -73,6 +82,9 @@ _memtrail() {
             memtrail__help,mark)
                 cmd="memtrail__help__mark"
                 ;;
+            memtrail__help,python-hook)
+                cmd="memtrail__help__python__hook"
+                ;;
             memtrail__help,record)
                 cmd="memtrail__help__record"
                 ;;
@@ -88,6 +100,39 @@ _memtrail() {
             memtrail__help,snap)
                 cmd="memtrail__help__snap"
                 ;;
+            memtrail__help__python__hook,install)
+                cmd="memtrail__help__python__hook__install"
+                ;;
+            memtrail__help__python__hook,status)
+                cmd="memtrail__help__python__hook__status"
+                ;;
+            memtrail__help__python__hook,uninstall)
+                cmd="memtrail__help__python__hook__uninstall"
+                ;;
+            memtrail__python__hook,help)
+                cmd="memtrail__python__hook__help"
+                ;;
+            memtrail__python__hook,install)
+                cmd="memtrail__python__hook__install"
+                ;;
+            memtrail__python__hook,status)
+                cmd="memtrail__python__hook__status"
+                ;;
+            memtrail__python__hook,uninstall)
+                cmd="memtrail__python__hook__uninstall"
+                ;;
+            memtrail__python__hook__help,help)
+                cmd="memtrail__python__hook__help__help"
+                ;;
+            memtrail__python__hook__help,install)
+                cmd="memtrail__python__hook__help__install"
+                ;;
+            memtrail__python__hook__help,status)
+                cmd="memtrail__python__hook__help__status"
+                ;;
+            memtrail__python__hook__help,uninstall)
+                cmd="memtrail__python__hook__help__uninstall"
+                ;;
             *)
                 ;;
         esac
@@ -95,7 +140,7 @@ _memtrail() {
 
     case "${cmd}" in
         memtrail)
-            opts="-h -V --help --version snap record run analyze diff report export dump serve mark demo help"
+            opts="-h -V --help --version snap record run analyze diff report export dump serve mark attach python-hook demo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -120,6 +165,52 @@ _memtrail() {
                     return 0
                     ;;
                 --update)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        memtrail__attach)
+            opts="-o -h -V --interval --detail --maps-every --uncompressed --duration --output --redact-cmdline --python-gc --python-tracemalloc --python-frames --answer-within --help --version <PID>"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --interval)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --detail)
+                    COMPREPLY=($(compgen -W "summary rollup maps full" -- "${cur}"))
+                    return 0
+                    ;;
+                --maps-every)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --duration)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --python-frames)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --answer-within)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -235,7 +326,7 @@ _memtrail() {
             return 0
             ;;
         memtrail__help)
-            opts="snap record run analyze diff report export dump serve mark demo help"
+            opts="snap record run analyze diff report export dump serve mark attach python-hook demo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -249,6 +340,20 @@ _memtrail() {
             return 0
             ;;
         memtrail__help__analyze)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        memtrail__help__attach)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -346,6 +451,62 @@ _memtrail() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        memtrail__help__python__hook)
+            opts="install uninstall status"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        memtrail__help__python__hook__install)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        memtrail__help__python__hook__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        memtrail__help__python__hook__uninstall)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         memtrail__help__record)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -428,6 +589,144 @@ _memtrail() {
                     return 0
                     ;;
                 --pid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        memtrail__python__hook)
+            opts="-h -V --help --version install uninstall status help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        memtrail__python__hook__help)
+            opts="install uninstall status help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        memtrail__python__hook__help__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        memtrail__python__hook__help__install)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        memtrail__python__hook__help__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        memtrail__python__hook__help__uninstall)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        memtrail__python__hook__install)
+            opts="-h -V --python --user --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --python)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        memtrail__python__hook__status)
+            opts="-h -V --python --user --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --python)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        memtrail__python__hook__uninstall)
+            opts="-h -V --python --user --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --python)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

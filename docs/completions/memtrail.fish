@@ -36,6 +36,8 @@ complete -c memtrail -n "__fish_memtrail_needs_command" -f -a "export" -d 'Expor
 complete -c memtrail -n "__fish_memtrail_needs_command" -f -a "dump" -d 'Print every frame of a recording as one JSON object per line'
 complete -c memtrail -n "__fish_memtrail_needs_command" -f -a "serve" -d 'Serve live memory series and leak verdicts to Prometheus over HTTP'
 complete -c memtrail -n "__fish_memtrail_needs_command" -f -a "mark" -d 'Put a labelled marker on the timeline of a running recording'
+complete -c memtrail -n "__fish_memtrail_needs_command" -f -a "attach" -d 'Record a running Python process and have its dormant hook report censuses'
+complete -c memtrail -n "__fish_memtrail_needs_command" -f -a "python-hook" -d 'Install, remove or check the dormant hook `memtrail attach` talks to'
 complete -c memtrail -n "__fish_memtrail_needs_command" -f -a "demo" -d 'Record a real leaking Python program for about 20 seconds and show what memtrail sees'
 complete -c memtrail -n "__fish_memtrail_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c memtrail -n "__fish_memtrail_using_subcommand snap" -l pid -d 'The process with this pid' -r
@@ -149,19 +151,62 @@ complete -c memtrail -n "__fish_memtrail_using_subcommand mark" -l events -d 'Th
 complete -c memtrail -n "__fish_memtrail_using_subcommand mark" -l pid -d 'The process the marker concerns' -r
 complete -c memtrail -n "__fish_memtrail_using_subcommand mark" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c memtrail -n "__fish_memtrail_using_subcommand mark" -s V -l version -d 'Print version'
+complete -c memtrail -n "__fish_memtrail_using_subcommand attach" -l interval -d 'Time between samples, e.g. 100ms, 1s, 1m' -r
+complete -c memtrail -n "__fish_memtrail_using_subcommand attach" -l detail -d 'How much to read per sample' -r -f -a "summary\t'status, stat, descriptor and thread counts (cheapest)'
+rollup\t'+ smaps_rollup: PSS and the private/shared split'
+maps\t'+ per-region smaps (re-read when memory changed, when recording)'
+full\t'+ per-region smaps every sample and every descriptor\'s target'"
+complete -c memtrail -n "__fish_memtrail_using_subcommand attach" -l maps-every -d 'At detail `maps`, re-read every region at least every N samples' -r
+complete -c memtrail -n "__fish_memtrail_using_subcommand attach" -l duration -d 'Stop after this long, e.g. 10m [default: until the process exits or Ctrl-C]' -r
+complete -c memtrail -n "__fish_memtrail_using_subcommand attach" -s o -l output -d 'Write the recording to FILE [default: memtrail-attach-<pid>.mtr]' -r -F
+complete -c memtrail -n "__fish_memtrail_using_subcommand attach" -l python-frames -d 'Frames of each --python-tracemalloc site' -r
+complete -c memtrail -n "__fish_memtrail_using_subcommand attach" -l answer-within -d 'Seconds to wait for the hook to answer the request' -r
+complete -c memtrail -n "__fish_memtrail_using_subcommand attach" -l uncompressed -d 'Write format version 1 (uncompressed, a frame flushed per sample) instead of version 2 (zstd-compressed blocks, one per tick, about 5x smaller), for readers older than version 2'
+complete -c memtrail -n "__fish_memtrail_using_subcommand attach" -l redact-cmdline -d 'Keep only argv[0] of command lines (arguments can hold secrets)'
+complete -c memtrail -n "__fish_memtrail_using_subcommand attach" -l python-gc -d 'Count live objects by type (gc) every --interval, with the roots and retention chains of the growing types'
+complete -c memtrail -n "__fish_memtrail_using_subcommand attach" -l python-tracemalloc -d 'Report the source lines holding the most memory (tracemalloc) every --interval; traces only allocations made from now on, and slows Python down while attached'
+complete -c memtrail -n "__fish_memtrail_using_subcommand attach" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c memtrail -n "__fish_memtrail_using_subcommand attach" -s V -l version -d 'Print version'
+complete -c memtrail -n "__fish_memtrail_using_subcommand python-hook; and not __fish_seen_subcommand_from install uninstall status help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c memtrail -n "__fish_memtrail_using_subcommand python-hook; and not __fish_seen_subcommand_from install uninstall status help" -s V -l version -d 'Print version'
+complete -c memtrail -n "__fish_memtrail_using_subcommand python-hook; and not __fish_seen_subcommand_from install uninstall status help" -f -a "install" -d 'Put the dormant hook into an interpreter\'s site-packages'
+complete -c memtrail -n "__fish_memtrail_using_subcommand python-hook; and not __fish_seen_subcommand_from install uninstall status help" -f -a "uninstall" -d 'Take the hook out of an interpreter\'s site-packages'
+complete -c memtrail -n "__fish_memtrail_using_subcommand python-hook; and not __fish_seen_subcommand_from install uninstall status help" -f -a "status" -d 'Say whether an interpreter carries the hook, and where'
+complete -c memtrail -n "__fish_memtrail_using_subcommand python-hook; and not __fish_seen_subcommand_from install uninstall status help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c memtrail -n "__fish_memtrail_using_subcommand python-hook; and __fish_seen_subcommand_from install" -l python -d 'The interpreter whose environment gets the hook' -r -F
+complete -c memtrail -n "__fish_memtrail_using_subcommand python-hook; and __fish_seen_subcommand_from install" -l user -d 'The user\'s site-packages (site.getusersitepackages()) instead'
+complete -c memtrail -n "__fish_memtrail_using_subcommand python-hook; and __fish_seen_subcommand_from install" -s h -l help -d 'Print help'
+complete -c memtrail -n "__fish_memtrail_using_subcommand python-hook; and __fish_seen_subcommand_from install" -s V -l version -d 'Print version'
+complete -c memtrail -n "__fish_memtrail_using_subcommand python-hook; and __fish_seen_subcommand_from uninstall" -l python -d 'The interpreter whose environment gets the hook' -r -F
+complete -c memtrail -n "__fish_memtrail_using_subcommand python-hook; and __fish_seen_subcommand_from uninstall" -l user -d 'The user\'s site-packages (site.getusersitepackages()) instead'
+complete -c memtrail -n "__fish_memtrail_using_subcommand python-hook; and __fish_seen_subcommand_from uninstall" -s h -l help -d 'Print help'
+complete -c memtrail -n "__fish_memtrail_using_subcommand python-hook; and __fish_seen_subcommand_from uninstall" -s V -l version -d 'Print version'
+complete -c memtrail -n "__fish_memtrail_using_subcommand python-hook; and __fish_seen_subcommand_from status" -l python -d 'The interpreter whose environment gets the hook' -r -F
+complete -c memtrail -n "__fish_memtrail_using_subcommand python-hook; and __fish_seen_subcommand_from status" -l user -d 'The user\'s site-packages (site.getusersitepackages()) instead'
+complete -c memtrail -n "__fish_memtrail_using_subcommand python-hook; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help'
+complete -c memtrail -n "__fish_memtrail_using_subcommand python-hook; and __fish_seen_subcommand_from status" -s V -l version -d 'Print version'
+complete -c memtrail -n "__fish_memtrail_using_subcommand python-hook; and __fish_seen_subcommand_from help" -f -a "install" -d 'Put the dormant hook into an interpreter\'s site-packages'
+complete -c memtrail -n "__fish_memtrail_using_subcommand python-hook; and __fish_seen_subcommand_from help" -f -a "uninstall" -d 'Take the hook out of an interpreter\'s site-packages'
+complete -c memtrail -n "__fish_memtrail_using_subcommand python-hook; and __fish_seen_subcommand_from help" -f -a "status" -d 'Say whether an interpreter carries the hook, and where'
+complete -c memtrail -n "__fish_memtrail_using_subcommand python-hook; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c memtrail -n "__fish_memtrail_using_subcommand demo" -l duration -d 'How long to record the leaking program' -r
 complete -c memtrail -n "__fish_memtrail_using_subcommand demo" -s o -l output -d 'Where to keep the recording [default: memtrail-demo.mtr in a temporary directory]' -r -F
 complete -c memtrail -n "__fish_memtrail_using_subcommand demo" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c memtrail -n "__fish_memtrail_using_subcommand demo" -s V -l version -d 'Print version'
-complete -c memtrail -n "__fish_memtrail_using_subcommand help; and not __fish_seen_subcommand_from snap record run analyze diff report export dump serve mark demo help" -f -a "snap" -d 'Take one snapshot: a pmap-like table of regions, JSON, or a binary file'
-complete -c memtrail -n "__fish_memtrail_using_subcommand help; and not __fish_seen_subcommand_from snap record run analyze diff report export dump serve mark demo help" -f -a "record" -d 'Record samples over time to a binary file or a pipe'
-complete -c memtrail -n "__fish_memtrail_using_subcommand help; and not __fish_seen_subcommand_from snap record run analyze diff report export dump serve mark demo help" -f -a "run" -d 'Start a command and record it and all its descendants until it exits'
-complete -c memtrail -n "__fish_memtrail_using_subcommand help; and not __fish_seen_subcommand_from snap record run analyze diff report export dump serve mark demo help" -f -a "analyze" -d 'Judge a recording: a leak verdict per process, with the findings behind it'
-complete -c memtrail -n "__fish_memtrail_using_subcommand help; and not __fish_seen_subcommand_from snap record run analyze diff report export dump serve mark demo help" -f -a "diff" -d 'Compare two snapshots, or two moments of one recording, region by region'
-complete -c memtrail -n "__fish_memtrail_using_subcommand help; and not __fish_seen_subcommand_from snap record run analyze diff report export dump serve mark demo help" -f -a "report" -d 'Show a recording: a terminal or Markdown summary, or an HTML page with charts'
-complete -c memtrail -n "__fish_memtrail_using_subcommand help; and not __fish_seen_subcommand_from snap record run analyze diff report export dump serve mark demo help" -f -a "export" -d 'Export every process sample as CSV, NDJSON or OpenMetrics (for Prometheus)'
-complete -c memtrail -n "__fish_memtrail_using_subcommand help; and not __fish_seen_subcommand_from snap record run analyze diff report export dump serve mark demo help" -f -a "dump" -d 'Print every frame of a recording as one JSON object per line'
-complete -c memtrail -n "__fish_memtrail_using_subcommand help; and not __fish_seen_subcommand_from snap record run analyze diff report export dump serve mark demo help" -f -a "serve" -d 'Serve live memory series and leak verdicts to Prometheus over HTTP'
-complete -c memtrail -n "__fish_memtrail_using_subcommand help; and not __fish_seen_subcommand_from snap record run analyze diff report export dump serve mark demo help" -f -a "mark" -d 'Put a labelled marker on the timeline of a running recording'
-complete -c memtrail -n "__fish_memtrail_using_subcommand help; and not __fish_seen_subcommand_from snap record run analyze diff report export dump serve mark demo help" -f -a "demo" -d 'Record a real leaking Python program for about 20 seconds and show what memtrail sees'
-complete -c memtrail -n "__fish_memtrail_using_subcommand help; and not __fish_seen_subcommand_from snap record run analyze diff report export dump serve mark demo help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c memtrail -n "__fish_memtrail_using_subcommand help; and not __fish_seen_subcommand_from snap record run analyze diff report export dump serve mark attach python-hook demo help" -f -a "snap" -d 'Take one snapshot: a pmap-like table of regions, JSON, or a binary file'
+complete -c memtrail -n "__fish_memtrail_using_subcommand help; and not __fish_seen_subcommand_from snap record run analyze diff report export dump serve mark attach python-hook demo help" -f -a "record" -d 'Record samples over time to a binary file or a pipe'
+complete -c memtrail -n "__fish_memtrail_using_subcommand help; and not __fish_seen_subcommand_from snap record run analyze diff report export dump serve mark attach python-hook demo help" -f -a "run" -d 'Start a command and record it and all its descendants until it exits'
+complete -c memtrail -n "__fish_memtrail_using_subcommand help; and not __fish_seen_subcommand_from snap record run analyze diff report export dump serve mark attach python-hook demo help" -f -a "analyze" -d 'Judge a recording: a leak verdict per process, with the findings behind it'
+complete -c memtrail -n "__fish_memtrail_using_subcommand help; and not __fish_seen_subcommand_from snap record run analyze diff report export dump serve mark attach python-hook demo help" -f -a "diff" -d 'Compare two snapshots, or two moments of one recording, region by region'
+complete -c memtrail -n "__fish_memtrail_using_subcommand help; and not __fish_seen_subcommand_from snap record run analyze diff report export dump serve mark attach python-hook demo help" -f -a "report" -d 'Show a recording: a terminal or Markdown summary, or an HTML page with charts'
+complete -c memtrail -n "__fish_memtrail_using_subcommand help; and not __fish_seen_subcommand_from snap record run analyze diff report export dump serve mark attach python-hook demo help" -f -a "export" -d 'Export every process sample as CSV, NDJSON or OpenMetrics (for Prometheus)'
+complete -c memtrail -n "__fish_memtrail_using_subcommand help; and not __fish_seen_subcommand_from snap record run analyze diff report export dump serve mark attach python-hook demo help" -f -a "dump" -d 'Print every frame of a recording as one JSON object per line'
+complete -c memtrail -n "__fish_memtrail_using_subcommand help; and not __fish_seen_subcommand_from snap record run analyze diff report export dump serve mark attach python-hook demo help" -f -a "serve" -d 'Serve live memory series and leak verdicts to Prometheus over HTTP'
+complete -c memtrail -n "__fish_memtrail_using_subcommand help; and not __fish_seen_subcommand_from snap record run analyze diff report export dump serve mark attach python-hook demo help" -f -a "mark" -d 'Put a labelled marker on the timeline of a running recording'
+complete -c memtrail -n "__fish_memtrail_using_subcommand help; and not __fish_seen_subcommand_from snap record run analyze diff report export dump serve mark attach python-hook demo help" -f -a "attach" -d 'Record a running Python process and have its dormant hook report censuses'
+complete -c memtrail -n "__fish_memtrail_using_subcommand help; and not __fish_seen_subcommand_from snap record run analyze diff report export dump serve mark attach python-hook demo help" -f -a "python-hook" -d 'Install, remove or check the dormant hook `memtrail attach` talks to'
+complete -c memtrail -n "__fish_memtrail_using_subcommand help; and not __fish_seen_subcommand_from snap record run analyze diff report export dump serve mark attach python-hook demo help" -f -a "demo" -d 'Record a real leaking Python program for about 20 seconds and show what memtrail sees'
+complete -c memtrail -n "__fish_memtrail_using_subcommand help; and not __fish_seen_subcommand_from snap record run analyze diff report export dump serve mark attach python-hook demo help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c memtrail -n "__fish_memtrail_using_subcommand help; and __fish_seen_subcommand_from python-hook" -f -a "install" -d 'Put the dormant hook into an interpreter\'s site-packages'
+complete -c memtrail -n "__fish_memtrail_using_subcommand help; and __fish_seen_subcommand_from python-hook" -f -a "uninstall" -d 'Take the hook out of an interpreter\'s site-packages'
+complete -c memtrail -n "__fish_memtrail_using_subcommand help; and __fish_seen_subcommand_from python-hook" -f -a "status" -d 'Say whether an interpreter carries the hook, and where'

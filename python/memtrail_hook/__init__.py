@@ -21,8 +21,6 @@ is gone it stops quietly.
 
 import os
 
-from .runner import Runner
-
 __all__ = ["start", "stop", "start_from_environment", "DEFAULTS"]
 
 DEFAULTS = {
@@ -42,19 +40,27 @@ DEFAULTS = {
 }
 
 _runner = None
+# The running runner was started by an attach request (listener.py): only
+# a detach stops it, and a forked child does not inherit it.
+_attached = False
 
 
-def start(events_path, options=None):
+def start(events_path, options=None, attached=False):
     """Starts the hook's thread, writing to the events channel at
     `events_path`; `options` override DEFAULTS. Does nothing if it runs
     already. Never raises."""
-    global _runner
+    global _runner, _attached
     try:
         if _runner is not None and _runner.alive():
             return
+        # Imported here: the dormant listener imports this package at
+        # every interpreter's start-up and must stay cheap.
+        from .runner import Runner
+
         merged = dict(DEFAULTS)
         merged.update(options or {})
         _runner = Runner(events_path, merged)
+        _attached = attached
         _runner.start()
     except Exception:
         _runner = None
@@ -62,8 +68,9 @@ def start(events_path, options=None):
 
 def stop(timeout=2.0):
     """Stops the hook's thread (waiting up to `timeout` seconds). Never raises."""
-    global _runner
+    global _runner, _attached
     runner, _runner = _runner, None
+    _attached = False
     if runner is not None:
         try:
             runner.stop(timeout)
@@ -71,12 +78,25 @@ def stop(timeout=2.0):
             pass
 
 
+def stop_attached(timeout=2.0):
+    """Stops the runner if an attach request started it. Never raises."""
+    if _attached:
+        stop(timeout)
+
+
+def _forget_in_child():
+    global _runner, _attached
+    if _attached:
+        _runner, _attached = None, False
+
+
 def _after_fork_in_child():
     # A forked child has no threads but the one that forked: give it a
-    # hook of its own, counting under its own pid.
+    # hook of its own, counting under its own pid (not one an attach
+    # request started: that request was addressed to the parent).
     global _runner
     runner, _runner = _runner, None
-    if runner is not None:
+    if runner is not None and not _attached:
         start(runner.path, runner.options)
 
 

@@ -2,11 +2,13 @@
 //! collaborators and returns the exit status.
 
 mod analyze;
+mod attach;
 mod demo;
 mod diff;
 mod dump;
 mod export;
 mod mark;
+mod python_hook;
 mod record;
 mod report;
 mod run;
@@ -31,6 +33,8 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Dump(args) => dump::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Mark(args) => mark::run(args),
+        Command::Attach(args) => attach::run(args),
+        Command::PythonHook(args) => python_hook::run(args),
         Command::Demo(args) => demo::run(args),
     }
 }

@@ -102,7 +102,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
 }
 
 /// Reads a finished recording back and judges it.
-fn analyze_file(path: &std::path::Path) -> anyhow::Result<memtrail_diff::Analysis> {
+pub(super) fn analyze_file(path: &std::path::Path) -> anyhow::Result<memtrail_diff::Analysis> {
     let mut reader = memtrail_format::open(path)
         .with_context(|| format!("cannot read back {}", path.display()))?;
     let mut analyzer = memtrail_diff::Analyzer::new();

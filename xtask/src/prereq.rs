@@ -85,6 +85,11 @@ pub const PREREQUISITES: &[Prerequisite] = &[
         "the Python hook's line census",
     ),
     row(
+        PythonModule("venv"),
+        Apt("python3-venv"),
+        "attach tests install the hook into a virtual environment",
+    ),
+    row(
         Cmd(&["gcc"]),
         Apt("gcc"),
         "C test programs (tests/programs/*.c) are compiled",

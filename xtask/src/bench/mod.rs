@@ -12,6 +12,7 @@
 mod compression;
 mod native;
 mod procs;
+mod python_dormant;
 mod sections;
 mod week;
 
@@ -68,6 +69,11 @@ const SECTIONS: &[Section] = &[
         run: sections::python_pause,
     },
     Section {
+        name: "python-dormant",
+        about: "the dormant attach hook: Python start-up with and without, its CPU per hour",
+        run: python_dormant::python_dormant,
+    },
+    Section {
         name: "recorder-rss",
         about: "the recorder's peak RSS while recording a tree of 50 processes",
         run: sections::recorder_rss,
@@ -83,8 +89,7 @@ pub const USAGE: &str = "\
   bench  [--quick] [--write-docs] [SECTION...]
          compare whole commands with the kernel floor and other tools;
          sections: snap, record-cpu, bytes, compression, analyze, week,
-         python-pause,
-         recorder-rss, native (default: all).
+         python-pause, python-dormant, recorder-rss, native (default: all).
          --quick: fewer rounds and sizes. --write-docs: also replace the
          generated tables in docs/performance.md. MEMTRAIL_BIN=path
          measures that memtrail binary instead of a fresh release build";
