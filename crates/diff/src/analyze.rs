@@ -577,6 +577,9 @@ impl Default for Analyzer {
 #[derive(Debug, Default)]
 struct Shard {
     procs: HashMap<ProcessId, ProcState>,
+    /// The records of a batch routed here, not yet folded (always empty
+    /// between calls).
+    routed: Vec<Record>,
 }
 
 impl Shard {
@@ -693,20 +696,19 @@ impl Analyzer {
     /// Adds records (in recording order), folding the shards in parallel:
     /// the same as [`Analyzer::add`] on each, in less time on several cores.
     pub fn add_all(&mut self, records: impl IntoIterator<Item = Record>) {
-        let mut routed: Vec<Vec<Record>> = self.shards.iter().map(|_| Vec::new()).collect();
         for record in records {
             if let Some((shard, record)) = self.route(record) {
-                routed[shard].push(record);
+                self.shards[shard].routed.push(record);
             }
         }
-        self.shards
-            .par_iter_mut()
-            .zip(routed)
-            .for_each(|(shard, records)| {
-                for record in records {
-                    shard.add(record);
-                }
-            });
+        self.shards.par_iter_mut().for_each(|shard| {
+            let mut routed = std::mem::take(&mut shard.routed);
+            for record in routed.drain(..) {
+                shard.add(record);
+            }
+            // Kept for the next batch: no allocation per batch.
+            shard.routed = routed;
+        });
     }
 
     /// Drops everything held about a process (one that exited, or that a
