@@ -17,6 +17,8 @@ struct Scenario {
     stdout: String,
     /// The pid of the command `memtrail run` started.
     main: u32,
+    /// The recording.
+    path: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -73,6 +75,7 @@ fn scenario_with(flags: &[&str], command: &[&str]) -> Scenario {
         analysis,
         stdout: stdout(&o),
         main,
+        path: out,
         _dir: dir,
     }
 }
@@ -292,4 +295,43 @@ fn one_leaking_worker_child_is_singled_out() {
     assert_no_leak(verdict_of(&s.analysis, steady));
     assert_no_leak(s.main());
     assert_eq!(s.analysis["leaks"], 1);
+}
+
+/// Sharding the analysis by process (records routed in batches to the
+/// shard owning their process, shards folded in parallel) gives the same
+/// verdicts, to the last figure, as folding every record in one by one.
+#[test]
+fn sharded_analysis_equals_unsharded_on_a_real_recording() {
+    use memtrail_diff::{Analyzer, Verdict};
+    let s = python("mp-worker-leak");
+    let records: Vec<memtrail_format::Record> = memtrail_format::open(&s.path)
+        .expect("the recording opens")
+        .map(|f| f.expect("the recording reads").record)
+        .collect();
+    let mut one = Analyzer::with_shards(1);
+    for r in records.iter().cloned() {
+        one.add(r);
+    }
+    let unsharded = one.analysis();
+    let leaker = s.printed_pid("leaker");
+    let verdict = |a: &memtrail_diff::Analysis| {
+        a.processes
+            .iter()
+            .find(|p| p.pid == leaker)
+            .map(|p| p.verdict)
+    };
+    assert_eq!(verdict(&unsharded), Some(Verdict::Leak));
+    assert!(unsharded.processes.len() >= 3, "{unsharded:#?}");
+    // Awkward batch sizes split every process across batches.
+    for (shards, batch) in [(2, 7), (3, 64), (8, 1000)] {
+        let mut sharded = Analyzer::with_shards(shards);
+        for chunk in records.chunks(batch) {
+            sharded.add_all(chunk.iter().cloned());
+        }
+        assert_eq!(
+            sharded.analysis(),
+            unsharded,
+            "{shards} shards, batches of {batch}"
+        );
+    }
 }

@@ -13,6 +13,9 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 
 use crate::cli::{AnalyzeArgs, ReportFormat};
 
+/// Records folded at a time from a file.
+pub(crate) const BATCH: usize = 4096;
+
 pub fn run(args: AnalyzeArgs) -> anyhow::Result<u8> {
     // Live, Ctrl-C means "stop reading and give the verdict"; a second one
     // quits at once.
@@ -38,11 +41,21 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<u8> {
     let mut last_update = Instant::now();
     let mut out = std::io::stdout().lock();
     let name = input.name.clone();
+    // A file is folded in batches, its processes in parallel; a live
+    // stream record by record, so every update shows all that arrived.
+    let mut batch = Vec::new();
     while let Some(frame) = input.reader.next() {
         let frame = frame.with_context(|| format!("cannot read recording {name}"))?;
         input.warn();
         let end = matches!(frame.record, Record::End(_));
-        analyzer.add(names.pass(frame.record));
+        if input.live {
+            analyzer.add(names.pass(frame.record));
+        } else {
+            batch.push(names.pass(frame.record));
+            if batch.len() >= BATCH {
+                analyzer.add_all(batch.drain(..));
+            }
+        }
         if end {
             complete = true;
             if input.live {
@@ -61,6 +74,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<u8> {
             break;
         }
     }
+    analyzer.add_all(batch);
     input.warn();
     if !complete {
         input.note_incomplete("the verdicts cover");

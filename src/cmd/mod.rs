@@ -1,7 +1,7 @@
 //! One module per command. Each turns validated arguments into the library
 //! collaborators and returns the exit status.
 
-mod analyze;
+pub(crate) mod analyze;
 mod attach;
 mod demo;
 mod diff;

@@ -21,10 +21,16 @@ pub fn run(args: ReportArgs) -> anyhow::Result<u8> {
     let name = input.name.clone();
     let mut builder = ReportBuilder::new();
     let mut names = crate::native::Names::new();
+    // Folded in batches, the processes of each in parallel.
+    let mut batch = Vec::new();
     let complete = input.read_all(|record| {
-        builder.add(names.pass(record));
+        batch.push(names.pass(record));
+        if batch.len() >= crate::cmd::analyze::BATCH {
+            builder.add_all(batch.drain(..));
+        }
         Ok(())
     })?;
+    builder.add_all(batch);
     if !complete {
         input.note_incomplete("the report covers");
     }

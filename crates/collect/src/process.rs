@@ -279,13 +279,13 @@ impl Reader {
         let sample = ProcessSample {
             time_us,
             id,
-            info: ProcessInfo {
+            info: std::sync::Arc::new(ProcessInfo {
                 ppid: stat.ppid,
                 comm: stat.comm,
                 cmdline,
                 uid: self.uid,
                 cgroup,
-            },
+            }),
             detail,
             status,
             cpu: Some(stat.cpu),

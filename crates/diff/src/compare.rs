@@ -248,11 +248,11 @@ mod tests {
                 pid: 7,
                 start_time: 1,
             },
-            info: ProcessInfo {
+            info: std::sync::Arc::new(ProcessInfo {
                 comm: "d".into(),
                 cmdline: vec!["d".into(), "--serve".into()],
                 ..Default::default()
-            },
+            }),
             detail: Detail::Full,
             status: Status {
                 vm_rss: Some(rss),

@@ -35,7 +35,7 @@
 //!     analyzer.add(Record::Process(Box::new(ProcessSample {
 //!         time_us: i * 1_000_000,
 //!         id: ProcessId { pid: 42, start_time: 1 },
-//!         info: ProcessInfo { comm: "daemon".into(), ..Default::default() },
+//!         info: std::sync::Arc::new(ProcessInfo { comm: "daemon".into(), ..Default::default() }),
 //!         detail: Detail::Summary,
 //!         status: Status { vm_rss: Some(kib), rss_anon: Some(kib), ..Default::default() },
 //!         cpu: None, rollup: None, fds: None, mappings: None, mappings_fresh: false,

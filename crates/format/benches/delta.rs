@@ -30,13 +30,13 @@ fn sample(n: u64) -> ProcessSample {
             pid: 4242,
             start_time: 987_654,
         },
-        info: ProcessInfo {
+        info: std::sync::Arc::new(ProcessInfo {
             ppid: 1,
             comm: "server".to_string(),
             cmdline: vec!["/usr/bin/server".to_string()],
             uid: Some(1000),
             cgroup: Some("/system.slice/server.service".to_string()),
-        },
+        }),
         detail: Detail::Maps,
         status: Status {
             vm_rss: Some(2_000_000),

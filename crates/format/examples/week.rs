@@ -36,13 +36,13 @@ fn sample(p: u32, t: u64) -> ProcessSample {
             pid: 1000 + p,
             start_time: 500 + u64::from(p),
         },
-        info: ProcessInfo {
+        info: std::sync::Arc::new(ProcessInfo {
             ppid: 1,
             comm: format!("daemon{p}"),
             cmdline: vec![format!("/usr/bin/daemon{p}"), "--serve".into()],
             uid: Some(1000),
             cgroup: Some(format!("/system.slice/daemon{p}.service")),
-        },
+        }),
         detail: Detail::Summary,
         status: Status {
             vm_rss: Some(anon + 8_000),

@@ -168,28 +168,36 @@ fn diff_mappings(
 ///
 /// The base is taken by value: what the delta leaves unchanged (nearly
 /// every region, usually) is moved into the new sample, not copied.
-pub(crate) fn apply(base: ProcessSample, delta: &DeltaWire) -> Result<ProcessSample, String> {
-    // `base` was decoded from slots (or checked by the writer), so its
+pub(crate) fn apply(mut base: ProcessSample, delta: &DeltaWire) -> Result<ProcessSample, String> {
+    apply_in_place(&mut base, delta)?;
+    Ok(base)
+}
+
+/// Applies `delta` to `sample`, turning it into the sample the delta
+/// encodes, without moving it. On error `sample` is left part-updated
+/// and must be dropped.
+pub(crate) fn apply_in_place(sample: &mut ProcessSample, delta: &DeltaWire) -> Result<(), String> {
+    // The base was decoded from slots (or checked by the writer), so its
     // counters are all below 2^64-1 and re-encode.
     let fits = |what: &str| format!("{what} of the base cannot be re-encoded");
     let base_slots = |v: Option<Result<Vec<u64>, Unrepresentable>>| -> Result<Vec<u64>, String> {
         v.transpose().map(Option::unwrap_or_default).map_err(fits)
     };
     let status = wire::status_from(&apply_slots(
-        &wire::status_slots(&base.status).map_err(fits)?,
+        &wire::status_slots(&sample.status).map_err(fits)?,
         &delta.status,
     ));
     let cpu = match &delta.cpu {
         None => None,
         Some(d) => Some(wire::cpu_from(&apply_slots(
-            &base_slots(base.cpu.as_ref().map(wire::cpu_slots))?,
+            &base_slots(sample.cpu.as_ref().map(wire::cpu_slots))?,
             d,
         ))),
     };
     let rollup = match &delta.rollup {
         None => None,
         Some(d) => Some(wire::rollup_from(&apply_slots(
-            &base_slots(base.rollup.as_ref().map(wire::rollup_slots))?,
+            &base_slots(sample.rollup.as_ref().map(wire::rollup_slots))?,
             d,
         ))),
     };
@@ -197,28 +205,27 @@ pub(crate) fn apply(base: ProcessSample, delta: &DeltaWire) -> Result<ProcessSam
         None => None,
         Some(d) => {
             let counts = apply_slots(
-                &base_slots(base.fds.as_ref().map(wire::fd_count_slots))?,
+                &base_slots(sample.fds.as_ref().map(wire::fd_count_slots))?,
                 &d.counts,
             );
-            let base_targets = base.fds.and_then(|f| f.targets);
+            let base_targets = sample.fds.take().and_then(|f| f.targets);
             Some(wire::fds_from(
                 &counts,
                 apply_targets(base_targets, &d.targets)?,
             ))
         }
     };
-    Ok(ProcessSample {
-        time_us: base.time_us.wrapping_add(delta.time_delta as u64),
-        id: base.id,
-        info: delta.info.as_ref().map_or(base.info, InfoWire::to_model),
-        detail: base.detail,
-        status,
-        cpu,
-        rollup,
-        fds,
-        mappings: apply_mappings(base.mappings, &delta.mappings)?,
-        mappings_fresh: delta.mappings_fresh,
-    })
+    sample.mappings = apply_mappings(sample.mappings.take(), &delta.mappings)?;
+    sample.time_us = sample.time_us.wrapping_add(delta.time_delta as u64);
+    if let Some(info) = &delta.info {
+        sample.info = std::sync::Arc::new(info.to_model());
+    }
+    sample.status = status;
+    sample.cpu = cpu;
+    sample.rollup = rollup;
+    sample.fds = fds;
+    sample.mappings_fresh = delta.mappings_fresh;
+    Ok(())
 }
 
 fn apply_targets(

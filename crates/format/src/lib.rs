@@ -42,7 +42,7 @@
 //! let mut sample = ProcessSample {
 //!     time_us: header.started_us,
 //!     id: ProcessId { pid: 42, start_time: 5_000 },
-//!     info: ProcessInfo { comm: "leaky".into(), ..ProcessInfo::default() },
+//!     info: std::sync::Arc::new(ProcessInfo { comm: "leaky".into(), ..ProcessInfo::default() }),
 //!     detail: Detail::Summary,
 //!     status: Status { vm_rss: Some(10_240), ..Status::default() },
 //!     cpu: None,

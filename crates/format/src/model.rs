@@ -282,7 +282,9 @@ impl Mapping {
 pub struct ProcessSample {
     pub time_us: u64,
     pub id: ProcessId,
-    pub info: ProcessInfo,
+    /// Shared (`Arc`): it rarely changes, so a reader hands the same
+    /// names to every sample of a process instead of a copy each.
+    pub info: Arc<ProcessInfo>,
     /// What was collected for this sample (may be lower than requested when
     /// a file could not be read).
     pub detail: Detail,
@@ -308,7 +310,7 @@ impl ProcessSample {
         ProcessSample {
             time_us,
             id,
-            info,
+            info: Arc::new(info),
             detail: Detail::Summary,
             status,
             cpu: None,

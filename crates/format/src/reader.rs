@@ -347,15 +347,17 @@ impl<R: Read> Reader<R> {
             Some((_, base_seq)) if base_seq.wrapping_add(1) as u16 != seq => {
                 "a sample between it and the last one read was lost"
             }
-            Some(&(_, base_seq)) => {
-                match delta::apply(self.bases.remove(&id).expect("just found").0, delta) {
-                    Ok(sample) => {
-                        let seq = base_seq.wrapping_add(1);
-                        self.bases.insert(id, (sample.clone(), seq));
+            Some(_) => {
+                // Updated where it lies: the base becomes the new sample,
+                // and the record gets a copy (its names and regions shared).
+                let (base, seq) = self.bases.get_mut(&id).expect("just found");
+                match delta::apply_in_place(base, delta) {
+                    Ok(()) => {
+                        *seq = seq.wrapping_add(1);
                         return Some(Frame {
                             offset,
                             encoding: Encoding::Delta,
-                            record: Record::Process(Box::new(sample)),
+                            record: Record::Process(Box::new(base.clone())),
                         });
                     }
                     Err(why) => {

@@ -488,7 +488,7 @@ impl KeyframeWire {
         let sample = ProcessSample {
             time_us: self.time_us,
             id: self.id.into(),
-            info: self.info.to_model(),
+            info: std::sync::Arc::new(self.info.to_model()),
             detail: Detail::from_code(self.detail),
             status: status_from(&self.status),
             cpu: self.cpu.as_deref().map(cpu_from),

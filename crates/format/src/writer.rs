@@ -320,7 +320,7 @@ mod tests {
                 pid: 3_456_789,
                 start_time: 987_654_321,
             },
-            info: ProcessInfo {
+            info: std::sync::Arc::new(ProcessInfo {
                 ppid: 3_456_700,
                 comm: "java".to_string(),
                 cmdline: vec![
@@ -330,7 +330,7 @@ mod tests {
                 ],
                 uid: Some(1000),
                 cgroup: Some("/system.slice/app.service".to_string()),
-            },
+            }),
             detail: Detail::Summary,
             status: Status {
                 vm_rss: Some(2_345_678),

@@ -39,13 +39,13 @@ pub fn golden_recording() -> (Header, Vec<Record>) {
     let mut a = ProcessSample {
         time_us: t0,
         id,
-        info: ProcessInfo {
+        info: std::sync::Arc::new(ProcessInfo {
             ppid: 1,
             comm: "leaky".to_string(),
             cmdline: vec!["leaky".to_string(), "--port=80".to_string()],
             uid: Some(1000),
             cgroup: Some("/leaky.service".to_string()),
-        },
+        }),
         detail: Detail::Summary,
         status: Status {
             vm_rss: Some(2048),
@@ -189,7 +189,9 @@ pub fn golden_recording() -> (Header, Vec<Record>) {
         .remove(0);
     a.fds.as_mut().unwrap().targets.as_mut().unwrap().remove(1);
     a.fds.as_mut().unwrap().pipe = 0;
-    a.info.cmdline.push("--verbose".to_string());
+    std::sync::Arc::make_mut(&mut a.info)
+        .cmdline
+        .push("--verbose".to_string());
     a.mappings_fresh = false;
     push(&mut records, &a);
 

@@ -165,7 +165,7 @@ fn sample() -> impl Strategy<Value = ProcessSample> {
                         pid,
                         start_time: 1000 + u64::from(pid),
                     },
-                    info,
+                    info: std::sync::Arc::new(info),
                     detail,
                     status,
                     cpu,

@@ -90,9 +90,9 @@ fn options_appear_and_disappear() {
         4 => s.fds = Some(Fds::default()),
         5 => s.status = Status::default(),
         6 => s.status.threads = Some(3),
-        7 => s.info.uid = None,
-        8 => s.info.cgroup = None,
-        9 => s.info.cmdline.clear(),
+        7 => std::sync::Arc::make_mut(&mut s.info).uid = None,
+        8 => std::sync::Arc::make_mut(&mut s.info).cgroup = None,
+        9 => std::sync::Arc::make_mut(&mut s.info).cmdline.clear(),
         10 => s.status.vm_swap = Some(u64::MAX - 1),
         _ => s.status.vm_swap = Some(0),
     });

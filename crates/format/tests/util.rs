@@ -27,13 +27,13 @@ pub fn summary(pid: u32, time_us: u64) -> ProcessSample {
             pid,
             start_time: 123_456,
         },
-        info: ProcessInfo {
+        info: std::sync::Arc::new(ProcessInfo {
             ppid: 1,
             comm: "leaky".to_string(),
             cmdline: vec!["/usr/bin/leaky".to_string(), "--serve".to_string()],
             uid: Some(1000),
             cgroup: Some("/system.slice/leaky.service".to_string()),
-        },
+        }),
         detail: Detail::Summary,
         status: Status {
             vm_rss: Some(81_920),

@@ -25,7 +25,7 @@
 //! let sample = ProcessSample {
 //!     time_us: 0,
 //!     id: ProcessId { pid: 42, start_time: 7 },
-//!     info: ProcessInfo { comm: "daemon".into(), ..Default::default() },
+//!     info: std::sync::Arc::new(ProcessInfo { comm: "daemon".into(), ..Default::default() }),
 //!     detail: Detail::Summary,
 //!     status: Status { vm_rss: Some(2048), ..Default::default() },
 //!     cpu: None,
@@ -320,11 +320,11 @@ mod tests {
                 pid: 7,
                 start_time: 1,
             },
-            info: ProcessInfo {
+            info: std::sync::Arc::new(ProcessInfo {
                 comm: hostile.into(),
                 cmdline,
                 ..ProcessInfo::default()
-            },
+            }),
             detail: Detail::Maps,
             status: Status {
                 vm_rss: Some(rss),
@@ -363,7 +363,7 @@ mod tests {
         let mut builder = ReportBuilder::new();
         for i in 0..20 {
             let mut s = sample(i * 1_000_000, 4 + i, vec![format!("<script>{hostile}")]);
-            s.info.comm = format!("<b>{hostile}&\"'");
+            std::sync::Arc::make_mut(&mut s.info).comm = format!("<b>{hostile}&\"'");
             builder.add(Record::Process(Box::new(s)));
         }
         builder.add(Record::Marker(Marker {

@@ -132,14 +132,29 @@ impl ReportBuilder {
 
     /// Adds one record, in recording order.
     pub fn add(&mut self, record: Record) {
-        self.ticks.place(&record);
+        self.track(&record);
+        self.analyzer.add(record);
+    }
+
+    /// Adds records, in recording order: the same as [`ReportBuilder::add`]
+    /// on each, with the analysis of their processes folded in parallel.
+    pub fn add_all(&mut self, records: impl IntoIterator<Item = Record>) {
+        let records: Vec<Record> = records.into_iter().collect();
+        for record in &records {
+            self.track(record);
+        }
+        self.analyzer.add_all(records);
+    }
+
+    fn track(&mut self, record: &Record) {
+        self.ticks.place(record);
         let time_us = record.time_us();
         if !matches!(record, Record::End(_)) {
             let start = *self.start_us.get_or_insert(time_us);
             self.end_us = self.end_us.max(time_us).max(start);
         }
         let start = self.start_us.unwrap_or(time_us);
-        match &record {
+        match record {
             Record::Process(s) => {
                 let track = self.tracks.entry(s.id).or_insert_with(|| Track {
                     id: s.id,
@@ -157,7 +172,7 @@ impl ReportBuilder {
                 if !s.info.comm.is_empty() {
                     track.comm.clone_from(&s.info.comm);
                 }
-                if !s.info.cmdline.is_empty() {
+                if !s.info.cmdline.is_empty() && !joins_to(&s.info.cmdline, &track.command) {
                     track.command = command_of(s);
                 }
                 // An exiting process (a zombie) has no memory left: that is
@@ -181,7 +196,6 @@ impl ReportBuilder {
             }
             _ => {}
         }
-        self.analyzer.add(record);
     }
 
     /// The report on everything added.
@@ -250,4 +264,22 @@ pub fn tree(report: &Report) -> Vec<TreeRow<'_>> {
         visit(t, 0, &by_start, &mut seen, &mut out);
     }
     out
+}
+
+/// Whether `words` joined by spaces is `joined`, without joining them.
+fn joins_to(words: &[String], joined: &str) -> bool {
+    let mut rest = joined;
+    for (i, word) in words.iter().enumerate() {
+        if i > 0 {
+            match rest.strip_prefix(' ') {
+                Some(r) => rest = r,
+                None => return false,
+            }
+        }
+        match rest.strip_prefix(word.as_str()) {
+            Some(r) => rest = r,
+            None => return false,
+        }
+    }
+    rest.is_empty()
 }

@@ -467,13 +467,13 @@ mod tests {
                 pid: 10,
                 start_time: 5,
             },
-            info: ProcessInfo {
+            info: std::sync::Arc::new(ProcessInfo {
                 ppid: 1,
                 comm: "a".into(),
                 cmdline: vec!["a".into(), "b".into()],
                 uid: Some(0),
                 cgroup: None,
-            },
+            }),
             detail: Detail::Maps,
             status: Status {
                 vm_rss: Some(40),

@@ -73,7 +73,8 @@ pub(crate) fn week(ctx: &Ctx) -> anyhow::Result<Table> {
          {:.1} MB, {:.2} B/sample; generated in {:.0} s by `cargo run --release -p \
          memtrail-format --example week -- DIR {processes} {hours}`). Every tenth process leaks, \
          every tenth grows descriptors, some saw-tooth. Segments are decoded ahead on their own \
-         threads (one per core) while the analysis folds them in order.",
+         threads (one per core) while the analysis folds batches of records, its shards of \
+         processes in parallel.",
         hours,
         bytes / 1e6,
         bytes / samples,

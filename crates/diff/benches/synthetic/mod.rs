@@ -18,13 +18,13 @@ pub fn sample(i: u64) -> ProcessSample {
             pid: 4242,
             start_time: 99,
         },
-        info: ProcessInfo {
+        info: std::sync::Arc::new(ProcessInfo {
             ppid: 1,
             comm: "daemon".into(),
             cmdline: vec!["/usr/bin/daemon".into(), "--serve".into()],
             uid: Some(1000),
             cgroup: None,
-        },
+        }),
         detail: Detail::Rollup,
         status: Status {
             vm_rss: Some(anon + 20_000),
