@@ -479,7 +479,7 @@ mod tests {
                 .map(|i| Mapping {
                     start: 0x7f12_3400_0000 + i * 0x20_0000,
                     end: 0x7f12_3400_0000 + i * 0x20_0000 + 0x1_0000 * (1 + i % 9),
-                    perms: "rw-p".to_string(),
+                    perms: "rw-p".into(),
                     offset: 0,
                     dev: 0,
                     inode: 0,
@@ -521,7 +521,7 @@ mod tests {
         maps.push(Mapping {
             start: 0x7fff_0000_0000,
             end: 0x7fff_0040_0000,
-            perms: "rw-p".to_string(),
+            perms: "rw-p".into(),
             path: "[anon:arena]".to_string(),
             size: 4096,
             rss: 1024,
