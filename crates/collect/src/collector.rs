@@ -139,10 +139,10 @@ impl Collector {
                             })
                         }
                         SmapsRead::Fresh(_) => None,
-                        SmapsRead::Carried => self.tracked.remove(&id).flatten().map(|mut c| {
+                        SmapsRead::Carried(mut c) => {
                             c.since_full = c.since_full.saturating_add(1);
-                            c
-                        }),
+                            Some(*c)
+                        }
                         SmapsRead::None => None,
                     };
                     self.tracked.insert(id, carry);
@@ -233,26 +233,34 @@ impl Collector {
         })
     }
 
-    fn read_all(&self, candidates: &[ProcessId]) -> Vec<Outcome> {
-        let read = |id: &ProcessId| {
-            process::read(&Plan {
+    fn read_all(&mut self, candidates: &[ProcessId]) -> Vec<Outcome> {
+        // Taken out, and put back (or replaced) with each outcome: see
+        // `Plan::carry`.
+        let carries: Vec<Option<Carry>> = candidates
+            .iter()
+            .map(|id| {
+                if self.config.detail == Detail::Maps {
+                    self.tracked.get_mut(id).and_then(Option::take)
+                } else {
+                    None
+                }
+            })
+            .collect();
+        let read = |(id, carry): (&ProcessId, Option<Carry>)| {
+            process::read(Plan {
                 proc_root: &self.config.proc_root,
                 pid: id.pid,
                 expect: Some(*id),
                 detail: self.config.detail,
                 redact_cmdline: self.config.redact_cmdline,
-                carry: if self.config.detail == Detail::Maps {
-                    self.tracked.get(id).and_then(Option::as_ref)
-                } else {
-                    None
-                },
+                carry,
                 maps_every: self.config.maps_every,
             })
         };
         if candidates.len() >= PARALLEL_FROM {
-            candidates.par_iter().map(read).collect()
+            candidates.par_iter().zip(carries).map(read).collect()
         } else {
-            candidates.iter().map(read).collect()
+            candidates.iter().zip(carries).map(read).collect()
         }
     }
 

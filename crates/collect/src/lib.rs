@@ -120,7 +120,7 @@ pub fn read_process(
     pid: u32,
     detail: Detail,
 ) -> Result<ProcessSample, CollectError> {
-    let outcome = process::read(&process::Plan {
+    let outcome = process::read(process::Plan {
         proc_root,
         pid,
         expect: None,

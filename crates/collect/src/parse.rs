@@ -8,7 +8,7 @@
 
 use std::io::Cursor;
 
-use memtrail_format::{Cpu, Mapping, MemInfo, Rollup, Status};
+use memtrail_format::{Cpu, Mapping, MemInfo, Rollup, Status, Text};
 use procfs::prelude::*;
 use procfs::process::{SmapsRollup, Stat};
 
@@ -341,6 +341,9 @@ struct SmapsParser {
     maps: Vec<Mapping>,
     /// Lines seen, for error messages.
     lines: usize,
+    /// The distinct permission texts seen (a handful): the regions share
+    /// them instead of holding a copy each.
+    perms: Vec<Text>,
 }
 
 impl SmapsParser {
@@ -358,7 +361,8 @@ impl SmapsParser {
             )
         };
         if first.is_ascii_digit() || first.is_ascii_lowercase() {
-            let map = smaps_header(line).ok_or_else(|| malformed("not a mapping line"))?;
+            let map = smaps_header(line, &mut self.perms)
+                .ok_or_else(|| malformed("not a mapping line"))?;
             self.maps.push(map);
             return Ok(());
         }
@@ -483,7 +487,9 @@ fn decimal(digits: &[u8]) -> Option<u64> {
 }
 
 /// `start-end perms offset major:minor inode    path`
-fn smaps_header(line: &[u8]) -> Option<Mapping> {
+///
+/// `perms_seen`: the permission texts of the regions before, shared.
+fn smaps_header(line: &[u8], perms_seen: &mut Vec<Text>) -> Option<Mapping> {
     let mut rest = line;
     let mut word = || {
         let end = rest.iter().position(|&b| b == b' ').unwrap_or(rest.len());
@@ -492,7 +498,15 @@ fn smaps_header(line: &[u8]) -> Option<Mapping> {
         w
     };
     let (start, end) = split(word(), b'-')?;
-    let perms = std::str::from_utf8(word()).ok()?.to_owned();
+    let perms = std::str::from_utf8(word()).ok()?;
+    let perms = match perms_seen.iter().find(|p| **p == perms) {
+        Some(p) => p.clone(),
+        None => {
+            let p = Text::from(perms);
+            perms_seen.push(p.clone());
+            p
+        }
+    };
     let offset = hex(word())?;
     let (major, minor) = split(word(), b':')?;
     let inode = decimal(word())?;

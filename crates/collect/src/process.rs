@@ -79,20 +79,24 @@ pub(crate) struct Plan<'a> {
     pub(crate) detail: Detail,
     pub(crate) redact_cmdline: bool,
     /// At [`Detail::Maps`]: the state of the adaptive policy, if this
-    /// process was read before.
-    pub(crate) carry: Option<&'a Carry>,
+    /// process was read before. Owned: when smaps is read afresh the old
+    /// regions are dropped first, so a tick never holds two lists of a
+    /// process (a recorder following many large processes would otherwise
+    /// double its memory at the ticks that re-read them); when they are
+    /// carried over, it comes back in [`SmapsRead::Carried`].
+    pub(crate) carry: Option<Carry>,
     pub(crate) maps_every: u32,
 }
 
 /// How smaps was handled for a sample.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) enum SmapsRead {
     /// Not asked for, or could not be read.
     None,
     /// Read now; the key to remember for the adaptive policy.
     Fresh(ChangeKey),
-    /// Carried over from the last full read.
-    Carried,
+    /// Carried over from the last full read: the policy's state, as it was.
+    Carried(Box<Carry>),
 }
 
 #[derive(Debug)]
@@ -146,7 +150,7 @@ fn failure_of_proc(e: ProcError) -> Failure {
 
 /// Reads one process according to `plan`. Never fails: what could not be
 /// read is described in the outcome's problems.
-pub(crate) fn read(plan: &Plan<'_>) -> Outcome {
+pub(crate) fn read(plan: Plan<'_>) -> Outcome {
     let dir = plan.proc_root.join(plan.pid.to_string());
     let Ok(proc) = Process::new_with_root(dir.clone()) else {
         // Not listed any more: gone, or never there.
@@ -183,7 +187,7 @@ struct Reader {
 }
 
 impl Reader {
-    fn sample(&mut self, plan: &Plan<'_>) -> Result<Option<(ProcessSample, SmapsRead)>, Gone> {
+    fn sample(&mut self, mut plan: Plan<'_>) -> Result<Option<(ProcessSample, SmapsRead)>, Gone> {
         let time_us = unix_time_us();
         let Some(bytes) = self.read("stat")? else {
             return Ok(None);
@@ -235,7 +239,8 @@ impl Reader {
         let mut mappings_fresh = false;
         if plan.detail >= Detail::Maps && has_memory {
             let key = ChangeKey::of(&status, &stat.cpu);
-            let carried = match plan.carry {
+            // Not carried over: dropped here, before the fresh read.
+            let carried = match plan.carry.take() {
                 Some(c) if plan.detail == Detail::Maps => {
                     let due = c.since_full.saturating_add(1) >= plan.maps_every.max(1);
                     (!due && c.key == key).then_some(c)
@@ -245,7 +250,7 @@ impl Reader {
             if let Some(c) = carried {
                 mappings = Some(std::sync::Arc::clone(&c.mappings));
                 rollup = Some(c.rollup);
-                smaps = SmapsRead::Carried;
+                smaps = SmapsRead::Carried(Box::new(c));
             } else if let Some(m) = self.smaps()? {
                 // smaps_rollup would walk every page again to add up the
                 // same figures.

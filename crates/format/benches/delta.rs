@@ -54,7 +54,7 @@ fn sample(n: u64) -> ProcessSample {
                 .map(|i| Mapping {
                     start: 0x7f00_0000_0000 + i * 0x2_0000,
                     end: 0x7f00_0000_0000 + i * 0x2_0000 + 0x1_0000,
-                    perms: if i % 2 == 0 { "rw-p" } else { "r--p" }.to_string(),
+                    perms: if i % 2 == 0 { "rw-p" } else { "r--p" }.into(),
                     inode: if i % 3 == 0 { 1000 + i } else { 0 },
                     path: if i % 3 == 0 {
                         format!("/usr/lib/x86_64-linux-gnu/lib{i}.so")

@@ -412,7 +412,7 @@ impl MappingWire {
         Ok(MappingWire {
             start: m.start,
             end: m.end,
-            perms: m.perms.clone(),
+            perms: m.perms.to_string(),
             offset: m.offset,
             dev: m.dev,
             inode: m.inode,
@@ -425,7 +425,7 @@ impl MappingWire {
         let mut m = Mapping {
             start: self.start,
             end: self.end,
-            perms: self.perms.clone(),
+            perms: self.perms.as_str().into(),
             offset: self.offset,
             dev: self.dev,
             inode: self.inode,

@@ -3,11 +3,12 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::io::Write;
+use std::sync::{Arc, Weak};
 
 use crate::block::BlockWriter;
 use crate::frame::{self, kind};
-use crate::model::{End, Header, ProcessId, ProcessSample, Record};
-use crate::wire::{self, KeyframeWire};
+use crate::model::{End, Header, Mapping, ProcessId, ProcessSample, Record};
+use crate::wire::{self, KeyframeWire, MappingWire};
 use crate::{delta, WriteError, MAGIC};
 
 /// The default of [`Writer::keyframe_interval`].
@@ -46,10 +47,58 @@ pub struct Writer<W: Write> {
 /// The last sample written for a process: what its next delta is made from.
 struct Base {
     /// `None` when every sample is a keyframe: nothing is ever made from it.
+    /// Its `mappings` are taken out and kept in `mappings` below.
     sample: Option<ProcessSample>,
+    /// The base's regions, packed.
+    mappings: Option<PackedMappings>,
     seq: u64,
     /// Deltas written since its last keyframe.
     since_keyframe: u32,
+}
+
+/// A delta base's regions, kept small between samples.
+///
+/// A recorder following many processes holds every process's last list of
+/// regions here (tens of thousands of `Mapping`s of about 200 bytes). While
+/// the collector carries the same list over (`Arc`), the writer only needs
+/// to recognise it; when the collector reads a fresh list, the old one
+/// would otherwise stay alive beside it until the tick is written, doubling
+/// the recorder's memory at that tick. So the base keeps the list in its
+/// wire encoding (about 30 bytes a region) and a weak reference to the
+/// shared list: a sample that carries the same list uses it as is, a fresh
+/// one decodes the packed copy.
+struct PackedMappings {
+    /// The list the base was made from, while anyone still holds it.
+    shared: Weak<Vec<Mapping>>,
+    /// `Vec<MappingWire>` in the payload encoding.
+    packed: Vec<u8>,
+}
+
+impl PackedMappings {
+    /// `None` when the list cannot be encoded (then no delta is made).
+    fn pack(list: &Arc<Vec<Mapping>>) -> Option<PackedMappings> {
+        let wires = list
+            .iter()
+            .map(MappingWire::from_model)
+            .collect::<Result<Vec<_>, _>>()
+            .ok()?;
+        let packed = wire::encode(&wires, "delta base").ok()?;
+        Some(PackedMappings {
+            shared: Arc::downgrade(list),
+            packed,
+        })
+    }
+
+    /// The list, shared with `next` when it is the same one.
+    fn unpack(&self, next: Option<&Arc<Vec<Mapping>>>) -> Option<Arc<Vec<Mapping>>> {
+        if let (Some(list), Some(next)) = (self.shared.upgrade(), next) {
+            if Arc::ptr_eq(&list, next) {
+                return Some(list);
+            }
+        }
+        let wires: Vec<MappingWire> = wire::decode(&self.packed).ok()?;
+        Some(Arc::new(wires.iter().map(MappingWire::to_model).collect()))
+    }
 }
 
 impl<W: Write> Writer<W> {
@@ -201,12 +250,19 @@ impl<W: Write> Writer<W> {
     fn write_sample(&mut self, sample: &ProcessSample) -> Result<(), WriteError> {
         // Taken out: the delta check consumes it. If writing fails the
         // process starts again from a keyframe.
-        let prev = self.processes.remove(&sample.id);
+        let mut prev = self.processes.remove(&sample.id);
+        let prev_mappings = prev.as_mut().and_then(|b| b.mappings.take());
         let seq = prev.as_ref().map_or(0, |b| b.seq.wrapping_add(1));
         let next_since_keyframe = prev.as_ref().map_or(0, |b| b.since_keyframe + 1);
         let delta = prev
             .filter(|b| b.since_keyframe.saturating_add(1) < self.keyframe_interval)
-            .and_then(|b| b.sample)
+            .and_then(|b| {
+                let mut base = b.sample?;
+                if let Some(packed) = &prev_mappings {
+                    base.mappings = Some(packed.unpack(sample.mappings.as_ref())?);
+                }
+                Some(base)
+            })
             .filter(|b| b.detail == sample.detail)
             .and_then(|b| {
                 let delta = delta::diff(&b, sample, seq).ok()?;
@@ -230,10 +286,25 @@ impl<W: Write> Writer<W> {
                 (0, (self.keyframe_interval > 1).then(|| sample.clone()))
             }
         };
+        let (base, mappings) = match base {
+            Some(mut base) => match base.mappings.take() {
+                Some(list) => match prev_mappings
+                    .filter(|p| std::ptr::eq(p.shared.as_ptr(), Arc::as_ptr(&list)))
+                    .or_else(|| PackedMappings::pack(&list))
+                {
+                    Some(packed) => (Some(base), Some(packed)),
+                    // Unencodable regions: the next sample is a keyframe.
+                    None => (None, None),
+                },
+                None => (Some(base), None),
+            },
+            None => (None, None),
+        };
         self.processes.insert(
             sample.id,
             Base {
                 sample: base,
+                mappings,
                 seq,
                 since_keyframe,
             },
@@ -408,7 +479,7 @@ mod tests {
                 .map(|i| Mapping {
                     start: 0x7f12_3400_0000 + i * 0x20_0000,
                     end: 0x7f12_3400_0000 + i * 0x20_0000 + 0x1_0000 * (1 + i % 9),
-                    perms: "rw-p".to_string(),
+                    perms: "rw-p".into(),
                     offset: 0,
                     dev: 0,
                     inode: 0,
@@ -450,7 +521,7 @@ mod tests {
         maps.push(Mapping {
             start: 0x7fff_0000_0000,
             end: 0x7fff_0040_0000,
-            perms: "rw-p".to_string(),
+            perms: "rw-p".into(),
             path: "[anon:arena]".to_string(),
             size: 4096,
             rss: 1024,

@@ -109,7 +109,7 @@ fn mapping() -> impl Strategy<Value = Mapping> {
             |((start, end, perms, offset, dev), (inode, path, c), (swap_pss, locked))| Mapping {
                 start,
                 end,
-                perms,
+                perms: perms.into(),
                 offset,
                 dev,
                 inode,

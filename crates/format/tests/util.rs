@@ -79,7 +79,7 @@ pub fn mapping(start: u64, pages: u64, path: &str, rss: u64) -> Mapping {
         } else {
             "r-xp"
         }
-        .to_string(),
+        .into(),
         offset: 0,
         dev: if path.starts_with('/') {
             (8 << 32) | 1
