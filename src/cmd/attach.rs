@@ -14,6 +14,7 @@ use crate::events::{self, Events, PrivateDir};
 use crate::output::open_binary;
 use crate::recorder::{self, Limits, Next, StopCause, TickHook};
 use crate::signals::StopSignals;
+use crate::units::Interval;
 
 /// The name the listener gives its thread (/proc/PID/task/*/comm).
 const THREAD_NAME: &str = "memtrail-hook";
@@ -71,12 +72,22 @@ pub fn run(args: AttachArgs) -> anyhow::Result<u8> {
     if args.python_tracemalloc {
         sources.push("tracemalloc");
     }
+    // Like `record`, attach samples every second unless told otherwise; the
+    // hook's census follows a fixed interval, and every second under `auto`.
+    let interval = args
+        .sampling
+        .interval
+        .unwrap_or(Interval::Fixed(Duration::from_secs(1)));
+    let census_every = match interval {
+        Interval::Fixed(d) => d,
+        Interval::Auto => Duration::from_secs(1),
+    };
     let request = serde_json::json!({
         "id": id,
         "events": fifo.to_string_lossy(),
         "options": {
             "sources": sources,
-            "interval": args.sampling.interval.0.as_secs_f64(),
+            "interval": census_every.as_secs_f64(),
             "frames": args.python_frames,
         },
     });
@@ -99,7 +110,6 @@ pub fn run(args: AttachArgs) -> anyhow::Result<u8> {
     );
 
     let detail = args.sampling.detail.into();
-    let interval = args.sampling.interval.0;
     let recorded = (|| -> anyhow::Result<recorder::Finished> {
         let mut collector = Collector::new(super::config(
             Target::Pid(pid),

@@ -1087,11 +1087,12 @@ mod tests {
     #[test]
     fn a_sample_caught_mid_exec_is_not_judged() {
         let mut a = Analyzer::new();
-        let mut first = ProcessSample::summary(
+        let first = ProcessSample::summary(
             0,
             ID,
             ProcessInfo {
                 comm: "python3".into(),
+                cmdline: Vec::new(),
                 ..Default::default()
             },
             Status {
@@ -1100,13 +1101,12 @@ mod tests {
                 ..Default::default()
             },
         );
-        first.info.cmdline.clear();
         a.add(Record::Process(Box::new(first)));
         for i in 1..40 {
             let Record::Process(mut s) = sample(i) else {
                 unreachable!()
             };
-            s.info.cmdline = vec!["python3".into(), "job.py".into()];
+            std::sync::Arc::make_mut(&mut s.info).cmdline = vec!["python3".into(), "job.py".into()];
             a.add(Record::Process(s));
         }
         let p = a.analysis().processes.remove(0);
