@@ -151,7 +151,7 @@ complete -c memtrail -n "__fish_memtrail_using_subcommand mark" -l events -d 'Th
 complete -c memtrail -n "__fish_memtrail_using_subcommand mark" -l pid -d 'The process the marker concerns' -r
 complete -c memtrail -n "__fish_memtrail_using_subcommand mark" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c memtrail -n "__fish_memtrail_using_subcommand mark" -s V -l version -d 'Print version'
-complete -c memtrail -n "__fish_memtrail_using_subcommand attach" -l interval -d 'Time between samples, e.g. 100ms, 1s, 1m' -r
+complete -c memtrail -n "__fish_memtrail_using_subcommand attach" -l interval -d 'Time between samples, e.g. 100ms, 1s, 1m, or `auto`: every 50ms at first, thinning out as the targets age [default: 1s; run: auto]' -r
 complete -c memtrail -n "__fish_memtrail_using_subcommand attach" -l detail -d 'How much to read per sample' -r -f -a "summary\t'status, stat, descriptor and thread counts (cheapest)'
 rollup\t'+ smaps_rollup: PSS and the private/shared split'
 maps\t'+ per-region smaps (re-read when memory changed, when recording)'
