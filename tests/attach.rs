@@ -98,6 +98,12 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        if let Some(worker) = self.worker {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(worker as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
