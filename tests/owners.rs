@@ -160,11 +160,19 @@ fn python_gc_names_the_root_type_first_and_the_chain_that_keeps_it() {
     let out = dir.path().join("owners.mtr");
     // The first scenario runs in the parent, each other one in a worker it
     // forks: every one is reported under its own pid.
-    let scenarios = ["registry", "class-cache", "logging", "cycle", "churn"];
+    let scenarios = [
+        "registry",
+        "class-cache",
+        "logging",
+        "loggers",
+        "cycle",
+        "churn",
+    ];
     let root_of = |scenario: &str| match scenario {
         "registry" => "__main__.Session",
         "class-cache" => "__main__.Entry",
         "logging" => "__main__.CallbackHandler",
+        "loggers" => "logging.Logger",
         "cycle" => "__main__.Parent",
         _ => "__main__.Order",
     };
@@ -204,6 +212,15 @@ fn python_gc_names_the_root_type_first_and_the_chain_that_keeps_it() {
         },
     );
     assert_eq!(holds(&handler, "function"), 1, "{handler:#}");
+
+    // A library's registry whose every entry points back at it: logging's
+    // Manager is a referrer of each of its thousands of Loggers, and the
+    // walk must still reach the anchor above it.
+    root_first(&analysis, pid_of(&pids, "loggers"), "logging.Logger", |c| {
+        c[0].starts_with("logging.")
+            && c.iter().any(|s| s == "Manager.loggerDict")
+            && c.last().is_some_and(|s| s == "[<key>]")
+    });
 
     // Parents and children that point at each other, the parents in a list.
     let cycle = pid_of(&pids, "cycle");

@@ -241,6 +241,7 @@ def walk(samples, deadline, hook_files, ignore_ids):
     except Exception:
         pass
 
+    sample_types = {type(x) for x in samples}
     n = len(samples)
     # Per node id: the node, and per origin sample index the node below it
     # on that sample's way up (None for the sample itself).
@@ -270,7 +271,16 @@ def walk(samples, deadline, hook_files, ignore_ids):
     depth = 0
     while frontier and open_origins and depth < MAX_DEPTH and time.monotonic() < deadline:
         depth += 1
-        level = list(frontier)[:MAX_FRONTIER]
+        level = list(frontier)
+        if len(level) > MAX_FRONTIER:
+            # Keep the likeliest owners when a level is too wide to walk
+            # whole. An object shared by many peers (a registry that each
+            # of its entries points back to, like logging's Manager from
+            # every Logger) has thousands of referrers of the sampled
+            # types: back-references, not owners. Containers and objects
+            # of other types go first; peers of the samples last.
+            level.sort(key=lambda i: _rank(nodes[i], sample_types))
+            level = level[:MAX_FRONTIER]
         next_frontier = {}
         # gc.get_referrers compares every reference in the heap with each
         # target: a call per few targets keeps each pause to about one
@@ -335,6 +345,20 @@ def walk(samples, deadline, hook_files, ignore_ids):
     below.clear()
     del frames[:]
     return results
+
+
+def _rank(obj, sample_types):
+    """Which nodes of a too-wide level to walk first: containers (and the
+    dicts of modules and classes) 0, other objects 1, objects of a sampled
+    type (peers of the samples) 2."""
+    t = type(obj)
+    if t in sample_types:
+        return 2
+    if t in (dict, list, tuple, set, frozenset, types.MappingProxyType) or isinstance(
+        obj, (types.FrameType, types.ModuleType, type)
+    ):
+        return 0
+    return 1
 
 
 def _frame_locals(frames, nodes, below, open_origins, results, samples, path_of, module_dicts):

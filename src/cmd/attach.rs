@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use memtrail_collect::{Collector, Target, Tick};
+use memtrail_collect::{Collector, Target};
 
 use crate::cli::AttachArgs;
 use crate::events::{self, Events, PrivateDir};
 use crate::output::open_binary;
-use crate::recorder::{self, Limits, Next, StopCause, TickHook};
+use crate::recorder::{self, Limits};
 use crate::signals::StopSignals;
 use crate::units::Interval;
 
@@ -132,7 +132,7 @@ pub fn run(args: AttachArgs) -> anyhow::Result<u8> {
             interval,
             limits,
             &signals,
-            &mut WatchTarget,
+            &mut super::record::WatchTargets,
             Some(&mut events),
             &out.name,
             None,
@@ -309,21 +309,5 @@ impl Request {
 impl Drop for Request {
     fn drop(&mut self) {
         self.withdraw();
-    }
-}
-
-/// Stops when the process is gone; any signal stops.
-struct WatchTarget;
-
-impl TickHook for WatchTarget {
-    fn after_tick(&mut self, _tick: &Tick, collector: &Collector) -> Next {
-        if collector.targets_alive() {
-            Next::Continue
-        } else {
-            Next::Stop(StopCause::TargetExited)
-        }
-    }
-    fn on_signal(&mut self, _sig: i32) -> bool {
-        true
     }
 }

@@ -93,8 +93,8 @@ pub fn run(args: RecordArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// Stops when the targets are gone; any signal stops.
-struct WatchTargets;
+/// Stops when the targets are gone; any signal stops (`record`, `attach`).
+pub(crate) struct WatchTargets;
 
 impl TickHook for WatchTargets {
     fn after_tick(&mut self, _tick: &Tick, collector: &Collector) -> Next {

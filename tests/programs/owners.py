@@ -16,6 +16,9 @@ forked at the start (as in a worker pool), which prints
 - logging: a handler with a closure callback added to a logger for every
   request and never removed (root CallbackHandler, kept by the logging
   module's own Logger.handlers);
+- loggers: a logger named after each request (`logging.getLogger(name)`):
+  the logging module's Manager keeps every Logger, and each Logger points
+  back at the Manager (root Logger, kept by Manager.loggerDict[<key>]);
 - cycle: Parent and Child objects that point at each other, the parents
   kept in a global list (root Parent, kept by TREES[i]);
 - churn: thousands of dicts and lists made and dropped in bursts beside a
@@ -80,6 +83,12 @@ def logging_leak(i):
     logging.getLogger("app.requests").addHandler(CallbackHandler(on_record))
 
 
+def named_loggers(i):
+    # Each request asks for a logger of its own name; logging never
+    # forgets one.
+    logging.getLogger("app.request.%s" % uuid.uuid4().hex).debug("request %d", i)
+
+
 class Parent:
     def __init__(self):
         self.children = [Kid(self) for _ in range(2)]
@@ -126,6 +135,7 @@ SCENARIOS = {
     "registry": registry,
     "class-cache": class_cache,
     "logging": logging_leak,
+    "loggers": named_loggers,
     "cycle": cycle,
     "churn": churn,
     "steady": steady,
@@ -147,6 +157,12 @@ def run(name, stop):
         time.sleep(0.02)
 
 
+def say(line):
+    # One write per line: the forked scenarios share the pipe, and a line
+    # must never be split by another's.
+    os.write(1, (line + "\n").encode())
+
+
 def main():
     seconds = sys.argv[1]
     names = sys.argv[2:]
@@ -154,15 +170,15 @@ def main():
     for name in names[1:]:
         pid = os.fork()
         if pid == 0:
-            print("scenario %s pid %d" % (name, os.getpid()), flush=True)
+            say("scenario %s pid %d" % (name, os.getpid()))
             run(name, seconds)
             os._exit(0)
         children.append(pid)
-    print("scenario %s pid %d" % (names[0], os.getpid()), flush=True)
+    say("scenario %s pid %d" % (names[0], os.getpid()))
     run(names[0], seconds)
     for pid in children:
         os.waitpid(pid, 0)
-    print("done", flush=True)
+    say("done")
 
 
 main()

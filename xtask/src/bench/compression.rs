@@ -167,18 +167,7 @@ pub(crate) fn compression(ctx: &Ctx) -> anyhow::Result<Table> {
     let all_v1 = all_v1.context("the summary recording")?;
     let rounds = ctx.rounds().to_string();
     let out = procs::stdout_of(
-        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .current_dir(crate::workspace_root())
-            .args([
-                "run",
-                "--release",
-                "--locked",
-                "-q",
-                "-p",
-                "memtrail-format",
-                "--example",
-            ])
-            .args(["compression", "--"])
+        procs::format_example("compression")
             .arg(&all_v1)
             .arg(&rounds),
     )?;

@@ -226,3 +226,21 @@ pub(crate) fn raw_reads(
     }
     Ok((self_cpu()? - before) / samples.max(1))
 }
+
+/// `cargo run --release -p memtrail-format --example NAME --`: the format
+/// crate's generators and timers, built in release like the binary.
+pub(crate) fn format_example(name: &str) -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(crate::workspace_root()).args([
+        "run",
+        "--release",
+        "--locked",
+        "-q",
+        "-p",
+        "memtrail-format",
+        "--example",
+        name,
+        "--",
+    ]);
+    cmd
+}

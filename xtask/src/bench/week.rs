@@ -18,17 +18,7 @@ pub(crate) fn week(ctx: &Ctx) -> anyhow::Result<Table> {
     let _ = std::fs::remove_dir_all(&dir);
     let started = Instant::now();
     let out = procs::stdout_of(
-        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .current_dir(crate::workspace_root())
-            .args([
-                "run",
-                "--release",
-                "--locked",
-                "-q",
-                "-p",
-                "memtrail-format",
-            ])
-            .args(["--example", "week", "--"])
+        procs::format_example("week")
             .arg(&dir)
             .arg(processes.to_string())
             .arg(hours.to_string()),
