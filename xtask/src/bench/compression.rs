@@ -22,15 +22,7 @@ struct Steady {
 fn steady(ctx: &Ctx, path: &Path) -> anyhow::Result<Steady> {
     let len = std::fs::metadata(path)?.len();
     let dump = procs::stdout_of(memtrail(ctx, &["dump"]).arg(path))?;
-    // Top-level keys are sorted, so the record's `offset` and `type` come
-    // after any nested key of the same name (a mapping's `offset`).
-    let field = |line: &str, key: &str| -> Option<String> {
-        let at = line.rfind(&format!("\"{key}\":"))? + key.len() + 3;
-        let rest = &line[at..];
-        let rest = rest.strip_prefix('"').unwrap_or(rest);
-        let end = rest.find(['"', ',', '}'])?;
-        Some(rest[..end].to_owned())
-    };
+    let field = procs::dump_field;
     let mut ticks_seen = 0;
     let mut second_tick_at = None;
     let mut samples = 0;

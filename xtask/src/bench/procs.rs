@@ -244,3 +244,15 @@ pub(crate) fn format_example(name: &str) -> Command {
     ]);
     cmd
 }
+
+/// The value of top-level `key` in one line of `memtrail dump`'s JSON,
+/// unquoted. Top-level keys are sorted, so a record's `offset` and `type`
+/// come after any nested key of the same name (a mapping's `offset`):
+/// the last occurrence is the record's.
+pub(crate) fn dump_field(line: &str, key: &str) -> Option<String> {
+    let at = line.rfind(&format!("\"{key}\":"))? + key.len() + 3;
+    let rest = &line[at..];
+    let rest = rest.strip_prefix('"').unwrap_or(rest);
+    let end = rest.find(['"', ',', '}'])?;
+    Some(rest[..end].to_owned())
+}

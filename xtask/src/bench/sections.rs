@@ -349,15 +349,7 @@ struct FrameSizes {
 fn frame_sizes(ctx: &Ctx, file: &Path) -> anyhow::Result<FrameSizes> {
     let dump = procs::stdout_of(memtrail(ctx, &["dump"]).arg(file))?;
     let len = std::fs::metadata(file)?.len();
-    // Top-level keys are sorted, so the frame's `offset` and `type` come
-    // after any nested key of the same name (a mapping's `offset`).
-    let field = |line: &str, key: &str| -> Option<String> {
-        let at = line.rfind(&format!("\"{key}\":"))? + key.len() + 3;
-        let rest = &line[at..];
-        let rest = rest.strip_prefix('"').unwrap_or(rest);
-        let end = rest.find(['"', ',', '}'])?;
-        Some(rest[..end].to_owned())
-    };
+    let field = procs::dump_field;
     let frames: Vec<(u64, String, String)> = dump
         .lines()
         .filter_map(|l| {
