@@ -26,6 +26,8 @@ CHUNK = 16
 MAX_NAME = 60
 
 _ANCHOR_TYPES = (types.ModuleType, type)
+# The first step of a chain whose top has no referrer the gc can see.
+OUTSIDE = "(outside Python's view: C code or the interpreter)"
 _SEQUENCES = (list, tuple)
 
 
@@ -126,7 +128,9 @@ def _name(path, module_dicts):
                 steps.append(_Step(prefix))
         else:
             steps.append(_Step(prefix))
-    else:
+    elif not (isinstance(first, types.MethodType) and n > 1):
+        # (A bound method on top is named by its edge below: `<bound
+        # method Conn.close>`.)
         steps.append(_Step("<%s>" % type_name(type(first))))
     # The edges below it: path[i] holds path[i + 1].
     while i + 1 < n:
@@ -255,6 +259,7 @@ def walk(samples, deadline, hook_files, ignore_ids):
         frontier.setdefault(id(s), set()).add(s_index)
     results = [None] * n
     open_origins = set(range(n))
+    dead_ends = {}
     skip = set(ignore_ids)
     skip.update((id(samples), id(nodes), id(below), id(frames), id(frontier)))
 
@@ -272,6 +277,7 @@ def walk(samples, deadline, hook_files, ignore_ids):
     while frontier and open_origins and depth < MAX_DEPTH and time.monotonic() < deadline:
         depth += 1
         level = list(frontier)
+        cut = set()
         if len(level) > MAX_FRONTIER:
             # Keep the likeliest owners when a level is too wide to walk
             # whole. An object shared by many peers (a registry that each
@@ -280,13 +286,20 @@ def walk(samples, deadline, hook_files, ignore_ids):
             # types: back-references, not owners. Containers and objects
             # of other types go first; peers of the samples last.
             level.sort(key=lambda i: _rank(nodes[i], sample_types))
+            for i in level[MAX_FRONTIER:]:
+                cut.update(frontier[i])
             level = level[:MAX_FRONTIER]
         next_frontier = {}
+        # Origins some referrer was found for at this level, and whether
+        # the level was walked whole (not cut short by the deadline).
+        reached = set()
+        whole = True
         # gc.get_referrers compares every reference in the heap with each
         # target: a call per few targets keeps each pause to about one
         # pass over the heap.
         for start in range(0, len(level), CHUNK):
             if time.monotonic() >= deadline:
+                whole = False
                 break
             targets = tuple(nodes[i] for i in level[start : start + CHUNK])
             skip.add(id(targets))
@@ -314,6 +327,7 @@ def walk(samples, deadline, hook_files, ignore_ids):
                     for origin in frontier.get(id(c), ()):
                         if origin not in open_origins:
                             continue
+                        reached.add(origin)
                         mine = below.setdefault(rid, {})
                         if origin in mine:
                             continue
@@ -332,15 +346,38 @@ def walk(samples, deadline, hook_files, ignore_ids):
                             next_frontier.setdefault(rid, set()).add(origin)
                 held = None
                 if time.monotonic() >= deadline:
+                    whole = False
                     break
             referrers = None
             targets = None
+        if whole:
+            # An origin none of whose objects at this level has a referrer
+            # the gc can see is held from outside Python's view: by C code
+            # (an extension's registry, atexit's callbacks) or the
+            # interpreter, or by a running function's local (looked for
+            # below). Remember where its way up ends.
+            for i in level:
+                for origin in frontier[i]:
+                    if origin in open_origins and origin not in reached and origin not in cut:
+                        dead_ends.setdefault(origin, i)
         frontier = {
             k: {o for o in v if o in open_origins} for k, v in next_frontier.items()
         }
         frontier = {k: v for k, v in frontier.items() if v}
     if open_origins and time.monotonic() < deadline:
         _frame_locals(frames, nodes, below, open_origins, results, samples, path_of, module_dicts)
+    for origin, top in dead_ends.items():
+        if results[origin] is None:
+            path = path_of(top, origin)
+            try:
+                results[origin] = (
+                    [_Step(OUTSIDE)] + _name(path, module_dicts),
+                    # Every object on the way is a candidate owner: the
+                    # top is no anchor.
+                    _owner([None] + path, samples[origin]),
+                )
+            except Exception:
+                results[origin] = None
     nodes.clear()
     below.clear()
     del frames[:]

@@ -33,6 +33,16 @@ class Cache:
     entries = []
 
 
+class Board:
+    def __init__(self):
+        self.entries = {}
+
+
+class Entry:
+    def __init__(self, board):
+        self.board = board
+
+
 def make_callback():
     kept = Item(0)
 
@@ -89,6 +99,32 @@ class Chains(unittest.TestCase):
         mine = Item(7)
         steps = texts(walk([mine]))
         self.assertEqual(steps, ["test_a_local_of_a_running_function() local mine"])
+
+    def test_a_registry_its_entries_point_back_to_still_leads_to_its_anchor(self):
+        # Like logging's Manager: it keeps every entry and every entry
+        # points back at it, so the level above it is thousands wide.
+        REGISTRY["board"] = board = Board()
+        for i in range(2000):
+            board.entries["e%d" % i] = Entry(board)
+        samples = [board.entries["e%d" % i] for i in range(4)]
+        self.assertEqual(
+            texts(walk(samples)),
+            ["%s.REGISTRY" % MODULE, "['board']", "Board.entries", "[<key>]"],
+        )
+
+    def test_an_object_held_only_from_c_says_so(self):
+        # atexit keeps its callbacks where the gc cannot see them.
+        import atexit
+
+        samples = [Item(4)]
+        atexit.register(samples[0].__init__)
+        try:
+            results = walk(samples)
+            steps = texts(results)
+            self.assertEqual(steps, [chains.OUTSIDE, "<bound method Item.__init__>"])
+            self.assertIsNone(results[0][1])
+        finally:
+            atexit.unregister(samples[0].__init__)
 
     def test_the_owner_is_the_first_instance_of_another_class_above(self):
         REGISTRY["a"] = Item(1)
