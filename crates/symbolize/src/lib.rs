@@ -160,6 +160,53 @@ struct Loaded {
     loader: addr2line::Loader,
     /// The separate debug file (by build id), when there is one.
     debug: Option<addr2line::Loader>,
+    /// Function symbols of the file and its debug file, with their sizes.
+    symbols: Symbols,
+}
+
+/// Function symbols by address, with their sizes: an address is named by
+/// the symbol that contains it, not merely the nearest one before it. A
+/// library stripped to its exported symbols (most distribution packages)
+/// has local functions between them; the nearest exported symbol before
+/// such a function is another function, and naming it would send the user
+/// to the wrong code (`ffi_prep_go_closure` for libffi's internal
+/// `ffi_call_unix64`). An address no symbol contains stays unnamed
+/// (`libffi.so.8+0x7c1a`).
+#[derive(Debug, Default)]
+struct Symbols(Vec<(u64, u64, String)>);
+
+impl Symbols {
+    /// The function symbols (`.symtab` and `.dynsym`) of the files at `paths`.
+    fn read(paths: &[&Path]) -> Symbols {
+        use object::{Object, ObjectSymbol, SymbolKind};
+        let mut all = Vec::new();
+        for path in paths {
+            let Ok(data) = std::fs::read(path) else {
+                continue;
+            };
+            let Ok(file) = object::File::parse(&*data) else {
+                continue;
+            };
+            all.extend(
+                file.symbols()
+                    .chain(file.dynamic_symbols())
+                    .filter(|s| s.kind() == SymbolKind::Text && s.address() != 0)
+                    .filter_map(|s| Some((s.address(), s.size(), s.name().ok()?.to_owned()))),
+            );
+        }
+        // One entry per address, the one with a known size first.
+        all.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+        all.dedup_by_key(|e| e.0);
+        Symbols(all)
+    }
+
+    /// The symbol containing `address`. A symbol of size 0 (hand-written
+    /// assembly without `.size`) is taken to reach the next symbol.
+    fn find(&self, address: u64) -> Option<&str> {
+        let at = self.0.partition_point(|e| e.0 <= address);
+        let (start, size, name) = self.0.get(at.checked_sub(1)?)?;
+        (*size == 0 || address - start < *size).then_some(name.as_str())
+    }
 }
 
 /// Learns modules and stacks, names stacks. See the crate doc.
@@ -296,9 +343,8 @@ impl Symbolizer {
         }
         if out.iter().all(|f| f.function.is_none()) {
             let symbol = loaded
-                .loader
-                .find_symbol(probe)
-                .or_else(|| loaded.debug.as_ref().and_then(|d| d.find_symbol(probe)))
+                .symbols
+                .find(probe)
                 .map(|s| addr2line::demangle_auto(s.into(), None).into_owned());
             let mut frame = plain(symbol);
             frame.runtime = frame.function.as_deref().is_some_and(runtime_function);
@@ -423,7 +469,7 @@ fn open(path: &Path, build_id: &[u8], debug_dirs: &[PathBuf]) -> Option<Rc<Loade
         return None;
     }
     let loader = addr2line::Loader::new(path).ok()?;
-    let debug = (build_id.len() > 1)
+    let debug_path = (build_id.len() > 1)
         .then(|| {
             let hex: String = build_id.iter().map(|b| format!("{b:02x}")).collect();
             debug_dirs
@@ -431,9 +477,18 @@ fn open(path: &Path, build_id: &[u8], debug_dirs: &[PathBuf]) -> Option<Rc<Loade
                 .map(|d| d.join(format!(".build-id/{}/{}.debug", &hex[..2], &hex[2..])))
                 .find(|p| p.is_file())
         })
-        .flatten()
+        .flatten();
+    let debug = debug_path
+        .as_ref()
         .and_then(|p| addr2line::Loader::new(p).ok());
-    Some(Rc::new(Loaded { loader, debug }))
+    let mut files = vec![path];
+    files.extend(debug_path.as_deref());
+    let symbols = Symbols::read(&files);
+    Some(Rc::new(Loaded {
+        loader,
+        debug,
+        symbols,
+    }))
 }
 
 #[cfg(test)]
@@ -499,5 +554,63 @@ mod tests {
             "Cache<std::pair<int, int> >::put"
         );
         assert_eq!(short("leak::grow"), "leak::grow");
+    }
+
+    /// A library stripped to its exported symbols, as distributions ship
+    /// them: an address inside a local function is not named after the
+    /// exported function before it.
+    #[test]
+    fn a_local_function_of_a_stripped_library_is_not_named_after_its_neighbour() {
+        use object::{Object, ObjectSymbol};
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("lib.c");
+        std::fs::write(
+            &source,
+            "int exported_before(int x) { return x * 3 + 1; }\n\
+             __attribute__((noinline, used)) static int local_helper(int x) {\n\
+               int s = 0; for (int i = 0; i < x; i++) s += i * x; return s; }\n\
+             int exported_after(int x) { return local_helper(x) + 2; }\n",
+        )
+        .unwrap();
+        let full = dir.path().join("libfull.so");
+        let ok = std::process::Command::new("gcc")
+            .args(["-O0", "-shared", "-fPIC", "-o"])
+            .arg(&full)
+            .arg(&source)
+            .status()
+            .expect("gcc runs");
+        assert!(ok.success());
+        let stripped = dir.path().join("libstripped.so");
+        let ok = std::process::Command::new("strip")
+            .arg("--strip-unneeded")
+            .arg("-o")
+            .arg(&stripped)
+            .arg(&full)
+            .status()
+            .expect("strip runs");
+        assert!(ok.success());
+
+        let data = std::fs::read(&full).unwrap();
+        let file = object::File::parse(&*data).unwrap();
+        let at = |name: &str| {
+            file.symbols()
+                .find(|s| s.name() == Ok(name))
+                .map(|s| s.address())
+                .unwrap_or_else(|| panic!("{name} in the unstripped library"))
+        };
+        let (before, helper, after) = (
+            at("exported_before"),
+            at("local_helper"),
+            at("exported_after"),
+        );
+        assert!(before < helper, "the helper follows an exported function");
+
+        let symbols = Symbols::read(&[&stripped]);
+        assert_eq!(symbols.find(before + 1), Some("exported_before"));
+        assert_eq!(symbols.find(after + 1), Some("exported_after"));
+        assert_eq!(symbols.find(helper + 1), None, "{symbols:?}");
+        // With its full symbol table the helper has its own name.
+        let symbols = Symbols::read(&[&full]);
+        assert_eq!(symbols.find(helper + 1), Some("local_helper"));
     }
 }
