@@ -178,6 +178,7 @@ impl Events {
         }
         if let Some(watch) = &mut self.native_watch {
             let notices = watch.check(&out, last, &self.path.display().to_string());
+            watch.once_on_the_timeline(&mut out);
             out.extend(notices);
         }
         out

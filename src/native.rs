@@ -165,6 +165,8 @@ pub struct HelloWatch {
     deadline: Instant,
     heard: bool,
     told: bool,
+    /// Whether a "sampling on" marker is on the timeline already.
+    announced: bool,
 }
 
 impl HelloWatch {
@@ -174,7 +176,23 @@ impl HelloWatch {
             deadline: Instant::now() + HELLO_PATIENCE,
             heard: false,
             told: false,
+            announced: false,
         }
+    }
+
+    /// Keeps one "native sampling on" marker on the timeline, the first:
+    /// every process the command starts says it (a shell script, or
+    /// pyenv's `python3` shim, starts dozens of helpers in a second), and
+    /// the same line dozens of times hides the markers that matter. The
+    /// censuses say which processes are sampled; "sampling off" markers
+    /// all stay. Call after [`HelloWatch::check`], which needs them all.
+    pub fn once_on_the_timeline(&mut self, records: &mut Vec<Record>) {
+        records.retain(|r| match r {
+            Record::Marker(m) if m.source == "native" && m.label.starts_with(SAMPLING_ON) => {
+                !std::mem::replace(&mut self.announced, true)
+            }
+            _ => true,
+        });
     }
 
     /// Looks at the records just read from the channel; returns notices to
