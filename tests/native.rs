@@ -482,3 +482,31 @@ fn a_program_with_its_own_malloc_gets_a_notice_not_silence() {
     assert!(records.iter().any(|r| matches!(r,
         Record::Notice(n) if n.message.contains("malloc of its own"))));
 }
+
+/// A script's helper processes each start the sampler and say so; the
+/// timeline says it once.
+#[test]
+fn helper_processes_put_one_sampling_marker_on_the_timeline() {
+    let dir = tempdir();
+    let out = dir.path().join("helpers.mtr");
+    run_native(
+        &out,
+        "512KiB",
+        &["sh", "-c", "for i in 1 2 3 4 5; do sleep 0.2; done"],
+    );
+    let (_, records) = read_all(&out);
+    let on = records
+        .iter()
+        .filter(|r| matches!(r, Record::Marker(m) if m.label.starts_with("native sampling on")))
+        .count();
+    assert_eq!(on, 1, "{records:#?}");
+    // The helpers were sampled all the same: each sent its censuses.
+    let pids: std::collections::HashSet<u32> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Census(c) if c.source == "native" => c.process.map(|p| p.pid),
+            _ => None,
+        })
+        .collect();
+    assert!(pids.len() >= 2, "censuses from {pids:?}");
+}
