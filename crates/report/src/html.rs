@@ -418,10 +418,30 @@ fn next_steps(out: &mut String, report: &Report, p: &ProcessVerdict) {
         .next()
         .and_then(|argv0| argv0.rsplit('/').next())
         .is_some_and(|name| name.starts_with("python"));
-    if python {
+    let has = |source: &str| {
+        p.findings
+            .iter()
+            .any(|f| f.series.starts_with(&format!("census:{source}:")))
+    };
+    if python && !has("gc") {
         steps.push(
             "which objects pile up: run it again under <code>memtrail run --python-gc</code> \
              (objects by type) or <code>--python-tracemalloc</code> (bytes by source line)"
+                .to_string(),
+        );
+        if !p.exited {
+            steps.push(format!(
+                "or, without a restart if its environment has the hook \
+                 (<code>memtrail python-hook install</code>): \
+                 <code>memtrail attach {} --python-gc --duration 10m</code>",
+                p.pid
+            ));
+        }
+    } else if !python && !has("native") {
+        steps.push(
+            "which C, C++ or Rust function allocates it: run it again under \
+             <code>memtrail run --native</code> (sampled allocation stacks at a few \
+             percent of cost, docs/native.md)"
                 .to_string(),
         );
     }
@@ -698,16 +718,27 @@ mod tests {
     /// 40 s, with markers close together, in the middle and at the very
     /// end, rendered to HTML.
     fn page() -> String {
+        page_of(&[
+            "/usr/bin/python3",
+            "/srv/a-long-directory-name/with-hyphens/leaky-service.py",
+        ])
+    }
+
+    /// A report page of a leaking process whose command line is `cmdline`.
+    fn page_of(cmdline: &[&str]) -> String {
         let id = ProcessId {
             pid: 42,
             start_time: 7,
         };
         let info = ProcessInfo {
-            comm: "python3".into(),
-            cmdline: vec![
-                "/usr/bin/python3".into(),
-                "/srv/a-long-directory-name/with-hyphens/leaky-service.py".into(),
-            ],
+            comm: cmdline[0]
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .chars()
+                .take(15)
+                .collect(),
+            cmdline: cmdline.iter().map(|a| a.to_string()).collect(),
             ..ProcessInfo::default()
         };
         let mut builder = ReportBuilder::new();
@@ -899,5 +930,19 @@ mod tests {
             "{next}"
         );
         assert!(next.contains("--python-gc"), "{next}");
+        // Still running: attach instead of a restart; Python, so not --native.
+        assert!(next.contains("memtrail attach 42 --python-gc"), "{next}");
+        assert!(!next.contains("--native"), "{next}");
+    }
+
+    #[test]
+    fn a_native_leak_suggests_the_native_sampler() {
+        let page = page_of(&["/usr/sbin/leaky-daemon", "--foreground"]);
+        let next = page
+            .split("<h3>What next</h3>")
+            .nth(1)
+            .expect("a What next list");
+        assert!(next.contains("memtrail run --native"), "{next}");
+        assert!(!next.contains("--python-gc"), "{next}");
     }
 }
