@@ -246,6 +246,8 @@ def walk(samples, deadline, hook_files, ignore_ids):
         pass
 
     sample_types = {type(x) for x in samples}
+    # The key sets of the samples' own __dict__s, once a level is too wide.
+    peer_shapes = None
     n = len(samples)
     # Per node id: the node, and per origin sample index the node below it
     # on that sample's way up (None for the sample itself).
@@ -285,7 +287,9 @@ def walk(samples, deadline, hook_files, ignore_ids):
             # every Logger) has thousands of referrers of the sampled
             # types: back-references, not owners. Containers and objects
             # of other types go first; peers of the samples last.
-            level.sort(key=lambda i: _rank(nodes[i], sample_types))
+            if peer_shapes is None:
+                peer_shapes = _dict_shapes(samples)
+            level.sort(key=lambda i: _rank(nodes[i], sample_types, peer_shapes))
             for i in level[MAX_FRONTIER:]:
                 cut.update(frontier[i])
             level = level[:MAX_FRONTIER]
@@ -384,13 +388,34 @@ def walk(samples, deadline, hook_files, ignore_ids):
     return results
 
 
-def _rank(obj, sample_types):
+def _dict_shapes(samples):
+    """The key sets of the samples' own `__dict__`s: a dict with one of
+    them is most likely the `__dict__` of a peer (before Python 3.11 an
+    instance refers through its `__dict__`, a dict like any other)."""
+    shapes = set()
+    for x in samples:
+        try:
+            d = object.__getattribute__(x, "__dict__")
+        except Exception:
+            continue
+        if type(d) is dict and d:
+            shapes.add(frozenset(d))
+    return shapes
+
+
+def _rank(obj, sample_types, peer_shapes=()):
     """Which nodes of a too-wide level to walk first: containers (and the
     dicts of modules and classes) 0, other objects 1, objects of a sampled
-    type (peers of the samples) 2."""
+    type and dicts shaped like their `__dict__`s (peers of the samples) 2."""
     t = type(obj)
     if t in sample_types:
         return 2
+    if t is dict and peer_shapes and 0 < len(obj) <= 64:
+        try:
+            if frozenset(obj) in peer_shapes:
+                return 2
+        except TypeError:
+            pass
     if t in (dict, list, tuple, set, frozenset, types.MappingProxyType) or isinstance(
         obj, (types.FrameType, types.ModuleType, type)
     ):
