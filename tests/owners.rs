@@ -4,7 +4,7 @@
 //! hook is no leak; the hook package's own tests.
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use memtrail_format::{ProcessId, Record};
@@ -353,17 +353,57 @@ fn a_steady_program_under_the_hook_is_no_leak_census_included() {
 #[test]
 fn the_python_hook_package_passes_its_own_tests() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("python");
-    let o = Command::new("python3")
-        .args(["-m", "unittest", "discover", "-s", "tests", "-t", "."])
-        .current_dir(&root)
-        .output()
-        .expect("python3 runs");
-    assert!(
-        o.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
+    // python3, and every other interpreter of 3.8 or later this machine
+    // has (pyenv's, or python3.N on PATH): the hook runs in the user's.
+    let mut pythons = vec![PathBuf::from("python3")];
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let pyenv = std::env::var_os("PYENV_ROOT")
+        .map(PathBuf::from)
+        .or_else(|| home.map(|h| h.join(".pyenv")));
+    let mut candidates: Vec<PathBuf> = pyenv
+        .and_then(|p| std::fs::read_dir(p.join("versions")).ok())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("bin/python"))
+        .collect();
+    for dir in std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()) {
+        candidates.extend(
+            std::fs::read_dir(&dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                    name.strip_prefix("python3.")
+                        .is_some_and(|minor| minor.parse::<u32>().is_ok())
+                }),
+        );
+    }
+    for python in candidates {
+        let modern = Command::new(&python)
+            .args(["-c", "import sys; sys.exit(sys.version_info < (3, 8))"])
+            .status()
+            .is_ok_and(|s| s.success());
+        if modern {
+            pythons.push(python);
+        }
+    }
+    for python in &pythons {
+        let o = Command::new(python)
+            .args(["-m", "unittest", "discover", "-s", "tests", "-t", "."])
+            .current_dir(&root)
+            .output()
+            .expect("the interpreter runs");
+        assert!(
+            o.status.success(),
+            "{}:\n{}\n{}",
+            python.display(),
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
 }
 
 /// The 1-based line of `tests/programs/NAME` that holds `mark`.
