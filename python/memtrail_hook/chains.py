@@ -15,7 +15,7 @@ import sys
 import time
 import types
 
-from .census import is_builtin, type_name
+from .census import is_builtin, is_native, type_name
 
 # Levels of referrers walked at most, objects per level, and objects per
 # gc.get_referrers call (its cost grows with their number past ~16).
@@ -245,7 +245,10 @@ def walk(samples, deadline, hook_files, ignore_ids):
     except Exception:
         pass
 
-    sample_types = {type(x) for x in samples}
+    # The program's own types among the samples': their instances above a
+    # sample are its peers. (Built-in types sampled alongside, such as
+    # dict and list, are the very containers that hold things.)
+    sample_types = {type(x) for x in samples if not is_native(type(x))}
     # The key sets of the samples' own __dict__s, once a level is too wide.
     peer_shapes = None
     n = len(samples)
@@ -394,6 +397,8 @@ def _dict_shapes(samples):
     instance refers through its `__dict__`, a dict like any other)."""
     shapes = set()
     for x in samples:
+        if is_native(type(x)):
+            continue
         try:
             d = object.__getattribute__(x, "__dict__")
         except Exception:

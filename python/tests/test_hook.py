@@ -118,6 +118,17 @@ class Chains(unittest.TestCase):
             ["%s.REGISTRY" % MODULE, "['main']", "Board.entries", "[<key>]"],
         )
 
+    def test_builtin_samples_walked_alongside_do_not_hide_the_way_up(self):
+        # The hook walks every growing type at once, built-in containers
+        # among them: a dict being sampled does not make every dict a peer.
+        fill_board(2000)
+        entries = [REGISTRY["main"].entries["e%d" % i] for i in range(4)]
+        REGISTRY["extra"] = ({"a": [1]}, [[2]])
+        samples = entries + [REGISTRY["extra"][0], REGISTRY["extra"][1]]
+        results = walk(samples)
+        steps = [s.concrete for s in results[0][0]]
+        self.assertEqual(steps, ["%s.REGISTRY" % MODULE, "['main']", "Board.entries", "['e0']"])
+
     def test_an_object_held_only_from_c_says_so(self):
         # atexit keeps its callbacks where the gc cannot see them.
         import atexit
