@@ -4,6 +4,7 @@ allocating traceback (tracemalloc), and which types keep growing
 
 import gc
 import os
+import sys
 import threading
 
 # The largest counts a census line holds (fewer if the line would not fit).
@@ -32,6 +33,26 @@ def is_native(t):
     """Built into the interpreter or an extension module, not a class
     defined in Python."""
     return not (getattr(t, "__flags__", 0) & _HEAPTYPE)
+
+
+# Since Python 3.11 an instance keeps its attributes inline and makes its
+# `__dict__` only when something asks for it: asking would enlarge the
+# program's objects. Before, every instance with attributes has one.
+_DICT_IS_MADE_ON_DEMAND = sys.version_info >= (3, 11)
+
+
+def own_dict(o):
+    """The `__dict__` of an instance of a class defined in Python, where
+    reading it makes nothing (before Python 3.11); else None. Before 3.11 an
+    instance refers to its attributes through this dict, so the hook's
+    walks meet it between the instance and what it holds."""
+    if _DICT_IS_MADE_ON_DEMAND or is_native(type(o)):
+        return None
+    try:
+        d = object.__getattribute__(o, "__dict__")
+    except Exception:
+        return None
+    return d if type(d) is dict else None
 
 
 def gc_census(wanted=None, per_type=0, seen=None):

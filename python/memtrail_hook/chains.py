@@ -15,7 +15,7 @@ import sys
 import time
 import types
 
-from .census import is_builtin, is_native, type_name
+from .census import is_builtin, is_native, own_dict, type_name
 
 # Levels of referrers walked at most, objects per level, and objects per
 # gc.get_referrers call (its cost grows with their number past ~16).
@@ -397,13 +397,8 @@ def _dict_shapes(samples):
     instance refers through its `__dict__`, a dict like any other)."""
     shapes = set()
     for x in samples:
-        if is_native(type(x)):
-            continue
-        try:
-            d = object.__getattribute__(x, "__dict__")
-        except Exception:
-            continue
-        if type(d) is dict and d:
+        d = own_dict(x)
+        if d:
             shapes.add(frozenset(d))
     return shapes
 

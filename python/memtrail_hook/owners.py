@@ -8,23 +8,12 @@ classes that do not grow (a shared service, a registry)."""
 import gc
 import types
 
-from .census import is_native, type_name
+from .census import is_native, own_dict, type_name
 
 # Objects visited at most per instance.
 MAX_OBJECTS = 2000
 
 _STOP = (type, types.ModuleType, types.FrameType, types.CodeType)
-
-
-def _own_dict(o):
-    """The `__dict__` of an instance of a class defined in Python, or None."""
-    if is_native(type(o)):
-        return None
-    try:
-        d = object.__getattribute__(o, "__dict__")
-    except Exception:
-        return None
-    return d if type(d) is dict else None
 
 
 def holdings(samples, growing, static_ids):
@@ -50,14 +39,13 @@ def holdings(samples, growing, static_ids):
                 # A function holds its closure, not its globals or code.
                 referents = [c for c in referents if c is o.__closure__]
             # An instance's own __dict__ is part of the instance, not an
-            # object it holds (before Python 3.11 every instance has one;
-            # 3.11 keeps the values inline until the dict is asked for).
-            own_dict = _own_dict(o)
+            # object it holds.
+            its_dict = own_dict(o)
             for c in referents:
                 i = id(c)
                 if i in seen or i in static_ids or not gc.is_tracked(c):
                     continue
-                if c is own_dict:
+                if c is its_dict:
                     seen[i] = None
                     queue.append(c)
                     continue
