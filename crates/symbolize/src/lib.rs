@@ -176,17 +176,11 @@ struct Loaded {
 struct Symbols(Vec<(u64, u64, String)>);
 
 impl Symbols {
-    /// The function symbols (`.symtab` and `.dynsym`) of the files at `paths`.
-    fn read(paths: &[&Path]) -> Symbols {
+    /// The function symbols (`.symtab` and `.dynsym`) of `files`.
+    fn of(files: &[&object::File<'_>]) -> Symbols {
         use object::{Object, ObjectSymbol, SymbolKind};
         let mut all = Vec::new();
-        for path in paths {
-            let Ok(data) = std::fs::read(path) else {
-                continue;
-            };
-            let Ok(file) = object::File::parse(&*data) else {
-                continue;
-            };
+        for file in files {
             all.extend(
                 file.symbols()
                     .chain(file.dynamic_symbols())
@@ -455,16 +449,12 @@ fn site_name(frames: &[Frame]) -> String {
     name
 }
 
-/// The GNU build id of an ELF file.
-fn file_build_id(path: &Path) -> Option<Vec<u8>> {
+fn open(path: &Path, build_id: &[u8], debug_dirs: &[PathBuf]) -> Option<Rc<Loaded>> {
     use object::Object;
+    // Read once: for its build id and its symbols.
     let data = std::fs::read(path).ok()?;
     let file = object::File::parse(&*data).ok()?;
-    file.build_id().ok().flatten().map(<[u8]>::to_vec)
-}
-
-fn open(path: &Path, build_id: &[u8], debug_dirs: &[PathBuf]) -> Option<Rc<Loaded>> {
-    if !build_id.is_empty() && file_build_id(path).as_deref() != Some(build_id) {
+    if !build_id.is_empty() && file.build_id().ok().flatten() != Some(build_id) {
         // Rebuilt or upgraded since: its addresses would name wrong code.
         return None;
     }
@@ -481,9 +471,13 @@ fn open(path: &Path, build_id: &[u8], debug_dirs: &[PathBuf]) -> Option<Rc<Loade
     let debug = debug_path
         .as_ref()
         .and_then(|p| addr2line::Loader::new(p).ok());
-    let mut files = vec![path];
-    files.extend(debug_path.as_deref());
-    let symbols = Symbols::read(&files);
+    let debug_data = debug_path.as_ref().and_then(|p| std::fs::read(p).ok());
+    let debug_file = debug_data
+        .as_deref()
+        .and_then(|d| object::File::parse(d).ok());
+    let mut files = vec![&file];
+    files.extend(debug_file.as_ref());
+    let symbols = Symbols::of(&files);
     Some(Rc::new(Loaded {
         loader,
         debug,
@@ -605,12 +599,13 @@ mod tests {
         );
         assert!(before < helper, "the helper follows an exported function");
 
-        let symbols = Symbols::read(&[&stripped]);
+        let stripped = std::fs::read(&stripped).unwrap();
+        let symbols = Symbols::of(&[&object::File::parse(&*stripped).unwrap()]);
         assert_eq!(symbols.find(before + 1), Some("exported_before"));
         assert_eq!(symbols.find(after + 1), Some("exported_after"));
         assert_eq!(symbols.find(helper + 1), None, "{symbols:?}");
         // With its full symbol table the helper has its own name.
-        let symbols = Symbols::read(&[&full]);
+        let symbols = Symbols::of(&[&file]);
         assert_eq!(symbols.find(helper + 1), Some("local_helper"));
     }
 }
