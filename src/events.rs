@@ -262,13 +262,13 @@ impl Events {
 
     /// A notice about the channel itself (not a process), stamped now.
     fn notice(&self, kind: NoticeKind, message: String) -> Record {
-        Record::Notice(Notice {
+        Record::Notice(Box::new(Notice {
             time_us: crate::recorder::now_us(),
             process: None,
             kind,
             path: self.path.display().to_string(),
             message,
-        })
+        }))
     }
 }
 
@@ -370,12 +370,12 @@ fn parse(line: &[u8]) -> Result<Record, String> {
             }
             list.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
             list.truncate(Census::MAX_KEYS);
-            Ok(Record::Census(Census {
+            Ok(Record::Census(Box::new(Census {
                 time_us,
                 process: pid.and_then(identity),
                 source: source.to_string(),
                 counts: list,
-            }))
+            })))
         }
         (Some(_), Some(_)) => Err("both \"marker\" and \"census\": one event per line".into()),
         (None, None) => Err("neither \"marker\", \"census\" nor \"retention\"".into()),
@@ -464,7 +464,7 @@ fn retention_record(
     }
     chains.sort_by_key(|c| std::cmp::Reverse(c.instances));
     chains.truncate(Retention::MAX_CHAINS);
-    Ok(Record::Retention(Retention {
+    Ok(Record::Retention(Box::new(Retention {
         time_us,
         process: pid.and_then(identity),
         source: source.to_string(),
@@ -474,7 +474,7 @@ fn retention_record(
         owners,
         holds,
         chains,
-    }))
+    })))
 }
 
 /// At most `max` bytes of `s`, cut at a character boundary.

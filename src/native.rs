@@ -83,12 +83,12 @@ pub fn parse_event(
                 .take(NativeStack::MAX_FRAMES)
                 .map(|f| f.as_u64().ok_or("a frame is not an address"))
                 .collect::<Result<Vec<u64>, _>>()?;
-            Ok(Record::NativeStack(NativeStack {
+            Ok(Record::NativeStack(Box::new(NativeStack {
                 time_us,
                 process: pid.and_then(&identity),
                 id,
                 frames,
-            }))
+            })))
         })());
     }
     if let Some(module) = obj.get("native_module") {
@@ -111,7 +111,7 @@ pub fn parse_event(
                 .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16))
                 .collect::<Result<Vec<u8>, _>>()
                 .map_err(|_| "\"build_id\" is not hex")?;
-            Ok(Record::NativeModule(NativeModule {
+            Ok(Record::NativeModule(Box::new(NativeModule {
                 time_us,
                 process: pid.and_then(&identity),
                 start: number("start")?,
@@ -122,7 +122,7 @@ pub fn parse_event(
                     .into_iter()
                     .take(NativeModule::MAX_BUILD_ID)
                     .collect(),
-            }))
+            })))
         })());
     }
     None
@@ -234,13 +234,13 @@ impl HelloWatch {
 
     fn notice(&self, channel: &str, message: String) -> Record {
         eprintln!("memtrail: warning: {message}");
-        Record::Notice(Notice {
+        Record::Notice(Box::new(Notice {
             time_us: crate::recorder::now_us(),
             process: None,
             kind: NoticeKind::Other,
             path: channel.to_string(),
             message,
-        })
+        }))
     }
 }
 
@@ -265,11 +265,13 @@ impl Names {
                     .learn(&record);
                 record
             }
-            Record::Census(c) if c.source == memtrail_symbolize::SOURCE => Record::Census(
-                self.symbolizer
-                    .get_or_insert_with(Symbolizer::new)
-                    .name_census(c),
-            ),
+            Record::Census(c) if c.source == memtrail_symbolize::SOURCE => {
+                Record::Census(Box::new(
+                    self.symbolizer
+                        .get_or_insert_with(Symbolizer::new)
+                        .name_census(*c),
+                ))
+            }
             other => other,
         }
     }

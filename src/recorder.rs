@@ -272,9 +272,9 @@ fn write_tick<W: Write>(
         }
         Ok(())
     };
-    put(&Record::System(tick.system.clone()))?;
+    put(&Record::System(Box::new(tick.system.clone())))?;
     for notice in &tick.notices {
-        put(&Record::Notice(notice.clone()))?;
+        put(&Record::Notice(Box::new(notice.clone())))?;
     }
     for exit in &tick.exited {
         put(&Record::Exit(exit.clone()))?;

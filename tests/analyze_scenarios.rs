@@ -335,3 +335,65 @@ fn sharded_analysis_equals_unsharded_on_a_real_recording() {
         );
     }
 }
+
+/// `analyze` and `report` of a file read it in lanes (one thread per core,
+/// each decoding only its share of the processes); from standard input
+/// they fold record by record. Both must say the same, to the last figure,
+/// and a damaged file must be warned about once, whichever lane met it.
+#[test]
+fn reading_in_lanes_says_what_reading_in_order_says() {
+    let s = python("mp-worker-leak");
+    let piped = |args: &[&str], input: &std::path::Path| {
+        let out = memtrail()
+            .args(args)
+            .stdin(std::fs::File::open(input).unwrap())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        out
+    };
+    let file = s.path.to_str().unwrap();
+    let processes = |out: &std::process::Output| -> serde_json::Value {
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["processes"].clone()
+    };
+    let in_lanes = run(&["analyze", file, "--format", "json"]);
+    assert!(in_lanes.status.success(), "{}", stderr(&in_lanes));
+    let in_order = piped(&["analyze", "-", "--format", "json"], &s.path);
+    assert_eq!(processes(&in_lanes), processes(&in_order));
+    assert!(processes(&in_lanes).as_array().unwrap().len() >= 3);
+
+    let report = run(&["report", file]);
+    assert!(report.status.success(), "{}", stderr(&report));
+    let report_in_order = piped(&["report", "-"], &s.path);
+    assert_eq!(
+        stdout(&report).replace(file, "standard input"),
+        stdout(&report_in_order)
+    );
+
+    // Damage in the middle of the recording: every lane reads the damaged
+    // frame, one warning is printed, the same as reading in order.
+    let dir = tempdir();
+    let damaged = dir.path().join("damaged.mtr");
+    let mut bytes = std::fs::read(&s.path).unwrap();
+    let middle = bytes.len() / 2;
+    for b in &mut bytes[middle..middle + 16] {
+        *b ^= 0x55;
+    }
+    std::fs::write(&damaged, &bytes).unwrap();
+    let warnings = |out: &std::process::Output, name: &str| -> Vec<String> {
+        let mut lines: Vec<String> = stderr(out)
+            .lines()
+            .filter(|l| l.starts_with("memtrail: warning:"))
+            .map(|l| l.replace(name, "INPUT"))
+            .collect();
+        lines.sort();
+        lines
+    };
+    let name = damaged.to_str().unwrap();
+    let in_lanes = run(&["analyze", name, "--format", "json"]);
+    let in_order = piped(&["analyze", "-", "--format", "json"], &damaged);
+    let lane_warnings = warnings(&in_lanes, name);
+    assert!(!lane_warnings.is_empty(), "{}", stderr(&in_lanes));
+    assert_eq!(lane_warnings, warnings(&in_order, "standard input"));
+    assert_eq!(processes(&in_lanes), processes(&in_order));
+}

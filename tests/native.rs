@@ -102,7 +102,7 @@ fn last_estimate(path: &Path, function: &str) -> u64 {
         names.learn(r);
         if let Record::Census(c) = r {
             if c.source == "native" {
-                let named = names.name_census(c.clone());
+                let named = names.name_census(*c.clone());
                 let bytes: u64 = named
                     .counts
                     .iter()

@@ -1,7 +1,7 @@
 //! `memtrail analyze FILE|-`: leak verdicts, live while a stream arrives.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -12,9 +12,7 @@ use memtrail_report::analysis::{self, Source};
 use signal_hook::consts::{SIGINT, SIGTERM};
 
 use crate::cli::{AnalyzeArgs, ReportFormat};
-
-/// Records folded at a time from a file.
-pub(crate) const BATCH: usize = 4096;
+use crate::input::{Item, Lanes};
 
 pub fn run(args: AnalyzeArgs) -> anyhow::Result<u8> {
     // Live, Ctrl-C means "stop reading and give the verdict"; a second one
@@ -30,64 +28,38 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<u8> {
         &args.input,
         "memtrail record --pid PID | memtrail analyze -",
     )?;
-    let mut input = crate::input::open(
+    let plan = crate::input::plan(
         &args.input,
         &args.more,
         args.follow.then(|| Arc::clone(&stop)),
     )?;
-    let mut analyzer = Analyzer::new();
-    let mut names = crate::native::Names::new();
-    let mut complete = false;
-    let mut last_update = Instant::now();
+    let name = plan.name.clone();
+    let live = plan.live;
     let mut out = std::io::stdout().lock();
-    let name = input.name.clone();
-    // A file is folded in batches, its processes in parallel; a live
-    // stream record by record, so every update shows all that arrived.
-    let mut batch = Vec::new();
-    while let Some(frame) = input.reader.next() {
-        let frame = frame.with_context(|| format!("cannot read recording {name}"))?;
-        input.warn();
-        let end = matches!(frame.record, Record::End(_));
-        if input.live {
-            analyzer.add(names.pass(frame.record));
-        } else {
-            batch.push(names.pass(frame.record));
-            if batch.len() >= BATCH {
-                analyzer.add_all(batch.drain(..));
-            }
-        }
-        if end {
-            complete = true;
-            if input.live {
-                break;
-            }
-        }
-        if input.live && last_update.elapsed() >= args.update.0 {
-            last_update = Instant::now();
-            let source = Source {
-                name: name.clone(),
-                complete: false,
-            };
-            print(&mut out, &analyzer, &source, args.format, args.all, true)?;
-        }
-        if stop.load(Ordering::Relaxed) && !input.live {
-            break;
-        }
-    }
-    analyzer.add_all(batch);
-    input.warn();
+    let (analyzer, complete) = if live {
+        follow(plan.open()?, &args, &mut out)?
+    } else {
+        // A file or a directory: read on every core, each lane folding
+        // its share of the processes.
+        let (lanes, complete) = plan.read_in_lanes(Lanes {
+            note_skipped: false,
+            stop: Some(Arc::clone(&stop)),
+            start: |_| (Analyzer::with_shards(1), crate::native::Names::new()),
+            each: |(analyzer, names): &mut (Analyzer, crate::native::Names), item| {
+                if let Item::Record(record) = item {
+                    analyzer.add(names.pass(record));
+                }
+            },
+            finish: |(analyzer, _)| analyzer,
+        })?;
+        let analyzer = Analyzer::merge(lanes);
+        (analyzer, complete)
+    };
     if !complete {
-        input.note_incomplete("the verdicts cover");
+        crate::input::note_incomplete(&name, "the verdicts cover");
     }
     let source = Source { name, complete };
-    let analysis = print(
-        &mut out,
-        &analyzer,
-        &source,
-        args.format,
-        args.all,
-        input.live,
-    )?;
+    let analysis = print(&mut out, &analyzer, &source, args.format, args.all, live)?;
     if args.fail_on_leak && analysis.leaks() > 0 {
         return Ok(crate::EXIT_LEAK);
     }
@@ -106,6 +78,40 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<u8> {
         return Ok(crate::EXIT_UNJUDGED);
     }
     Ok(0)
+}
+
+/// Folds a stream record by record as it arrives, printing the verdicts so
+/// far every `--update`; returns them and whether the end frame came.
+fn follow(
+    mut input: crate::input::Input,
+    args: &AnalyzeArgs,
+    out: &mut impl Write,
+) -> anyhow::Result<(Analyzer, bool)> {
+    let mut analyzer = Analyzer::new();
+    let mut names = crate::native::Names::new();
+    let mut complete = false;
+    let mut last_update = Instant::now();
+    let name = input.name.clone();
+    while let Some(frame) = input.reader.next() {
+        let frame = frame.with_context(|| format!("cannot read recording {name}"))?;
+        input.warn();
+        let end = matches!(frame.record, Record::End(_));
+        analyzer.add(names.pass(frame.record));
+        if end {
+            complete = true;
+            break;
+        }
+        if last_update.elapsed() >= args.update.0 {
+            last_update = Instant::now();
+            let source = Source {
+                name: name.clone(),
+                complete: false,
+            };
+            print(out, &analyzer, &source, args.format, args.all, true)?;
+        }
+    }
+    input.warn();
+    Ok((analyzer, complete))
 }
 
 fn print(

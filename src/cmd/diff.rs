@@ -326,17 +326,17 @@ fn events_between(path: &Path, from_us: u64, to_us: u64) -> anyhow::Result<Event
             Record::Census(c) => {
                 let key = (c.process, c.source.clone());
                 if c.time_us >= from_us && !first.contains_key(&key) {
-                    first.insert(key.clone(), c.clone());
+                    first.insert(key.clone(), *c.clone());
                 }
                 if c.time_us <= to_us {
-                    last.insert(key, c);
+                    last.insert(key, *c);
                 }
             }
             Record::Retention(r) if r.time_us <= to_us => {
                 let key = (r.process, r.source.clone(), r.key.clone());
                 let r = match retentions.get(&key) {
-                    Some(old) => memtrail_diff::roots::newer(old, r),
-                    None => r,
+                    Some(old) => memtrail_diff::roots::newer(old, *r),
+                    None => *r,
                 };
                 retentions.insert(key, r);
             }

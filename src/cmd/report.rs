@@ -11,28 +11,47 @@ use memtrail_report::terminal::Text;
 use memtrail_report::{Format, ReportBuilder};
 
 use crate::cli::{ReportArgs, SummaryFormat};
+use crate::input::{Item, Lanes};
 
 pub fn run(args: ReportArgs) -> anyhow::Result<u8> {
     crate::input::refuse_terminal_stdin(
         &args.input,
         "memtrail record --pid PID --count 60 | memtrail report -",
     )?;
-    let mut input = crate::input::open(&args.input, &args.more, None)?;
-    let name = input.name.clone();
-    let mut builder = ReportBuilder::new();
-    let mut names = crate::native::Names::new();
-    // Folded in batches, the processes of each in parallel.
-    let mut batch = Vec::new();
-    let complete = input.read_all(|record| {
-        batch.push(names.pass(record));
-        if batch.len() >= crate::cmd::analyze::BATCH {
-            builder.add_all(batch.drain(..));
-        }
-        Ok(())
-    })?;
-    builder.add_all(batch);
+    let plan = crate::input::plan(&args.input, &args.more, None)?;
+    let name = plan.name.clone();
+    let (builder, complete) = if plan.live {
+        let mut input = plan.open()?;
+        let mut builder = ReportBuilder::new();
+        let mut names = crate::native::Names::new();
+        let complete = input.read_all(|record| {
+            builder.add(names.pass(record));
+            Ok(())
+        })?;
+        (builder, complete)
+    } else {
+        // A file or a directory: read on every core, each lane following
+        // its share of the processes from the recording's start, the
+        // first also counting the ticks of every sample.
+        let start_us = plan.first_time_us();
+        let (lanes, complete) = plan.read_in_lanes(Lanes {
+            note_skipped: true,
+            stop: None,
+            start: |_| {
+                let builder = start_us.map_or_else(ReportBuilder::new, ReportBuilder::starting_at);
+                (builder, crate::native::Names::new())
+            },
+            each: |(builder, names): &mut (ReportBuilder, crate::native::Names), item| match item {
+                Item::Record(record) => builder.add(names.pass(record)),
+                Item::Skipped(id) => builder.add_unread(id),
+            },
+            finish: |(builder, _)| builder,
+        })?;
+        let builder = ReportBuilder::merge(lanes);
+        (builder, complete)
+    };
     if !complete {
-        input.note_incomplete("the report covers");
+        crate::input::note_incomplete(&name, "the report covers");
     }
     let report = builder.finish(Source { name, complete });
 

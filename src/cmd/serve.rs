@@ -279,7 +279,7 @@ impl State {
                 );
             }
         }
-        self.analyzer.add(Record::System(tick.system));
+        self.analyzer.add(Record::System(Box::new(tick.system)));
         for exit in &tick.exited {
             self.analyzer.forget(&exit.id);
         }

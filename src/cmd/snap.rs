@@ -40,9 +40,9 @@ pub fn run(args: SnapArgs) -> anyhow::Result<u8> {
         let processes = tick.processes.len();
         let write = || -> anyhow::Result<()> {
             let mut writer = Writer::new(out.sink, &header)?.keyframe_interval(1);
-            writer.write(&Record::System(tick.system))?;
+            writer.write(&Record::System(Box::new(tick.system)))?;
             for notice in tick.notices {
-                writer.write(&Record::Notice(notice))?;
+                writer.write(&Record::Notice(Box::new(notice)))?;
             }
             // Moved, not cloned: a sample can hold tens of thousands of
             // regions.

@@ -2,7 +2,7 @@
 //! they arrive (a live stream included) in bounded memory per process, and
 //! [`Analyzer::analysis`] judges every series of every process.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use memtrail_format::{
@@ -378,6 +378,10 @@ struct ProcState {
     /// The newest sample's values, held back from the trails until the
     /// next one shows the process still alive (see [`ProcState::ended`]).
     held: Option<Held>,
+    /// The names of the last sample folded in whole: a reader shares them
+    /// between samples until they change, so the same ones need no
+    /// comparing (an exec or a new command line shows as new names).
+    names: Option<Arc<memtrail_format::ProcessInfo>>,
 }
 
 /// One live sample's contribution, held back one sample.
@@ -398,6 +402,28 @@ impl Held {
                 trail.push(self.t, *v as f64);
             }
         }
+    }
+}
+
+/// Whether the sample `s` of a process starts its program anew, after
+/// samples of the program with this `comm` and `argv0` (as the first of
+/// them showed it): every view of a recording that measures growth "from
+/// the start" starts there, so that they all agree on what is new.
+///
+/// Either the process exec'd another program (a shell or launcher that
+/// execs the real one): its `comm` or its argv[0] changed (pyenv's
+/// `python3` shim is a bash script whose comm is already `python3`; only
+/// argv[0] tells); or the samples so far were caught in the middle of an
+/// exec (the kernel sets the new command line last: no argv[0] yet) and
+/// `s` is the first to name the program.
+pub fn starts_program(comm: &str, argv0: Option<&str>, s: &ProcessSample) -> bool {
+    if !s.info.comm.is_empty() && s.info.comm != comm {
+        return true;
+    }
+    match (s.info.cmdline.first(), argv0) {
+        (Some(now), Some(before)) => now != before,
+        (Some(_), None) => true,
+        (None, _) => false,
     }
 }
 
@@ -425,6 +451,7 @@ impl ProcState {
             census: BTreeMap::new(),
             retentions: Retentions::default(),
             held: None,
+            names: None,
         }
     }
 
@@ -433,19 +460,6 @@ impl ProcState {
         self.exited = true;
         if self.held.take().is_some() {
             self.samples = self.samples.saturating_sub(1);
-        }
-    }
-
-    /// Whether `s` shows another program than the samples so far: its
-    /// `comm` or its argv[0] changed. (pyenv's `python3` shim is a bash
-    /// script whose comm is already `python3`; only argv[0] tells.)
-    fn execed(&self, s: &ProcessSample) -> bool {
-        if !s.info.comm.is_empty() && s.info.comm != self.comm {
-            return true;
-        }
-        match (s.info.cmdline.first(), &self.argv0) {
-            (Some(now), Some(before)) => now != before,
-            _ => false,
         }
     }
 
@@ -497,15 +511,12 @@ impl ProcState {
         )
     }
 
-    fn add(&mut self, s: ProcessSample) {
-        if self.execed(&s) || (self.argv0.is_none() && !s.info.cmdline.is_empty()) {
-            // The process exec'd another program (a shell or launcher that
-            // execs the real one): judge the new program from its start.
-            // A process first seen with memory but no command line was
-            // caught in the middle of an exec (the kernel sets the new
-            // command line last): its program starts with the first
-            // sample that names it.
-            *self = ProcState::new(&s);
+    /// Folds in a sample; its descriptors and regions are taken from it.
+    fn add(&mut self, s: &mut ProcessSample) {
+        let same_names = self.names.as_ref().is_some_and(|n| Arc::ptr_eq(n, &s.info));
+        if !same_names && starts_program(&self.comm, self.argv0.as_deref(), s) {
+            // Judged from the program's start (see `starts_program`).
+            *self = ProcState::new(s);
         }
         // A process that is exiting (a zombie) has no memory left and
         // reports no descriptors and one thread: that is its end, not a
@@ -519,28 +530,30 @@ impl ProcState {
         }
         self.had_memory |= s.status.vm_rss.is_some();
         // The command line rarely changes: joined only when it does.
-        if !s.info.cmdline.is_empty() && s.info.cmdline != self.cmdline {
-            self.command = command_of(&s);
+        if !same_names && !s.info.cmdline.is_empty() && s.info.cmdline != self.cmdline {
+            self.command = command_of(s);
             if self.argv0.is_none() {
                 self.argv0 = s.info.cmdline.first().cloned();
             }
             self.cmdline = s.info.cmdline.clone();
         }
+        if !same_names {
+            self.names = Some(Arc::clone(&s.info));
+        }
         self.ppid = s.info.ppid;
         self.samples += 1;
         self.last_us = s.time_us;
         let t = s.time_us.saturating_sub(self.first_us) as f64 / 1e6;
-        let values = SERIES.map(|def| (def.get)(&s));
+        let values = SERIES.map(|def| (def.get)(s));
         // The first regions seen are the baseline even if carried; later
         // ones count only when freshly read. An exiting process shows no
         // regions: keep the last real view of its memory.
-        let maps = s
-            .mappings
-            .filter(|m| !m.is_empty() && (s.mappings_fresh || self.first_maps.is_none()));
+        let fresh = s.mappings_fresh || self.first_maps.is_none();
+        let maps = s.mappings.take().filter(|m| !m.is_empty() && fresh);
         let held = Held {
             t,
             values,
-            fds: s.fds,
+            fds: s.fds.take(),
             maps,
         };
         if self.first_maps.is_none() && self.first_fds.is_none() && self.held.is_none() {
@@ -581,7 +594,7 @@ impl Default for Analyzer {
 /// The processes of one shard.
 #[derive(Debug, Default)]
 struct Shard {
-    procs: HashMap<ProcessId, ProcState>,
+    procs: rustc_hash::FxHashMap<ProcessId, ProcState>,
     /// The records of a batch routed here, not yet folded (always empty
     /// between calls).
     routed: Vec<Record>,
@@ -591,15 +604,15 @@ impl Shard {
     /// Folds in a record about one process (see [`process_of`]).
     fn add(&mut self, record: Record) {
         match record {
-            Record::Process(s) => {
-                let s = *s;
+            Record::Process(mut s) => {
+                // Folded where it lies (a sample is several hundred bytes:
+                // moving it out of its box cost more than folding it).
                 match self.procs.get_mut(&s.id) {
-                    Some(p) => p.add(s),
+                    Some(p) => p.add(&mut s),
                     None => {
                         let mut p = ProcState::new(&s);
-                        let id = s.id;
-                        p.add(s);
-                        self.procs.insert(id, p);
+                        p.add(&mut s);
+                        self.procs.insert(s.id, p);
                     }
                 }
             }
@@ -623,7 +636,7 @@ impl Shard {
             Record::Retention(r) => {
                 if let Some(p) = r.process.and_then(|id| self.procs.get_mut(&id)) {
                     if !p.exited {
-                        p.retentions.add(r);
+                        p.retentions.add(*r);
                     }
                 }
             }
@@ -678,7 +691,7 @@ impl Analyzer {
             Some(id) => Some((self.shard_of(&id), record)),
             None => {
                 match record {
-                    Record::System(s) => self.system = Some(s),
+                    Record::System(s) => self.system = Some(*s),
                     Record::Marker(m) => self.markers.push(m),
                     // A census of no process has no series to join; stacks
                     // and modules name native census keys before they get
@@ -689,6 +702,33 @@ impl Analyzer {
                 None
             }
         }
+    }
+
+    /// Joins analyzers that each read the same recording but a different
+    /// share of its processes (see `memtrail_format::Reader::select`): the
+    /// processes of all, the system samples and markers of the first
+    /// (each saw every record about no process), the samples of all.
+    /// The verdicts are those of one analyzer fed the whole recording.
+    pub fn merge(parts: impl IntoIterator<Item = Analyzer>) -> Analyzer {
+        let mut merged = Analyzer::new();
+        for (i, part) in parts.into_iter().enumerate() {
+            if i == 0 {
+                merged.system = part.system;
+                merged.markers = part.markers;
+            }
+            merged.samples += part.samples;
+            merged.start_us = match (merged.start_us, part.start_us) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            for shard in part.shards {
+                for (id, p) in shard.procs {
+                    let home = merged.shard_of(&id);
+                    merged.shards[home].procs.insert(id, p);
+                }
+            }
+        }
+        merged
     }
 
     /// Adds one record (in recording order).
@@ -1061,7 +1101,7 @@ mod tests {
     }
 
     fn census(i: u64, source: &str, counts: Vec<(String, u64)>) -> Record {
-        Record::Census(Census {
+        Record::Census(Box::new(Census {
             time_us: i * 1_000_000 + 500_000,
             process: Some(ID),
             source: source.into(),
@@ -1069,7 +1109,7 @@ mod tests {
                 .into_iter()
                 .map(|(key, count)| CensusCount { key, count })
                 .collect(),
-        })
+        }))
     }
 
     /// 40 seconds of a flat process whose censuses hold `counts(i)`.
@@ -1143,7 +1183,7 @@ mod tests {
                 })
                 .collect()
         };
-        Record::Retention(memtrail_format::Retention {
+        Record::Retention(Box::new(memtrail_format::Retention {
             time_us: 20_000_000,
             process: Some(ID),
             source: "gc".into(),
@@ -1156,7 +1196,7 @@ mod tests {
                 steps: vec!["app.SESSIONS".into(), "[<key>]".into()],
                 instances: 4,
             }],
-        })
+        }))
     }
 
     #[test]

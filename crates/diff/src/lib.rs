@@ -61,6 +61,7 @@ pub mod roots;
 pub mod stats;
 pub mod trail;
 
+pub use analyze::starts_program;
 pub use analyze::{
     series_values, Analysis, Analyzer, FdKindGrowth, Finding, Kind, ProcessVerdict, Projection,
     RegionGrowth, TrendLine, SERIES_NAMES,

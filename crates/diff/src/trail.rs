@@ -14,7 +14,7 @@ use serde::Serialize;
 pub const CAPACITY: usize = 256;
 
 /// A run of consecutive points.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
 pub struct Bucket {
     /// Mean time of the points, seconds.
     pub t: f64,
@@ -37,6 +37,16 @@ impl Bucket {
         }
     }
 
+    /// A filling bucket, whose `t` and `mean` hold sums, as a bucket.
+    fn from_sums(b: Bucket) -> Bucket {
+        let n = b.n as f64;
+        Bucket {
+            t: b.t / n,
+            mean: b.mean / n,
+            ..b
+        }
+    }
+
     fn merge(&mut self, o: &Bucket) {
         let n = (self.n + o.n) as f64;
         self.t = (self.t * self.n as f64 + o.t * o.n as f64) / n;
@@ -51,7 +61,9 @@ impl Bucket {
 #[derive(Debug, Clone, Default)]
 pub struct Trail {
     full: Vec<Bucket>,
-    filling: Option<Bucket>,
+    /// The bucket taking points (none while `n` is 0); its `t` and
+    /// `mean` hold sums.
+    filling: Bucket,
     /// Points per full bucket: a power of two.
     width: u64,
     count: u64,
@@ -73,14 +85,32 @@ impl Trail {
             return;
         }
         self.count += 1;
-        self.first.get_or_insert((t, v));
-        self.last = Some((t, v));
-        match &mut self.filling {
-            Some(b) => b.merge(&Bucket::new(t, v)),
-            None => self.filling = Some(Bucket::new(t, v)),
+        if self.first.is_none() {
+            self.first = Some((t, v));
         }
-        if self.filling.map_or(0, |b| b.n) >= self.width.max(1) {
-            self.full.extend(self.filling.take());
+        self.last = Some((t, v));
+        // The filling bucket sums its points (a mean is taken when it is
+        // read): two additions per point instead of two divisions. (Every
+        // sample pushes a point to each of a process's series, twice in a
+        // report: this is the fold's innermost loop.)
+        let b = &mut self.filling;
+        if b.n == 0 {
+            *b = Bucket::new(t, v);
+        } else {
+            b.t += t;
+            b.mean += v;
+            if v < b.min {
+                b.min = v;
+            }
+            if v > b.max {
+                b.max = v;
+            }
+            b.n += 1;
+        }
+        if b.n >= self.width.max(1) {
+            let full = Bucket::from_sums(*b);
+            b.n = 0;
+            self.full.push(full);
             if self.full.len() >= CAPACITY {
                 self.halve();
             }
@@ -119,7 +149,9 @@ impl Trail {
     /// The buckets in time order, the one still filling included.
     pub fn buckets(&self) -> Vec<Bucket> {
         let mut out = self.full.clone();
-        out.extend(self.filling);
+        if self.filling.n > 0 {
+            out.push(Bucket::from_sums(self.filling));
+        }
         out
     }
 }

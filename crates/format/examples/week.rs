@@ -86,7 +86,7 @@ fn segment(dir: &std::path::Path, header: &Header, processes: u32, hour: u64) ->
     h.started_us = START_US + hour * 3_600_000_000;
     let mut writer = Writer::compressed(file, &h)?;
     for t in hour * 3600..(hour + 1) * 3600 {
-        writer.write(&Record::System(SystemSample {
+        writer.write(&Record::System(Box::new(SystemSample {
             time_us: START_US + t * 1_000_000,
             meminfo: MemInfo {
                 mem_total: Some(16_000_000),
@@ -94,7 +94,7 @@ fn segment(dir: &std::path::Path, header: &Header, processes: u32, hour: u64) ->
                 ..MemInfo::default()
             },
             cgroups: Vec::new(),
-        }))?;
+        })))?;
         for p in 0..processes {
             writer.write(&Record::Process(Box::new(sample(p, t))))?;
         }

@@ -74,6 +74,7 @@
 mod block;
 mod delta;
 mod error;
+mod fastdelta;
 mod frame;
 pub mod model;
 pub mod native;
@@ -86,7 +87,7 @@ pub use error::{ReadError, Warning, WarningKind, WriteError};
 pub use frame::{Encoding, Frame};
 pub use model::*;
 pub use native::{NativeModule, NativeStack};
-pub use reader::{open, Reader};
+pub use reader::{open, Keep, Met, Reader};
 pub use tick::Ticks;
 pub use writer::Writer;
 

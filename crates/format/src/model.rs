@@ -627,18 +627,21 @@ pub struct End {
 }
 
 /// Everything a recording holds after its header, in order.
+///
+/// The larger kinds are boxed, so a record moves as a few words: a reader
+/// hands out millions of them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum Record {
     Process(Box<ProcessSample>),
-    System(SystemSample),
+    System(Box<SystemSample>),
     Exit(ProcessExit),
     Marker(Marker),
-    Census(Census),
-    Retention(Retention),
-    NativeStack(crate::native::NativeStack),
-    NativeModule(crate::native::NativeModule),
-    Notice(Notice),
+    Census(Box<Census>),
+    Retention(Box<Retention>),
+    NativeStack(Box<crate::native::NativeStack>),
+    NativeModule(Box<crate::native::NativeModule>),
+    Notice(Box<Notice>),
     End(End),
 }
 

@@ -1,6 +1,10 @@
 //! Reading a recording, streaming and surviving damage.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use crate::fastdelta::DeltaView;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, BufReader, Read};
@@ -50,14 +54,46 @@ pub struct Reader<R: Read> {
     orphans: bool,
     /// The last sample of each process, with its sequence number: what its
     /// next delta applies to.
-    bases: HashMap<ProcessId, (ProcessSample, u64)>,
+    bases: FxHashMap<ProcessId, (ProcessSample, u64)>,
     /// Processes whose deltas are being skipped until their next keyframe
     /// (already warned about).
-    skipping: HashSet<ProcessId>,
+    skipping: FxHashSet<ProcessId>,
     /// Unknown (kind, flags) pairs already warned about.
     unknown: HashSet<(u8, u8)>,
     warnings: Vec<Warning>,
     failed: bool,
+    /// Set by [`Reader::select`]: the processes read; the samples of the
+    /// others are skipped undecoded.
+    selection: Option<Selecting>,
+    /// Always empty: what [`Reader::take_skipped`] drains when nothing
+    /// is selected.
+    no_skipped: Vec<ProcessId>,
+    /// Where delta frames of the common shape are decoded.
+    fast: Option<Box<crate::fastdelta::FastDelta>>,
+}
+
+/// A selection of processes (see [`Reader::select`]): asked whether to
+/// read each process met.
+pub type Keep = Box<dyn FnMut(&ProcessId, Met) -> bool + Send>;
+
+/// What a reader met of a process, when it asks a selection whether to
+/// read it (see [`Reader::select`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Met {
+    /// A sample (a keyframe or a delta).
+    Sample,
+    /// Its exit: nothing more about it follows.
+    Exit,
+    /// Another record about it (a census, a retention record).
+    Record,
+}
+
+/// The processes a reader reads, and what it notes of the others.
+struct Selecting {
+    keep: Keep,
+    /// Whether skipped samples are noted (see [`Reader::take_skipped`]).
+    note: bool,
+    noted: Vec<ProcessId>,
 }
 
 impl<R: Read> Reader<R> {
@@ -81,12 +117,101 @@ impl<R: Read> Reader<R> {
             block: None,
             blocks: BlockReader::new(),
             orphans: false,
-            bases: HashMap::new(),
-            skipping: HashSet::new(),
+            bases: FxHashMap::default(),
+            skipping: FxHashSet::default(),
             unknown: HashSet::new(),
             warnings: Vec::new(),
             failed: false,
+            selection: None,
+            fast: None,
+            no_skipped: Vec::new(),
         })
+    }
+
+    /// Reads only the processes `keep` selects from here on: the samples
+    /// of the others are skipped without being decoded (only their
+    /// process is read), and their exits, censuses and retention records
+    /// are left out; records about no process are all read. Several
+    /// readers of one recording, each selecting a share of its processes,
+    /// read it in parallel without decoding any sample twice. With
+    /// `note_skipped`, the process of each skipped sample is kept for
+    /// [`Reader::take_skipped`] (for what counts every sample,
+    /// such as [`crate::Ticks`]).
+    ///
+    /// `keep` is asked about every sample and every record about a
+    /// process, in recording order, whether it is read or skipped: readers
+    /// of the same recording ask the same questions in the same order, so
+    /// a selection may keep state (to balance the readers' shares, say),
+    /// and forget a process at its exit.
+    ///
+    /// Damage in a skipped sample's frame is not seen, so not warned
+    /// about: the reader selecting that process warns.
+    pub fn select(&mut self, keep: Keep, note_skipped: bool) {
+        self.selection = Some(Selecting {
+            keep,
+            note: note_skipped,
+            noted: Vec::new(),
+        });
+    }
+
+    /// Ends the selection, handing it back (with its state) for the next
+    /// reader: the next segment of a recording, say.
+    pub fn take_selection(&mut self) -> Option<Keep> {
+        self.selection.take().map(|s| s.keep)
+    }
+
+    /// The samples skipped since this was last asked (when
+    /// [`Reader::select`] was told to note them), as their processes, in
+    /// recording order: all of them were before the record read last.
+    pub fn take_skipped(&mut self) -> std::vec::Drain<'_, ProcessId> {
+        match &mut self.selection {
+            Some(selection) => selection.noted.drain(..),
+            None => self.no_skipped.drain(..),
+        }
+    }
+
+    /// Whether a frame is a sample of a process not selected, then noted
+    /// and skipped. A frame whose first fields do not decode is not
+    /// skipped: decoding it warns.
+    fn unselected(selection: &mut Option<Selecting>, kind: u8, flags: u8, payload: &[u8]) -> bool {
+        let Some(selection) = selection else {
+            return false;
+        };
+        if flags != 0 {
+            return false;
+        }
+        let id = match kind {
+            kind::KEYFRAME => crate::fastdelta::keyframe_head(payload).map(|(id, _)| id),
+            kind::DELTA => crate::fastdelta::delta_head(payload).map(|(id, _)| id),
+            _ => return false,
+        };
+        let Some(id) = id.map(ProcessId::from) else {
+            return false;
+        };
+        if (selection.keep)(&id, Met::Sample) {
+            return false;
+        }
+        if selection.note {
+            selection.noted.push(id);
+        }
+        true
+    }
+
+    /// Whether a decoded record is about a process not selected.
+    fn unselected_record(&mut self, record: &Record) -> bool {
+        let Some(selection) = &mut self.selection else {
+            return false;
+        };
+        let (id, met) = match record {
+            Record::Exit(e) => (Some(e.id), Met::Exit),
+            Record::Census(c) => (c.process, Met::Record),
+            Record::Retention(r) => (r.process, Met::Record),
+            _ => (None, Met::Record),
+        };
+        match id {
+            Some(id) => !(selection.keep)(&id, met),
+            _ => false,
+        }
     }
 
     /// The recording's header.
@@ -131,14 +256,44 @@ impl<R: Read> Reader<R> {
             match block::next_record(&open.content, open.pos) {
                 Ok((kind, flags, range)) => {
                     open.pos = range.end;
-                    let decoded = if kind == kind::BLOCK {
-                        Payload::Undecodable("a block inside a block".into())
+                    let payload = &open.content[range];
+                    let frame = if Self::unselected(&mut self.selection, kind, flags, payload) {
+                        self.block = Some(open);
+                        None
+                    } else if kind == kind::DELTA && flags == 0 {
+                        // The frame of almost every sample, applied from
+                        // where it was decoded (the Payload of a delta is
+                        // several hundred bytes; moving it cost more than
+                        // applying it).
+                        let mut fast = self.fast.take().unwrap_or_default();
+                        let frame = if crate::fastdelta::decode(payload, &mut fast) {
+                            self.block = Some(open);
+                            self.accept_delta(offset, &fast.view())
+                        } else {
+                            match wire::decode::<DeltaWire>(payload) {
+                                Ok(delta) => {
+                                    self.block = Some(open);
+                                    self.accept_delta(offset, &delta.view())
+                                }
+                                Err(error) => {
+                                    self.block = Some(open);
+                                    self.accept(offset, kind, flags, Payload::Undecodable(error))
+                                }
+                            }
+                        };
+                        self.fast = Some(fast);
+                        frame
                     } else {
-                        Payload::decode(kind, flags, &open.content[range])
+                        let decoded = if kind == kind::BLOCK {
+                            Payload::Undecodable("a block inside a block".into())
+                        } else {
+                            Payload::decode(kind, flags, payload)
+                        };
+                        self.block = Some(open);
+                        self.accept(offset, kind, flags, decoded)
                     };
-                    self.block = Some(open);
-                    if let Some(frame) = self.accept(offset, kind, flags, decoded) {
-                        return Some(frame);
+                    if frame.is_some() {
+                        return frame;
                     }
                 }
                 Err(why) => self.warn(
@@ -206,6 +361,10 @@ impl<R: Read> Reader<R> {
                 }
                 Probe::Valid { kind, flags, len } => {
                     let payload = &self.input.available()[FRAME_HEADER_LEN..][..len];
+                    if Self::unselected(&mut self.selection, kind, flags, payload) {
+                        self.input.consume(FRAME_HEADER_LEN + len);
+                        continue;
+                    }
                     let decoded = Payload::decode(kind, flags, payload);
                     self.input.consume(FRAME_HEADER_LEN + len);
                     if let Some(frame) = self.accept(offset, kind, flags, decoded) {
@@ -328,8 +487,11 @@ impl<R: Read> Reader<R> {
                     record: Record::Process(Box::new(sample)),
                 })
             }
-            Payload::Delta(wire) => self.accept_delta(offset, &wire),
+            Payload::Delta(wire) => self.accept_delta(offset, &wire.view()),
             Payload::Record(record) => {
+                if self.unselected_record(&record) {
+                    return None;
+                }
                 if let Record::Exit(exit) = &record {
                     self.bases.remove(&exit.id);
                     self.skipping.remove(&exit.id);
@@ -339,41 +501,42 @@ impl<R: Read> Reader<R> {
         }
     }
 
-    fn accept_delta(&mut self, offset: u64, delta: &DeltaWire) -> Option<Frame> {
+    fn accept_delta(&mut self, offset: u64, delta: &DeltaView<'_>) -> Option<Frame> {
         let id: ProcessId = delta.id.into();
         let seq = u16::from_le_bytes(delta.seq);
-        let lost = match self.bases.get(&id) {
-            None => "the sample it builds on was lost or never written",
+        let applied = match self.bases.get_mut(&id) {
+            None => Err("the sample it builds on was lost or never written"),
             Some((_, base_seq)) if base_seq.wrapping_add(1) as u16 != seq => {
-                "a sample between it and the last one read was lost"
+                Err("a sample between it and the last one read was lost")
             }
-            Some(_) => {
-                // Updated where it lies: the base becomes the new sample,
-                // and the record gets a copy (its names and regions shared).
-                let (base, seq) = self.bases.get_mut(&id).expect("just found");
-                match delta::apply_in_place(base, delta) {
-                    Ok(()) => {
-                        *seq = seq.wrapping_add(1);
-                        return Some(Frame {
-                            offset,
-                            encoding: Encoding::Delta,
-                            record: Record::Process(Box::new(base.clone())),
-                        });
-                    }
-                    Err(why) => {
-                        self.bases.remove(&id);
-                        self.skipping.insert(id);
-                        self.warn(
-                        offset,
-                        WarningKind::Corrupt,
-                        format!(
-                            "the delta frame at offset {offset} for process {id} does not fit the sample before it ({why}): it and the next deltas of that process are skipped until its next keyframe"
-                        ),
-                    );
-                        return None;
-                    }
-                }
+            // Updated where it lies: the base becomes the new sample, and
+            // the record gets a copy (its names and regions shared).
+            Some((base, seq)) => Ok(delta::apply_in_place(base, delta).map(|()| {
+                *seq = seq.wrapping_add(1);
+                Box::new(base.clone())
+            })),
+        };
+        let lost = match applied {
+            Ok(Ok(sample)) => {
+                return Some(Frame {
+                    offset,
+                    encoding: Encoding::Delta,
+                    record: Record::Process(sample),
+                })
             }
+            Ok(Err(why)) => {
+                self.bases.remove(&id);
+                self.skipping.insert(id);
+                self.warn(
+                    offset,
+                    WarningKind::Corrupt,
+                    format!(
+                        "the delta frame at offset {offset} for process {id} does not fit the sample before it ({why}): it and the next deltas of that process are skipped until its next keyframe"
+                    ),
+                );
+                return None;
+            }
+            Err(lost) => lost,
         };
         self.bases.remove(&id);
         if self.skipping.insert(id) {
@@ -442,26 +605,30 @@ impl Payload {
             kind::HEADER => wire::decode::<wire::HeaderWire>(payload).map(|_| Payload::Header),
             kind::KEYFRAME => wire::decode(payload).map(Payload::Keyframe),
             kind::DELTA => wire::decode(payload).map(Payload::Delta),
-            kind::SYSTEM => wire::decode(payload)
-                .map(|w: wire::SystemWire| Payload::Record(Record::System(w.into_model()))),
+            kind::SYSTEM => wire::decode(payload).map(|w: wire::SystemWire| {
+                Payload::Record(Record::System(Box::new(w.into_model())))
+            }),
             kind::EXIT => wire::decode(payload)
                 .map(|w: wire::ExitWire| Payload::Record(Record::Exit(w.into_model()))),
             kind::MARKER => wire::decode(payload)
                 .map(|w: wire::MarkerWire| Payload::Record(Record::Marker(w.into_model()))),
-            kind::CENSUS => wire::decode(payload)
-                .map(|w: wire::CensusWire| Payload::Record(Record::Census(w.into_model()))),
-            kind::RETENTION => wire::decode(payload)
-                .map(|w: wire::RetentionWire| Payload::Record(Record::Retention(w.into_model()))),
+            kind::CENSUS => wire::decode(payload).map(|w: wire::CensusWire| {
+                Payload::Record(Record::Census(Box::new(w.into_model())))
+            }),
+            kind::RETENTION => wire::decode(payload).map(|w: wire::RetentionWire| {
+                Payload::Record(Record::Retention(Box::new(w.into_model())))
+            }),
             kind::NATIVE_STACK => wire::decode(payload).map(|w: crate::native::NativeStackWire| {
-                Payload::Record(Record::NativeStack(w.into_model()))
+                Payload::Record(Record::NativeStack(Box::new(w.into_model())))
             }),
             kind::NATIVE_MODULE => {
                 wire::decode(payload).map(|w: crate::native::NativeModuleWire| {
-                    Payload::Record(Record::NativeModule(w.into_model()))
+                    Payload::Record(Record::NativeModule(Box::new(w.into_model())))
                 })
             }
-            kind::NOTICE => wire::decode(payload)
-                .map(|w: wire::NoticeWire| Payload::Record(Record::Notice(w.into_model()))),
+            kind::NOTICE => wire::decode(payload).map(|w: wire::NoticeWire| {
+                Payload::Record(Record::Notice(Box::new(w.into_model())))
+            }),
             kind::END => wire::decode(payload)
                 .map(|w: wire::EndWire| Payload::Record(Record::End(w.into_model()))),
             _ => Ok(Payload::Unknown),

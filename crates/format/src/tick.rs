@@ -16,7 +16,7 @@
 //! ```
 //! use memtrail_format::*;
 //!
-//! let system = |t| Record::System(SystemSample { time_us: t, ..SystemSample::default() });
+//! let system = |t| Record::System(Box::new(SystemSample { time_us: t, ..SystemSample::default() }));
 //! let sample = |t, pid| {
 //!     let id = ProcessId { pid, start_time: 1 };
 //!     Record::Process(Box::new(ProcessSample::summary(t, id, ProcessInfo::default(), Status::default())))
@@ -31,7 +31,7 @@
 //! assert_eq!(ticks.time_us(), Some(200));
 //! ```
 
-use std::collections::HashSet;
+use rustc_hash::FxHashSet;
 
 use crate::model::{ProcessId, Record};
 
@@ -41,7 +41,7 @@ pub struct Ticks {
     /// The current tick's number and when it opened.
     current: Option<(u64, u64)>,
     /// The processes sampled in the current tick.
-    sampled: HashSet<ProcessId>,
+    sampled: FxHashSet<ProcessId>,
 }
 
 impl Ticks {
@@ -52,20 +52,41 @@ impl Ticks {
     /// Places the next record of the recording: returns the number of the
     /// tick it belongs to (from 0), or `None` before the first tick.
     pub fn place(&mut self, record: &Record) -> Option<u64> {
-        let opens = match record {
-            Record::System(_) => true,
-            Record::Process(s) => self.current.is_none() || self.sampled.contains(&s.id),
-            _ => false,
-        };
-        if opens {
-            let number = self.current.map_or(0, |(n, _)| n + 1);
-            self.current = Some((number, record.time_us()));
-            self.sampled.clear();
+        match record {
+            Record::Process(s) => self.place_sample(s.id, s.time_us),
+            Record::System(s) => {
+                self.open(s.time_us);
+                self.current()
+            }
+            _ => self.current(),
         }
-        if let Record::Process(s) = record {
-            self.sampled.insert(s.id);
+    }
+
+    /// Places the next record when it is a sample of process `id` taken
+    /// at `time_us`: the same as [`Ticks::place`] on it, for a reader that
+    /// did not decode the sample (see `Reader::select`).
+    pub fn place_sample(&mut self, id: ProcessId, time_us: u64) -> Option<u64> {
+        if self.current.is_none() || !self.sampled.insert(id) {
+            self.open(time_us);
+            self.sampled.insert(id);
         }
-        self.current.map(|(n, _)| n)
+        self.current()
+    }
+
+    /// Places the next record when it is a sample of process `id` whose
+    /// time was not read (see `Reader::select`): counted as
+    /// [`Ticks::place`] counts it; a tick it opens is dated by the tick
+    /// before it (or 0), so [`Ticks::count`] is exact, not
+    /// [`Ticks::time_us`].
+    pub fn place_unread(&mut self, id: ProcessId) -> Option<u64> {
+        let time_us = self.time_us().unwrap_or(0);
+        self.place_sample(id, time_us)
+    }
+
+    fn open(&mut self, time_us: u64) {
+        let number = self.current.map_or(0, |(n, _)| n + 1);
+        self.current = Some((number, time_us));
+        self.sampled.clear();
     }
 
     /// Ticks opened so far.
@@ -91,10 +112,10 @@ mod tests {
     use crate::model::*;
 
     fn system(t: u64) -> Record {
-        Record::System(SystemSample {
+        Record::System(Box::new(SystemSample {
             time_us: t,
             ..SystemSample::default()
-        })
+        }))
     }
 
     fn sample(t: u64, pid: u32) -> Record {

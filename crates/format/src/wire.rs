@@ -55,16 +55,37 @@ pub(crate) fn decode<'a, T: Deserialize<'a>>(payload: &'a [u8]) -> Result<T, Str
 /// A counter whose value is 2^64-1 cannot be stored (the +1 would overflow).
 pub(crate) type Unrepresentable = &'static str;
 
-/// Encodes named optional values as a slot vector, trailing zeros trimmed.
-fn slots(fields: &[(&'static str, Option<u64>)]) -> Result<Vec<u64>, Unrepresentable> {
-    let mut out = Vec::with_capacity(fields.len());
-    for &(name, value) in fields {
-        out.push(match value {
-            None => 0,
-            Some(v) => v.checked_add(1).ok_or(name)?,
-        });
+/// A slot vector of at most `N` slots, held on the stack (a sample has a
+/// few dozen of them: allocating each cost more than computing it). It
+/// reads as the slice of its slots, trailing zeros trimmed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Slots<const N: usize> {
+    slots: [u64; N],
+    len: usize,
+}
+
+impl<const N: usize> std::ops::Deref for Slots<N> {
+    type Target = [u64];
+
+    fn deref(&self) -> &[u64] {
+        &self.slots[..self.len]
     }
-    trim(&mut out);
+}
+
+/// Encodes named optional values as a slot vector, trailing zeros trimmed.
+fn slots<const N: usize>(
+    fields: [(&'static str, Option<u64>); N],
+) -> Result<Slots<N>, Unrepresentable> {
+    let mut out = Slots {
+        slots: [0; N],
+        len: 0,
+    };
+    for (i, (name, value)) in fields.into_iter().enumerate() {
+        if let Some(v) = value {
+            out.slots[i] = v.checked_add(1).ok_or(name)?;
+            out.len = i + 1;
+        }
+    }
     Ok(out)
 }
 
@@ -95,20 +116,112 @@ pub(crate) fn diff_slots(base: &[u64], new: &[u64]) -> Vec<i64> {
     out
 }
 
-/// `base + delta`, slot by slot, wrapping.
-pub(crate) fn apply_slots(base: &[u64], delta: &[i64]) -> Vec<u64> {
-    let len = base.len().max(delta.len());
-    (0..len)
-        .map(|i| {
-            let b = base.get(i).copied().unwrap_or(0);
-            let d = delta.get(i).copied().unwrap_or(0);
-            b.wrapping_add(d as u64)
-        })
-        .collect()
+/// `base + delta`, slot by slot, wrapping: the first `N` slots (a reader
+/// knows `N` slots of each vector; later ones, from a newer writer, are
+/// not read).
+pub(crate) fn apply_slots<const N: usize>(base: &[u64], delta: &[i64]) -> [u64; N] {
+    let mut out = [0; N];
+    for (i, slot) in out.iter_mut().enumerate() {
+        let b = base.get(i).copied().unwrap_or(0);
+        let d = delta.get(i).copied().unwrap_or(0);
+        *slot = b.wrapping_add(d as u64);
+    }
+    out
 }
 
-pub(crate) fn status_slots(s: &Status) -> Result<Vec<u64>, Unrepresentable> {
-    slots(&[
+/// Adds `d` to the slot of an optional field, where the field lies (the
+/// same as encoding it, adding, and decoding; see [`apply_slots`]).
+pub(crate) fn step_opt(
+    (name, field): (&'static str, &mut Option<u64>),
+    d: i64,
+) -> Result<(), &'static str> {
+    let slot = match *field {
+        None => 0,
+        Some(v) => v.checked_add(1).ok_or(name)?,
+    };
+    *field = slot.wrapping_add(d as u64).checked_sub(1);
+    Ok(())
+}
+
+/// Adds `d` to the slot of an always-observed field (whose vector is
+/// absent, all slots 0, unless `present`), where the field lies.
+pub(crate) fn step_val(
+    (name, field): (&'static str, &mut u64),
+    present: bool,
+    d: i64,
+) -> Result<(), &'static str> {
+    let slot = if present {
+        field.checked_add(1).ok_or(name)?
+    } else {
+        0
+    };
+    *field = slot.wrapping_add(d as u64).saturating_sub(1);
+    Ok(())
+}
+
+/// Slot `i` of [`status_slots`], as its field.
+pub(crate) fn status_field(s: &mut Status, i: usize) -> Option<(&'static str, &mut Option<u64>)> {
+    Some(match i {
+        0 => ("status.vm_rss", &mut s.vm_rss),
+        1 => ("status.vm_hwm", &mut s.vm_hwm),
+        2 => ("status.vm_size", &mut s.vm_size),
+        3 => ("status.vm_peak", &mut s.vm_peak),
+        4 => ("status.rss_anon", &mut s.rss_anon),
+        5 => ("status.rss_file", &mut s.rss_file),
+        6 => ("status.rss_shmem", &mut s.rss_shmem),
+        7 => ("status.vm_swap", &mut s.vm_swap),
+        8 => ("status.vm_data", &mut s.vm_data),
+        9 => ("status.vm_stk", &mut s.vm_stk),
+        10 => ("status.vm_pte", &mut s.vm_pte),
+        11 => ("status.threads", &mut s.threads),
+        _ => return None,
+    })
+}
+
+/// Slot `i` of [`cpu_slots`], as its field.
+pub(crate) fn cpu_field(c: &mut Cpu, i: usize) -> Option<(&'static str, &mut u64)> {
+    Some(match i {
+        0 => ("cpu.utime", &mut c.utime),
+        1 => ("cpu.stime", &mut c.stime),
+        2 => ("cpu.minflt", &mut c.minflt),
+        3 => ("cpu.majflt", &mut c.majflt),
+        _ => return None,
+    })
+}
+
+/// Slot `i` of [`rollup_slots`], as its field.
+pub(crate) fn rollup_field(r: &mut Rollup, i: usize) -> Option<(&'static str, &mut Option<u64>)> {
+    Some(match i {
+        0 => ("rollup.rss", &mut r.rss),
+        1 => ("rollup.pss", &mut r.pss),
+        2 => ("rollup.pss_anon", &mut r.pss_anon),
+        3 => ("rollup.pss_file", &mut r.pss_file),
+        4 => ("rollup.pss_shmem", &mut r.pss_shmem),
+        5 => ("rollup.shared_clean", &mut r.shared_clean),
+        6 => ("rollup.shared_dirty", &mut r.shared_dirty),
+        7 => ("rollup.private_clean", &mut r.private_clean),
+        8 => ("rollup.private_dirty", &mut r.private_dirty),
+        9 => ("rollup.anonymous", &mut r.anonymous),
+        10 => ("rollup.swap", &mut r.swap),
+        11 => ("rollup.swap_pss", &mut r.swap_pss),
+        _ => return None,
+    })
+}
+
+/// Slot `i` of [`fd_count_slots`], as its field.
+pub(crate) fn fd_count_field(f: &mut Fds, i: usize) -> Option<(&'static str, &mut u64)> {
+    Some(match i {
+        0 => ("fds.file", &mut f.file),
+        1 => ("fds.socket", &mut f.socket),
+        2 => ("fds.pipe", &mut f.pipe),
+        3 => ("fds.anon_inode", &mut f.anon_inode),
+        4 => ("fds.other", &mut f.other),
+        _ => return None,
+    })
+}
+
+pub(crate) fn status_slots(s: &Status) -> Result<Slots<12>, Unrepresentable> {
+    slots([
         ("status.vm_rss", s.vm_rss),
         ("status.vm_hwm", s.vm_hwm),
         ("status.vm_size", s.vm_size),
@@ -141,8 +254,8 @@ pub(crate) fn status_from(s: &[u64]) -> Status {
     }
 }
 
-pub(crate) fn cpu_slots(c: &Cpu) -> Result<Vec<u64>, Unrepresentable> {
-    slots(&[
+pub(crate) fn cpu_slots(c: &Cpu) -> Result<Slots<4>, Unrepresentable> {
+    slots([
         ("cpu.utime", Some(c.utime)),
         ("cpu.stime", Some(c.stime)),
         ("cpu.minflt", Some(c.minflt)),
@@ -159,8 +272,8 @@ pub(crate) fn cpu_from(s: &[u64]) -> Cpu {
     }
 }
 
-pub(crate) fn rollup_slots(r: &Rollup) -> Result<Vec<u64>, Unrepresentable> {
-    slots(&[
+pub(crate) fn rollup_slots(r: &Rollup) -> Result<Slots<12>, Unrepresentable> {
+    slots([
         ("rollup.rss", r.rss),
         ("rollup.pss", r.pss),
         ("rollup.pss_anon", r.pss_anon),
@@ -193,8 +306,8 @@ pub(crate) fn rollup_from(s: &[u64]) -> Rollup {
     }
 }
 
-pub(crate) fn fd_count_slots(f: &Fds) -> Result<Vec<u64>, Unrepresentable> {
-    slots(&[
+pub(crate) fn fd_count_slots(f: &Fds) -> Result<Slots<5>, Unrepresentable> {
+    slots([
         ("fds.file", Some(f.file)),
         ("fds.socket", Some(f.socket)),
         ("fds.pipe", Some(f.pipe)),
@@ -215,8 +328,8 @@ pub(crate) fn fds_from(s: &[u64], targets: Option<Vec<Fd>>) -> Fds {
     }
 }
 
-pub(crate) fn mapping_slots(m: &Mapping) -> Result<Vec<u64>, Unrepresentable> {
-    slots(&[
+pub(crate) fn mapping_slots(m: &Mapping) -> Result<Slots<11>, Unrepresentable> {
+    slots([
         ("mapping.size", Some(m.size)),
         ("mapping.rss", Some(m.rss)),
         ("mapping.pss", Some(m.pss)),
@@ -247,7 +360,7 @@ pub(crate) fn set_mapping_counters(m: &mut Mapping, s: &[u64]) {
 }
 
 fn meminfo_slots(m: &MemInfo) -> Result<Vec<u64>, Unrepresentable> {
-    slots(&[
+    slots([
         ("meminfo.mem_total", m.mem_total),
         ("meminfo.mem_free", m.mem_free),
         ("meminfo.mem_available", m.mem_available),
@@ -259,6 +372,7 @@ fn meminfo_slots(m: &MemInfo) -> Result<Vec<u64>, Unrepresentable> {
         ("meminfo.commit_limit", m.commit_limit),
         ("meminfo.committed_as", m.committed_as),
     ])
+    .map(|s| s.to_vec())
 }
 
 fn meminfo_from(s: &[u64]) -> MemInfo {
@@ -332,6 +446,12 @@ impl HeaderWire {
 pub(crate) struct ProcessIdWire {
     pid: u32,
     start_time: u64,
+}
+
+impl ProcessIdWire {
+    pub(crate) fn new(pid: u32, start_time: u64) -> ProcessIdWire {
+        ProcessIdWire { pid, start_time }
+    }
 }
 
 impl From<ProcessId> for ProcessIdWire {
@@ -417,7 +537,7 @@ impl MappingWire {
             dev: m.dev,
             inode: m.inode,
             path: m.path.clone(),
-            counters: mapping_slots(m)?,
+            counters: mapping_slots(m)?.to_vec(),
         })
     }
 
@@ -461,13 +581,23 @@ impl KeyframeWire {
             time_us: s.time_us,
             info: InfoWire::from_model(&s.info),
             detail: s.detail.code(),
-            status: status_slots(&s.status)?,
-            cpu: s.cpu.as_ref().map(cpu_slots).transpose()?,
-            rollup: s.rollup.as_ref().map(rollup_slots).transpose()?,
+            status: status_slots(&s.status)?.to_vec(),
+            cpu: s
+                .cpu
+                .as_ref()
+                .map(cpu_slots)
+                .transpose()?
+                .map(|c| c.to_vec()),
+            rollup: s
+                .rollup
+                .as_ref()
+                .map(rollup_slots)
+                .transpose()?
+                .map(|r| r.to_vec()),
             fds: match &s.fds {
                 None => None,
                 Some(f) => Some(FdsWire {
-                    counts: fd_count_slots(f)?,
+                    counts: fd_count_slots(f)?.to_vec(),
                     targets: f.targets.as_ref().map(|t| fd_wires(t)),
                 }),
             },
@@ -608,10 +738,11 @@ impl SystemWire {
                 .map(|c| {
                     Ok(CgroupWire {
                         path: c.path.clone(),
-                        counters: slots(&[
+                        counters: slots([
                             ("cgroup.current_bytes", c.current_bytes),
                             ("cgroup.max_bytes", c.max_bytes),
-                        ])?,
+                        ])?
+                        .to_vec(),
                     })
                 })
                 .collect::<Result<_, Unrepresentable>>()?,

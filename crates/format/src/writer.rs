@@ -1,6 +1,5 @@
 //! Writing a recording.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::io::Write;
 use std::sync::{Arc, Weak};
@@ -36,7 +35,7 @@ const DEFAULT_KEYFRAME_INTERVAL: u32 = 60;
 pub struct Writer<W: Write> {
     out: W,
     keyframe_interval: u32,
-    processes: HashMap<ProcessId, Base>,
+    processes: rustc_hash::FxHashMap<ProcessId, Base>,
     bytes_written: u64,
     /// The frame being written, reused to spare allocations.
     scratch: Vec<u8>,
@@ -119,7 +118,7 @@ impl<W: Write> Writer<W> {
         let mut writer = Writer {
             out,
             keyframe_interval: DEFAULT_KEYFRAME_INTERVAL,
-            processes: HashMap::new(),
+            processes: rustc_hash::FxHashMap::default(),
             bytes_written: 0,
             scratch: Vec::new(),
             blocks: None,

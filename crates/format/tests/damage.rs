@@ -51,10 +51,10 @@ pub fn small_records() -> Vec<Record> {
         records.push(process(a.clone()));
         records.push(process(b.clone()));
         if t == 2 {
-            records.push(Record::System(SystemSample {
+            records.push(Record::System(Box::new(SystemSample {
                 time_us: 3,
                 ..SystemSample::default()
-            }));
+            })));
             records.push(Record::Marker(Marker {
                 time_us: 3,
                 label: "m".into(),

@@ -91,7 +91,7 @@ pub fn golden_recording() -> (Header, Vec<Record>) {
     a.cpu.as_mut().unwrap().utime += 2;
     push(&mut records, &a);
 
-    records.push(Record::System(SystemSample {
+    records.push(Record::System(Box::new(SystemSample {
         time_us: t0 + 1_000_500,
         meminfo: MemInfo {
             mem_total: Some(16_384_000),
@@ -110,7 +110,7 @@ pub fn golden_recording() -> (Header, Vec<Record>) {
             current_bytes: Some(2_101_248),
             max_bytes: None,
         }],
-    }));
+    })));
     records.push(Record::Marker(Marker {
         time_us: t0 + 1_500_000,
         label: "load test".to_string(),
@@ -200,13 +200,13 @@ pub fn golden_recording() -> (Header, Vec<Record>) {
     a.status.threads = Some(3);
     push(&mut records, &a);
 
-    records.push(Record::Notice(Notice {
+    records.push(Record::Notice(Box::new(Notice {
         time_us: a.time_us + 10,
         process: Some(id),
         kind: NoticeKind::Vanished,
         path: "/proc/4242/smaps".to_string(),
         message: "process 4242 exited while its smaps was being read".to_string(),
-    }));
+    })));
     records.push(Record::Exit(ProcessExit {
         time_us: a.time_us + 20,
         id,
@@ -330,7 +330,7 @@ pub fn golden_census() -> (Header, Vec<Record>) {
             pid: Some(4242),
             source: "events".to_string(),
         }),
-        Record::Census(Census {
+        Record::Census(Box::new(Census {
             time_us: t0 + 1_000_000,
             process: Some(ProcessId {
                 pid: 4242,
@@ -347,8 +347,8 @@ pub fn golden_census() -> (Header, Vec<Record>) {
                     count: 300,
                 },
             ],
-        }),
-        Record::Census(Census {
+        })),
+        Record::Census(Box::new(Census {
             time_us: t0 + 2_000_000,
             process: None,
             source: "tracemalloc".to_string(),
@@ -356,7 +356,7 @@ pub fn golden_census() -> (Header, Vec<Record>) {
                 key: "app.py:12".to_string(),
                 count: 1_048_576,
             }],
-        }),
+        })),
         Record::End(End {
             time_us: t0 + 3_000_000,
             reason: EndReason::Completed,
@@ -525,7 +525,7 @@ pub fn golden_native() -> (Header, Vec<Record>) {
         start_time: 98_765,
     });
     let records = vec![
-        Record::NativeModule(NativeModule {
+        Record::NativeModule(Box::new(NativeModule {
             time_us: t0 + 100_000,
             process: app,
             start: 0x5555_0000_0000,
@@ -533,14 +533,14 @@ pub fn golden_native() -> (Header, Vec<Record>) {
             bias: 0x5555_0000_0000,
             path: "/srv/app".to_string(),
             build_id: vec![0xde, 0xad, 0xbe, 0xef],
-        }),
-        Record::NativeStack(NativeStack {
+        })),
+        Record::NativeStack(Box::new(NativeStack {
             time_us: t0 + 1_000_000,
             process: app,
             id: 0x0123_4567_89ab_cdef,
             frames: vec![0x5555_0000_1169, 0x5555_0000_11a0],
-        }),
-        Record::Census(Census {
+        })),
+        Record::Census(Box::new(Census {
             time_us: t0 + 1_000_000,
             process: app,
             source: "native".to_string(),
@@ -548,7 +548,7 @@ pub fn golden_native() -> (Header, Vec<Record>) {
                 key: "stack:0123456789abcdef".to_string(),
                 count: 524_288,
             }],
-        }),
+        })),
     ];
     (header, records)
 }
@@ -571,7 +571,7 @@ pub fn golden_retention() -> (Header, Vec<Record>) {
         count,
     };
     let records = vec![
-        Record::Retention(Retention {
+        Record::Retention(Box::new(Retention {
             time_us: t0 + 1_000_000,
             process: Some(ProcessId {
                 pid: 4242,
@@ -587,8 +587,8 @@ pub fn golden_retention() -> (Header, Vec<Record>) {
                 steps: vec!["app.cache.SESSIONS".to_string(), "[<key>]".to_string()],
                 instances: 4,
             }],
-        }),
-        Record::Retention(Retention {
+        })),
+        Record::Retention(Box::new(Retention {
             time_us: t0 + 2_000_000,
             process: None,
             source: "gc".to_string(),
@@ -598,7 +598,7 @@ pub fn golden_retention() -> (Header, Vec<Record>) {
             owners: vec![count("app.Session", 1)],
             holds: vec![],
             chains: vec![],
-        }),
+        })),
         Record::End(End {
             time_us: t0 + 3_000_000,
             reason: EndReason::Completed,

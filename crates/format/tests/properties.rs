@@ -226,22 +226,24 @@ fn plain_record() -> impl Strategy<Value = Record> {
             ),
             vec(opt_counter(), 10)
         )
-            .prop_map(|(time_us, cgroups, m)| Record::System(SystemSample {
-                time_us,
-                meminfo: MemInfo {
-                    mem_total: m[0],
-                    mem_free: m[1],
-                    mem_available: m[2],
-                    buffers: m[3],
-                    cached: m[4],
-                    swap_total: m[5],
-                    swap_free: m[6],
-                    shmem: m[7],
-                    commit_limit: m[8],
-                    committed_as: m[9],
-                },
-                cgroups,
-            })),
+            .prop_map(
+                |(time_us, cgroups, m)| Record::System(Box::new(SystemSample {
+                    time_us,
+                    meminfo: MemInfo {
+                        mem_total: m[0],
+                        mem_free: m[1],
+                        mem_available: m[2],
+                        buffers: m[3],
+                        cached: m[4],
+                        swap_total: m[5],
+                        swap_free: m[6],
+                        shmem: m[7],
+                        commit_limit: m[8],
+                        committed_as: m[9],
+                    },
+                    cgroups,
+                }))
+            ),
         (any::<u64>(), id.clone(), option::of(any::<i32>())).prop_map(
             |(time_us, id, exit_code)| Record::Exit(ProcessExit {
                 time_us,
@@ -270,13 +272,13 @@ fn plain_record() -> impl Strategy<Value = Record> {
             text()
         )
             .prop_map(
-                |(time_us, process, kind, path, message)| Record::Notice(Notice {
+                |(time_us, process, kind, path, message)| Record::Notice(Box::new(Notice {
                     time_us,
                     process,
                     kind,
                     path,
                     message,
-                })
+                }))
             ),
     ]
 }

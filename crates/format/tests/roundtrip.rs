@@ -245,7 +245,7 @@ fn processes_are_kept_apart_and_forgotten_at_exit() {
 #[test]
 fn plain_records() {
     let records = vec![
-        Record::System(SystemSample {
+        Record::System(Box::new(SystemSample {
             time_us: 1,
             meminfo: MemInfo {
                 mem_total: Some(16_000_000),
@@ -264,8 +264,8 @@ fn plain_records() {
                     max_bytes: Some(2 << 30),
                 },
             ],
-        }),
-        Record::System(SystemSample::default()),
+        })),
+        Record::System(Box::default()),
         Record::Marker(Marker {
             time_us: 2,
             label: "step 1 ✓".to_string(),
@@ -278,7 +278,7 @@ fn plain_records() {
             pid: None,
             source: "events".to_string(),
         }),
-        Record::Notice(Notice {
+        Record::Notice(Box::new(Notice {
             time_us: 4,
             process: Some(ProcessId {
                 pid: 5,
@@ -288,14 +288,14 @@ fn plain_records() {
             path: "/proc/5/smaps".to_string(),
             message: "cannot read /proc/5/smaps: permission denied; run as the same user"
                 .to_string(),
-        }),
-        Record::Notice(Notice {
+        })),
+        Record::Notice(Box::new(Notice {
             time_us: 5,
             process: None,
             kind: NoticeKind::Other,
             path: String::new(),
             message: String::new(),
-        }),
+        })),
         Record::Exit(ProcessExit {
             time_us: 6,
             id: ProcessId {

@@ -7,6 +7,7 @@ mod golden;
 mod properties;
 mod roundtrip;
 mod seeds;
+mod select;
 mod util;
 
 /// The fuzz target's checks (see fuzz/src/lib.rs), run here on the seeds

@@ -9,6 +9,7 @@
 //! held once it has been folded in.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use memtrail_diff::trail::Trail;
 use memtrail_diff::{
@@ -116,10 +117,17 @@ impl Report {
 }
 
 /// Folds records in one at a time (see the module documentation).
+/// A track being built, with the names of its last sample.
+#[derive(Debug)]
+struct Tracked {
+    track: Track,
+    names: Option<Arc<memtrail_format::ProcessInfo>>,
+}
+
 #[derive(Debug, Default)]
 pub struct ReportBuilder {
     analyzer: Analyzer,
-    tracks: HashMap<ProcessId, Track>,
+    tracks: rustc_hash::FxHashMap<ProcessId, Tracked>,
     ticks: Ticks,
     start_us: Option<u64>,
     end_us: u64,
@@ -146,6 +154,46 @@ impl ReportBuilder {
         self.analyzer.add_all(records);
     }
 
+    /// A builder for a recording whose first record (not counting end
+    /// frames) is at `start_us`: for a builder fed only a share of the
+    /// recording's processes (see [`ReportBuilder::merge`]), which may not
+    /// see that record.
+    pub fn starting_at(start_us: u64) -> ReportBuilder {
+        ReportBuilder {
+            start_us: Some(start_us),
+            ..ReportBuilder::default()
+        }
+    }
+
+    /// A sample of a process this builder does not follow, skipped by
+    /// its reader (see `memtrail_format::Reader::select`): it counts in
+    /// the ticks all the same.
+    pub fn add_unread(&mut self, id: ProcessId) {
+        self.ticks.place_unread(id);
+    }
+
+    /// Joins builders that each read the same recording, every record
+    /// about no process and those of a different share of its processes;
+    /// all made by [`ReportBuilder::starting_at`] the recording's start,
+    /// the first also told of every other sample through
+    /// [`ReportBuilder::add_unread`] (it counts the ticks). The report is
+    /// the one a single builder fed the whole recording makes (the span
+    /// ends at the latest record any of them read).
+    pub fn merge(parts: impl IntoIterator<Item = ReportBuilder>) -> ReportBuilder {
+        let mut parts = parts.into_iter();
+        let Some(mut merged) = parts.next() else {
+            return ReportBuilder::new();
+        };
+        let mut analyzers = vec![std::mem::take(&mut merged.analyzer)];
+        for part in parts {
+            merged.tracks.extend(part.tracks);
+            merged.end_us = merged.end_us.max(part.end_us);
+            analyzers.push(part.analyzer);
+        }
+        merged.analyzer = Analyzer::merge(analyzers);
+        merged
+    }
+
     fn track(&mut self, record: &Record) {
         self.ticks.place(record);
         let time_us = record.time_us();
@@ -156,24 +204,37 @@ impl ReportBuilder {
         let start = self.start_us.unwrap_or(time_us);
         match record {
             Record::Process(s) => {
-                let track = self.tracks.entry(s.id).or_insert_with(|| Track {
-                    id: s.id,
-                    ppid: s.info.ppid,
-                    comm: s.info.comm.clone(),
-                    command: command_of(s),
-                    first_us: s.time_us,
-                    last_us: s.time_us,
-                    exited: false,
-                    exit_code: None,
-                    series: SERIES_NAMES.iter().map(|_| Trail::new()).collect(),
+                let tracked = self.tracks.entry(s.id).or_insert_with(|| Tracked {
+                    track: Track {
+                        id: s.id,
+                        ppid: s.info.ppid,
+                        comm: s.info.comm.clone(),
+                        command: command_of(s),
+                        first_us: s.time_us,
+                        last_us: s.time_us,
+                        exited: false,
+                        exit_code: None,
+                        series: SERIES_NAMES.iter().map(|_| Trail::new()).collect(),
+                    },
+                    names: None,
                 });
+                let track = &mut tracked.track;
                 track.last_us = s.time_us;
-                track.ppid = s.info.ppid;
-                if !s.info.comm.is_empty() {
-                    track.comm.clone_from(&s.info.comm);
-                }
-                if !s.info.cmdline.is_empty() && !joins_to(&s.info.cmdline, &track.command) {
-                    track.command = command_of(s);
+                // A reader shares the names between samples until they
+                // change: the same ones need no copying or comparing.
+                if !tracked
+                    .names
+                    .as_ref()
+                    .is_some_and(|n| Arc::ptr_eq(n, &s.info))
+                {
+                    tracked.names = Some(Arc::clone(&s.info));
+                    track.ppid = s.info.ppid;
+                    if !s.info.comm.is_empty() {
+                        track.comm.clone_from(&s.info.comm);
+                    }
+                    if !s.info.cmdline.is_empty() && !joins_to(&s.info.cmdline, &track.command) {
+                        track.command = command_of(s);
+                    }
                 }
                 // An exiting process (a zombie) has no memory left: that is
                 // its end, not a value of its series.
@@ -189,7 +250,7 @@ impl ReportBuilder {
                 }
             }
             Record::Exit(e) => {
-                if let Some(track) = self.tracks.get_mut(&e.id) {
+                if let Some(Tracked { track, .. }) = self.tracks.get_mut(&e.id) {
                     track.exited = true;
                     track.exit_code = e.exit_code.or(track.exit_code);
                 }
@@ -208,7 +269,7 @@ impl ReportBuilder {
             .enumerate()
             .map(|(i, p)| (p.id(), i))
             .collect();
-        let mut tracks: Vec<Track> = self.tracks.into_values().collect();
+        let mut tracks: Vec<Track> = self.tracks.into_values().map(|t| t.track).collect();
         tracks.sort_by_key(|t| (order.get(&t.id).copied().unwrap_or(usize::MAX), t.id));
         let start_us = self.start_us.unwrap_or(0);
         Report {

@@ -53,7 +53,9 @@ pub struct Summarizer {
 #[derive(Debug)]
 struct Acc {
     summary: ProcessSummary,
+    /// The program's, as its first sample showed them.
     comm: String,
+    argv0: Option<String>,
     first_maps: Option<std::sync::Arc<Vec<memtrail_format::Mapping>>>,
     last_maps: Option<std::sync::Arc<Vec<memtrail_format::Mapping>>>,
 }
@@ -83,13 +85,16 @@ impl Summarizer {
                 grown_regions: Vec::new(),
             },
             comm: s.info.comm.clone(),
+            argv0: s.info.cmdline.first().cloned(),
             first_maps: None,
             last_maps: None,
         });
-        if acc.comm != s.info.comm {
-            // The process exec'd another program (a shell or launcher that
-            // execs the real one): growth is measured from the new program.
+        if memtrail_diff::starts_program(&acc.comm, acc.argv0.as_deref(), s) {
+            // Growth is measured from the program's start, where the
+            // analysis measures it (an exec, or the first sample naming
+            // the program).
             acc.comm = s.info.comm.clone();
+            acc.argv0 = s.info.cmdline.first().cloned();
             acc.summary.rss_first = None;
             acc.summary.rss_peak = None;
             acc.summary.rss_series.clear();
@@ -317,6 +322,78 @@ pub fn observed(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use memtrail_format::{Mapping, ProcessInfo, Status};
+    use std::sync::Arc;
+
+    fn region(start: u64, rss: u64) -> Mapping {
+        Mapping {
+            start,
+            end: start + (1 << 20),
+            rss,
+            size: 1024,
+            ..Mapping::default()
+        }
+    }
+
+    fn sample(t: u64, cmdline: &[&str], maps: Vec<Mapping>) -> ProcessSample {
+        let info = ProcessInfo {
+            comm: "python3".into(),
+            cmdline: cmdline.iter().map(|a| a.to_string()).collect(),
+            ..ProcessInfo::default()
+        };
+        let status = Status {
+            vm_rss: Some(maps.iter().map(|m| m.rss).sum()),
+            ..Status::default()
+        };
+        let mut s = ProcessSample::summary(
+            t,
+            ProcessId {
+                pid: 7,
+                start_time: 1,
+            },
+            info,
+            status,
+        );
+        s.mappings = Some(Arc::new(maps));
+        s.mappings_fresh = true;
+        s
+    }
+
+    /// Caught mid-exec (no command line yet), then the program: growth is
+    /// measured from the first sample naming it, as the analysis measures
+    /// it, so a region it had then is grown, not new, in both.
+    #[test]
+    fn the_summary_starts_where_the_analysis_starts() {
+        let heap = 0x7000_0000;
+        let samples = [
+            sample(1, &[], vec![region(0x1000_0000, 100)]),
+            sample(
+                2,
+                &["python3", "app.py"],
+                vec![region(0x1000_0000, 100), region(heap, 200)],
+            ),
+            sample(
+                3,
+                &["python3", "app.py"],
+                vec![region(0x1000_0000, 100), region(heap, 9000)],
+            ),
+        ];
+        let mut summary = Summarizer::new();
+        for s in &samples {
+            summary.add(s);
+        }
+        let summaries = summary.finish();
+        let grown = &summaries[0].grown_regions;
+        assert_eq!(grown.len(), 1, "{grown:?}");
+        assert_eq!(grown[0].change, Change::Grown);
+        assert_eq!(summaries[0].rss_first, Some(300));
+        assert!(memtrail_diff::starts_program("python3", None, &samples[1]));
+        assert!(!memtrail_diff::starts_program(
+            "python3",
+            Some("python3"),
+            &samples[2]
+        ));
+    }
 
     #[test]
     fn sparkline_scales_between_min_and_max() {

@@ -23,12 +23,12 @@
 //! use memtrail_symbolize::Symbolizer;
 //!
 //! let mut names = Symbolizer::new();
-//! names.learn(&Record::NativeStack(NativeStack {
+//! names.learn(&Record::NativeStack(Box::new(NativeStack {
 //!     time_us: 1,
 //!     process: None,
 //!     id: 0xab,
 //!     frames: vec![0x1000, 0x2000],
-//! }));
+//! })));
 //! let census = Census {
 //!     time_us: 2,
 //!     process: None,
@@ -245,7 +245,7 @@ impl Symbolizer {
                     // A module unloaded and another loaded at its place:
                     // the newer one wins.
                     list.retain(|x| x.end <= m.start || x.start >= m.end);
-                    list.push(m.clone());
+                    list.push(NativeModule::clone(m));
                     self.sites.retain(|(p, _), _| *p != m.process);
                 }
             }

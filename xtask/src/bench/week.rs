@@ -62,9 +62,8 @@ pub(crate) fn week(ctx: &Ctx) -> anyhow::Result<Table> {
         "{processes} processes at 1 s for {hours} h, one version 2 segment per hour ({} files, \
          {:.1} MB, {:.2} B/sample; generated in {:.0} s by `cargo run --release -p \
          memtrail-format --example week -- DIR {processes} {hours}`). Every tenth process leaks, \
-         every tenth grows descriptors, some saw-tooth. Segments are decoded ahead on their own \
-         threads (one per core) while the analysis folds batches of records, its shards of \
-         processes in parallel.",
+         every tenth grows descriptors, some saw-tooth. Read in lanes: one thread per core reads \
+         every segment, decoding and folding only its share of the processes.",
         hours,
         bytes / 1e6,
         bytes / samples,
