@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use memtrail_format::{Frame, Header, Met, ProcessId, ReadError, Reader, Record, Warning};
+use memtrail_format::{Frame, Header, ProcessId, ReadError, Reader, Record, Warning};
 
 /// An opened recording, named for messages.
 pub struct Input {
@@ -192,23 +192,20 @@ impl Plan {
         E: Fn(&mut S, Item) + Sync,
         G: Fn(S) -> T + Sync,
     {
-        self.check_header()
-            .with_context(|| format!("cannot read recording {}", self.name))?;
         // Opened once, here: every lane reads the very same files, even
         // if retention deletes one meanwhile (the lanes must meet the same
-        // processes in the same order to agree on who reads which).
-        let opened: Vec<Result<Arc<File>, ReadError>> = self
+        // samples to read each process once).
+        let opened: Vec<Opened> = self
             .files
             .iter()
             .map(|path| {
                 File::open(path)
                     .map(Arc::new)
-                    .map_err(|error| ReadError::Open {
-                        path: path.clone(),
-                        error,
-                    })
+                    .map_err(|e| (e.kind(), e.to_string()))
             })
             .collect();
+        self.check_header(&opened)
+            .with_context(|| format!("cannot read recording {}", self.name))?;
         let count = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .min(MAX_LANES);
@@ -262,10 +259,10 @@ impl Plan {
 
     /// Fails as [`Segments`] does when no file can be read (the only
     /// file is no recording, or none of several is), before lanes start.
-    fn check_header(&self) -> Result<(), ReadError> {
+    fn check_header(&self, opened: &[Opened]) -> Result<(), ReadError> {
         let mut first_error = None;
-        for path in &self.files {
-            match open_one(path, None) {
+        for (path, file) in self.files.iter().zip(opened) {
+            match read_at(path, file) {
                 Ok(_) => return Ok(()),
                 Err(error) if self.several => {
                     first_error.get_or_insert(error);
@@ -281,7 +278,7 @@ impl Plan {
         &self,
         lane: usize,
         count: usize,
-        opened: &[Result<Arc<File>, ReadError>],
+        opened: &[Opened],
         lanes: &Lanes<F, E, G>,
     ) -> Result<Lane<T>, ReadError>
     where
@@ -292,11 +289,14 @@ impl Plan {
         let mut state = (lanes.start)(lane);
         let mut warnings = Vec::new();
         let mut complete = false;
-        // Handed from file to file (a selection may keep state).
-        let mut keep: Option<memtrail_format::Keep> = (count > 1).then(|| {
-            Box::new(move |id: &ProcessId, _: Met| lane_of(id, count) == lane)
-                as memtrail_format::Keep
-        });
+        let stopped = || {
+            lanes
+                .stop
+                .as_ref()
+                .is_some_and(|s| s.load(Ordering::Relaxed))
+        };
+        // Only the first lane is told of the others' samples.
+        let note = count > 1 && lanes.note_skipped && lane == 0;
         for (file, path) in self.files.iter().enumerate() {
             let mut reader = match read_at(path, &opened[file]) {
                 Ok(reader) => reader,
@@ -307,14 +307,16 @@ impl Plan {
                 }
                 Err(error) => return Err(error),
             };
-            if let Some(keep) = keep.take() {
-                reader.select(keep, lanes.note_skipped && lane == 0);
+            if count > 1 {
+                reader.select(move |id| lane_of(id, count) == lane, note);
             }
             let last = file + 1 == self.files.len();
             while let Some(frame) = reader.next() {
                 let frame = frame?;
-                for id in reader.take_skipped() {
-                    (lanes.each)(&mut state, Item::Skipped(id));
+                if note {
+                    for id in reader.take_skipped() {
+                        (lanes.each)(&mut state, Item::Skipped(id));
+                    }
                 }
                 if matches!(frame.record, Record::End(_)) {
                     // The end of a segment is not the end of the recording.
@@ -324,25 +326,16 @@ impl Plan {
                     complete = true;
                 }
                 (lanes.each)(&mut state, Item::Record(frame.record));
-                if lanes
-                    .stop
-                    .as_ref()
-                    .is_some_and(|s| s.load(Ordering::Relaxed))
-                {
+                if stopped() {
                     break;
                 }
             }
             for id in reader.take_skipped() {
                 (lanes.each)(&mut state, Item::Skipped(id));
             }
-            keep = reader.take_selection();
             let damage = reader.take_warnings().into_iter();
             warnings.extend(damage.map(|w| (file, Whole::Frame, w)));
-            if lanes
-                .stop
-                .as_ref()
-                .is_some_and(|s| s.load(Ordering::Relaxed))
-            {
+            if stopped() {
                 break;
             }
         }
@@ -389,24 +382,19 @@ enum Whole {
     Frame,
 }
 
+/// A file of a recording opened for its lanes, or why it did not open
+/// (kept as kind and message: each lane that meets it reports it).
+type Opened = Result<Arc<File>, (std::io::ErrorKind, String)>;
+
 /// A reader of a file opened once and read by several lanes, each at its
 /// own offset.
-fn read_at(
-    path: &Path,
-    opened: &Result<Arc<File>, ReadError>,
-) -> Result<Reader<BufReader<Box<dyn Read + Send>>>, ReadError> {
+fn read_at(path: &Path, opened: &Opened) -> Result<FileReader, ReadError> {
     let file = match opened {
         Ok(file) => Arc::clone(file),
-        Err(ReadError::Open { path, error }) => {
-            return Err(ReadError::Open {
-                path: path.clone(),
-                error: std::io::Error::new(error.kind(), error.to_string()),
-            })
-        }
-        Err(other) => {
+        Err((kind, message)) => {
             return Err(ReadError::Open {
                 path: path.to_path_buf(),
-                error: std::io::Error::other(other.to_string()),
+                error: std::io::Error::new(*kind, message.clone()),
             })
         }
     };

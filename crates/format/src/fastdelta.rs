@@ -172,20 +172,13 @@ fn decode_into(payload: &[u8], out: &mut FastDelta) -> Option<()> {
     r.rest.is_empty().then_some(())
 }
 
-/// The process and time change of a delta payload: its first fields.
-pub(crate) fn delta_head(payload: &[u8]) -> Option<(ProcessIdWire, i64)> {
+/// The process of a keyframe's or a delta's payload: both start with it.
+pub(crate) fn process_of(payload: &[u8]) -> Option<ProcessIdWire> {
     let mut r = Bytes { rest: payload };
-    let id = ProcessIdWire::new(u32::try_from(r.varint()?).ok()?, r.varint()?);
-    r.literal::<2>()?;
-    Some((id, r.signed()?))
-}
-
-/// The process and time of a keyframe payload: its first fields.
-pub(crate) fn keyframe_head(payload: &[u8]) -> Option<(ProcessIdWire, u64)> {
-    let mut r = Bytes { rest: payload };
-    let id = ProcessIdWire::new(u32::try_from(r.varint()?).ok()?, r.varint()?);
-    r.varint()?;
-    Some((id, r.varint()?))
+    Some(ProcessIdWire::new(
+        u32::try_from(r.varint()?).ok()?,
+        r.varint()?,
+    ))
 }
 
 /// The unread rest of a payload.

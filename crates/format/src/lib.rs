@@ -87,7 +87,7 @@ pub use error::{ReadError, Warning, WarningKind, WriteError};
 pub use frame::{Encoding, Frame};
 pub use model::*;
 pub use native::{NativeModule, NativeStack};
-pub use reader::{open, Keep, Met, Reader};
+pub use reader::{open, Reader};
 pub use tick::Ticks;
 pub use writer::Writer;
 

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::fastdelta::DeltaView;
+use crate::fastdelta::{DeltaView, FastDelta};
 use std::fmt;
 use std::fs::File;
 use std::io::{self, BufReader, Read};
@@ -65,32 +65,14 @@ pub struct Reader<R: Read> {
     /// Set by [`Reader::select`]: the processes read; the samples of the
     /// others are skipped undecoded.
     selection: Option<Selecting>,
-    /// Always empty: what [`Reader::take_skipped`] drains when nothing
-    /// is selected.
-    no_skipped: Vec<ProcessId>,
-    /// Where delta frames of the common shape are decoded.
-    fast: Option<Box<crate::fastdelta::FastDelta>>,
-}
-
-/// A selection of processes (see [`Reader::select`]): asked whether to
-/// read each process met.
-pub type Keep = Box<dyn FnMut(&ProcessId, Met) -> bool + Send>;
-
-/// What a reader met of a process, when it asks a selection whether to
-/// read it (see [`Reader::select`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Met {
-    /// A sample (a keyframe or a delta).
-    Sample,
-    /// Its exit: nothing more about it follows.
-    Exit,
-    /// Another record about it (a census, a retention record).
-    Record,
+    /// Where delta frames of the common shape are decoded (see
+    /// [`Decoded::Fast`]).
+    fast: Option<Box<FastDelta>>,
 }
 
 /// The processes a reader reads, and what it notes of the others.
 struct Selecting {
-    keep: Keep,
+    keep: Box<dyn Fn(&ProcessId) -> bool + Send>,
     /// Whether skipped samples are noted (see [`Reader::take_skipped`]).
     note: bool,
     noted: Vec<ProcessId>,
@@ -124,7 +106,6 @@ impl<R: Read> Reader<R> {
             failed: false,
             selection: None,
             fast: None,
-            no_skipped: Vec::new(),
         })
     }
 
@@ -138,36 +119,27 @@ impl<R: Read> Reader<R> {
     /// [`Reader::take_skipped`] (for what counts every sample,
     /// such as [`crate::Ticks`]).
     ///
-    /// `keep` is asked about every sample and every record about a
-    /// process, in recording order, whether it is read or skipped: readers
-    /// of the same recording ask the same questions in the same order, so
-    /// a selection may keep state (to balance the readers' shares, say),
-    /// and forget a process at its exit.
-    ///
     /// Damage in a skipped sample's frame is not seen, so not warned
     /// about: the reader selecting that process warns.
-    pub fn select(&mut self, keep: Keep, note_skipped: bool) {
+    pub fn select(
+        &mut self,
+        keep: impl Fn(&ProcessId) -> bool + Send + 'static,
+        note_skipped: bool,
+    ) {
         self.selection = Some(Selecting {
-            keep,
+            keep: Box::new(keep),
             note: note_skipped,
             noted: Vec::new(),
         });
     }
 
-    /// Ends the selection, handing it back (with its state) for the next
-    /// reader: the next segment of a recording, say.
-    pub fn take_selection(&mut self) -> Option<Keep> {
-        self.selection.take().map(|s| s.keep)
-    }
-
     /// The samples skipped since this was last asked (when
     /// [`Reader::select`] was told to note them), as their processes, in
     /// recording order: all of them were before the record read last.
-    pub fn take_skipped(&mut self) -> std::vec::Drain<'_, ProcessId> {
-        match &mut self.selection {
-            Some(selection) => selection.noted.drain(..),
-            None => self.no_skipped.drain(..),
-        }
+    pub fn take_skipped(&mut self) -> impl Iterator<Item = ProcessId> + '_ {
+        self.selection
+            .iter_mut()
+            .flat_map(|selection| selection.noted.drain(..))
     }
 
     /// Whether a frame is a sample of a process not selected, then noted
@@ -180,15 +152,13 @@ impl<R: Read> Reader<R> {
         if flags != 0 {
             return false;
         }
-        let id = match kind {
-            kind::KEYFRAME => crate::fastdelta::keyframe_head(payload).map(|(id, _)| id),
-            kind::DELTA => crate::fastdelta::delta_head(payload).map(|(id, _)| id),
-            _ => return false,
-        };
-        let Some(id) = id.map(ProcessId::from) else {
+        if kind != kind::KEYFRAME && kind != kind::DELTA {
+            return false;
+        }
+        let Some(id) = crate::fastdelta::process_of(payload).map(ProcessId::from) else {
             return false;
         };
-        if (selection.keep)(&id, Met::Sample) {
+        if (selection.keep)(&id) {
             return false;
         }
         if selection.note {
@@ -197,21 +167,60 @@ impl<R: Read> Reader<R> {
         true
     }
 
+    /// Decodes a frame's payload (a version 1 frame, or a record of a
+    /// block) into what borrows nothing from where it lies, so the caller
+    /// can let go of the input before [`Reader::accept_decoded`].
+    fn decode(
+        selection: &mut Option<Selecting>,
+        fast: &mut Option<Box<FastDelta>>,
+        kind: u8,
+        flags: u8,
+        payload: &[u8],
+    ) -> Decoded {
+        if Self::unselected(selection, kind, flags, payload) {
+            return Decoded::Unselected;
+        }
+        if kind == kind::DELTA && flags == 0 {
+            let mut buffer = fast.take().unwrap_or_default();
+            if crate::fastdelta::decode(payload, &mut buffer) {
+                return Decoded::Fast(buffer);
+            }
+            *fast = Some(buffer);
+        }
+        Decoded::Payload(Payload::decode(kind, flags, payload))
+    }
+
+    /// Takes in a decoded frame: the record it yields, if any.
+    fn accept_decoded(
+        &mut self,
+        offset: u64,
+        kind: u8,
+        flags: u8,
+        decoded: Decoded,
+    ) -> Option<Frame> {
+        match decoded {
+            Decoded::Unselected => None,
+            Decoded::Fast(delta) => {
+                let frame = self.accept_delta(offset, &delta.view());
+                self.fast = Some(delta);
+                frame
+            }
+            Decoded::Payload(payload) => self.accept(offset, kind, flags, payload),
+        }
+    }
+
     /// Whether a decoded record is about a process not selected.
     fn unselected_record(&mut self, record: &Record) -> bool {
         let Some(selection) = &mut self.selection else {
             return false;
         };
-        let (id, met) = match record {
-            Record::Exit(e) => (Some(e.id), Met::Exit),
-            Record::Census(c) => (c.process, Met::Record),
-            Record::Retention(r) => (r.process, Met::Record),
-            _ => (None, Met::Record),
+        let id = match record {
+            Record::Exit(e) => Some(e.id),
+            Record::Census(c) => c.process,
+            Record::Retention(r) => r.process,
+            _ => None,
         };
-        match id {
-            Some(id) => !(selection.keep)(&id, met),
-            _ => false,
-        }
+        id.is_some_and(|id| !(selection.keep)(&id))
     }
 
     /// The recording's header.
@@ -256,44 +265,15 @@ impl<R: Read> Reader<R> {
             match block::next_record(&open.content, open.pos) {
                 Ok((kind, flags, range)) => {
                     open.pos = range.end;
-                    let payload = &open.content[range];
-                    let frame = if Self::unselected(&mut self.selection, kind, flags, payload) {
-                        self.block = Some(open);
-                        None
-                    } else if kind == kind::DELTA && flags == 0 {
-                        // The frame of almost every sample, applied from
-                        // where it was decoded (the Payload of a delta is
-                        // several hundred bytes; moving it cost more than
-                        // applying it).
-                        let mut fast = self.fast.take().unwrap_or_default();
-                        let frame = if crate::fastdelta::decode(payload, &mut fast) {
-                            self.block = Some(open);
-                            self.accept_delta(offset, &fast.view())
-                        } else {
-                            match wire::decode::<DeltaWire>(payload) {
-                                Ok(delta) => {
-                                    self.block = Some(open);
-                                    self.accept_delta(offset, &delta.view())
-                                }
-                                Err(error) => {
-                                    self.block = Some(open);
-                                    self.accept(offset, kind, flags, Payload::Undecodable(error))
-                                }
-                            }
-                        };
-                        self.fast = Some(fast);
-                        frame
+                    let decoded = if kind == kind::BLOCK {
+                        Decoded::Payload(Payload::Undecodable("a block inside a block".into()))
                     } else {
-                        let decoded = if kind == kind::BLOCK {
-                            Payload::Undecodable("a block inside a block".into())
-                        } else {
-                            Payload::decode(kind, flags, payload)
-                        };
-                        self.block = Some(open);
-                        self.accept(offset, kind, flags, decoded)
+                        let payload = &open.content[range];
+                        Self::decode(&mut self.selection, &mut self.fast, kind, flags, payload)
                     };
-                    if frame.is_some() {
-                        return frame;
+                    self.block = Some(open);
+                    if let Some(frame) = self.accept_decoded(offset, kind, flags, decoded) {
+                        return Some(frame);
                     }
                 }
                 Err(why) => self.warn(
@@ -361,13 +341,10 @@ impl<R: Read> Reader<R> {
                 }
                 Probe::Valid { kind, flags, len } => {
                     let payload = &self.input.available()[FRAME_HEADER_LEN..][..len];
-                    if Self::unselected(&mut self.selection, kind, flags, payload) {
-                        self.input.consume(FRAME_HEADER_LEN + len);
-                        continue;
-                    }
-                    let decoded = Payload::decode(kind, flags, payload);
+                    let decoded =
+                        Self::decode(&mut self.selection, &mut self.fast, kind, flags, payload);
                     self.input.consume(FRAME_HEADER_LEN + len);
-                    if let Some(frame) = self.accept(offset, kind, flags, decoded) {
+                    if let Some(frame) = self.accept_decoded(offset, kind, flags, decoded) {
                         return Ok(Some(frame));
                     }
                 }
@@ -576,6 +553,22 @@ impl<R: Read> fmt::Debug for Reader<R> {
             .field("warnings", &self.warnings.len())
             .finish_non_exhaustive()
     }
+}
+
+/// A frame's payload, decoded.
+// Lives on the stack from `decode` to `accept_decoded`, moved once, as the
+// `Payload` alone was before; boxing it would allocate for every frame
+// that is not a common delta.
+#[allow(clippy::large_enum_variant)]
+enum Decoded {
+    /// A sample of a process not selected (see [`Reader::select`]).
+    Unselected,
+    /// A delta of the common shape (almost every frame of a recording),
+    /// decoded into the reader's buffer and applied from there: the
+    /// `Payload` of a delta is several hundred bytes, and moving it cost
+    /// more than applying it.
+    Fast(Box<FastDelta>),
+    Payload(Payload),
 }
 
 /// The decompressed content of a block being read.

@@ -144,16 +144,6 @@ impl ReportBuilder {
         self.analyzer.add(record);
     }
 
-    /// Adds records, in recording order: the same as [`ReportBuilder::add`]
-    /// on each, with the analysis of their processes folded in parallel.
-    pub fn add_all(&mut self, records: impl IntoIterator<Item = Record>) {
-        let records: Vec<Record> = records.into_iter().collect();
-        for record in &records {
-            self.track(record);
-        }
-        self.analyzer.add_all(records);
-    }
-
     /// A builder for a recording whose first record (not counting end
     /// frames) is at `start_us`: for a builder fed only a share of the
     /// recording's processes (see [`ReportBuilder::merge`]), which may not
