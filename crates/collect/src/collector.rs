@@ -2,7 +2,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use memtrail_format::{
-    Detail, Host, Notice, NoticeKind, ProcessExit, ProcessId, ProcessSample, SystemSample,
+    Host, Notice, NoticeKind, ProcessExit, ProcessId, ProcessSample, SystemSample,
 };
 use rayon::prelude::*;
 
@@ -128,17 +128,15 @@ impl Collector {
                 } => {
                     problems.extend(p.into_iter().map(|p| (Some(id), p)));
                     let carry = match smaps {
-                        // Only `maps` carries mappings over: `full` reads
-                        // smaps every time and would only hold a copy.
-                        SmapsRead::Fresh(key) if self.config.detail == Detail::Maps => {
-                            Some(Carry {
-                                key,
-                                mappings: sample.mappings.clone().unwrap_or_default(),
-                                rollup: sample.rollup.unwrap_or_default(),
-                                since_full: 0,
-                            })
-                        }
-                        SmapsRead::Fresh(_) => None,
+                        // `maps` carries the regions over to later samples;
+                        // `full` reads smaps every time, and keeps the list
+                        // (shared, not a copy) for the next read to fill.
+                        SmapsRead::Fresh(key) => Some(Carry {
+                            key,
+                            mappings: sample.mappings.clone().unwrap_or_default(),
+                            rollup: sample.rollup.unwrap_or_default(),
+                            since_full: 0,
+                        }),
                         SmapsRead::Carried(mut c) => {
                             c.since_full = c.since_full.saturating_add(1);
                             Some(*c)
@@ -238,13 +236,7 @@ impl Collector {
         // `Plan::carry`.
         let carries: Vec<Option<Carry>> = candidates
             .iter()
-            .map(|id| {
-                if self.config.detail == Detail::Maps {
-                    self.tracked.get_mut(id).and_then(Option::take)
-                } else {
-                    None
-                }
-            })
+            .map(|id| self.tracked.get_mut(id).and_then(Option::take))
             .collect();
         let read = |(id, carry): (&ProcessId, Option<Carry>)| {
             process::read(Plan {

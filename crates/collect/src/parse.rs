@@ -264,39 +264,78 @@ pub(crate) fn smaps(bytes: &[u8]) -> Result<Vec<Mapping>, String> {
 /// reading alone. A small process is read and parsed on this thread.
 pub(crate) fn read_smaps<R: std::io::Read + Send>(
     file: &mut R,
+    reuse: Vec<Mapping>,
+) -> std::io::Result<Result<Vec<Mapping>, String>> {
+    thread_local! {
+        /// The chunk buffers, kept for this thread's next read: a recorder
+        /// reads smaps again and again, and a buffer of this size allocated
+        /// afresh is an `mmap` and then a page fault for each of its pages
+        /// (the recorder keeps glibc's mmap threshold fixed,
+        /// src/recorder.rs).
+        static BUFFERS: std::cell::Cell<Vec<Vec<u8>>> = const { std::cell::Cell::new(Vec::new()) };
+    }
+    let mut buffers = BUFFERS.take();
+    let read = read_smaps_with(file, reuse, &mut buffers);
+    BUFFERS.set(buffers);
+    read
+}
+
+/// [`read_smaps`] with the chunk buffers `buffers` (made if missing, and
+/// given back unless reading or parsing failed).
+fn read_smaps_with<R: std::io::Read + Send>(
+    file: &mut R,
+    reuse: Vec<Mapping>,
+    buffers: &mut Vec<Vec<u8>>,
 ) -> std::io::Result<Result<Vec<Mapping>, String>> {
     use std::sync::mpsc;
 
-    let mut parser = SmapsParser::default();
+    let mut parser = SmapsParser::reusing(reuse);
     let mut partial = Vec::new();
-    let mut first = vec![0u8; SMAPS_CHUNK];
+    let mut first = buffers.pop().unwrap_or_default();
+    first.resize(SMAPS_CHUNK, 0);
     let n = read_chunk(file, &mut first)?;
-    if let Err(e) = parser.feed(&mut partial, &first[..n]) {
+    let fed = parser.feed(&mut partial, &first[..n]);
+    buffers.push(first);
+    if let Err(e) = fed {
         return Ok(Err(e));
     }
-    if n == first.len() {
+    if n == SMAPS_CHUNK {
+        let mut pipeline = std::mem::take(buffers);
+        pipeline.resize_with(2, || vec![0u8; SMAPS_CHUNK]);
         let outcome = std::thread::scope(|scope| {
             let (full_tx, full) = mpsc::sync_channel::<std::io::Result<(Vec<u8>, usize)>>(1);
             let (empty, empty_rx) = mpsc::channel::<Vec<u8>>();
-            let _ = empty.send(first);
-            let _ = empty.send(vec![0u8; SMAPS_CHUNK]);
-            scope.spawn(move || {
+            for buf in pipeline {
+                let _ = empty.send(buf);
+            }
+            let reader = scope.spawn(move || {
                 // Ends at the end of the file, on an error, or when the
                 // parser hangs up (it found an error).
+                let mut kept = Vec::new();
                 while let Ok(mut buf) = empty_rx.recv() {
                     match read_chunk(file, &mut buf) {
-                        Ok(0) => return,
+                        Ok(0) => {
+                            kept.push(buf);
+                            break;
+                        }
                         Ok(n) => {
-                            if full_tx.send(Ok((buf, n))).is_err() {
-                                return;
+                            if let Err(mpsc::SendError(Ok((buf, _)))) = full_tx.send(Ok((buf, n))) {
+                                kept.push(buf);
+                                break;
                             }
                         }
                         Err(e) => {
+                            kept.push(buf);
                             let _ = full_tx.send(Err(e));
-                            return;
+                            break;
                         }
                     }
                 }
+                // The parser's loop ends; then it hands back the buffers it
+                // holds and hangs up.
+                drop(full_tx);
+                kept.extend(empty_rx.iter());
+                kept
             });
             for chunk in full {
                 let (buf, n) = chunk?;
@@ -305,6 +344,9 @@ pub(crate) fn read_smaps<R: std::io::Read + Send>(
                 }
                 let _ = empty.send(buf);
             }
+            drop(empty);
+            // The reader never panics; if it did, its buffers are lost.
+            buffers.extend(reader.join().unwrap_or_default());
             Ok(Ok(()))
         });
         match outcome {
@@ -361,7 +403,7 @@ impl SmapsParser {
             )
         };
         if first.is_ascii_digit() || first.is_ascii_lowercase() {
-            let map = smaps_header(line, &mut self.perms)
+            let map = smaps_header(line, &mut self.perms, self.maps.last())
                 .ok_or_else(|| malformed("not a mapping line"))?;
             self.maps.push(map);
             return Ok(());
@@ -414,10 +456,28 @@ impl SmapsParser {
         Ok(())
     }
 
+    /// A parser that fills `maps` (emptied), keeping its allocation: a
+    /// recorder parses each process's fresh list into its last one.
+    fn reusing(mut maps: Vec<Mapping>) -> SmapsParser {
+        maps.clear();
+        SmapsParser {
+            maps,
+            ..SmapsParser::default()
+        }
+    }
+
     fn finish(mut self) -> Vec<Mapping> {
         // The kernel lists regions in address order; sorting sorted input
         // is one pass.
         self.maps.sort_by_key(|m| m.start);
+        // The list is kept until the next full read (and a recorder keeps
+        // one per process): not the up to twice as many slots that growing
+        // it left. A little room stays, so a process that maps a few more
+        // regions next time is parsed in place.
+        let len = self.maps.len();
+        if self.maps.capacity() > len + len / 8 {
+            self.maps.shrink_to(len + len / 16);
+        }
         self.maps
     }
 }
@@ -488,8 +548,14 @@ fn decimal(digits: &[u8]) -> Option<u64> {
 
 /// `start-end perms offset major:minor inode    path`
 ///
-/// `perms_seen`: the permission texts of the regions before, shared.
-fn smaps_header(line: &[u8], perms_seen: &mut Vec<Text>) -> Option<Mapping> {
+/// `perms_seen`: the permission texts of the regions before, shared; and
+/// the path of the region before (`last`) is shared when it is the same:
+/// the regions of a file are listed one after the other.
+fn smaps_header(
+    line: &[u8],
+    perms_seen: &mut Vec<Text>,
+    last: Option<&Mapping>,
+) -> Option<Mapping> {
     let mut rest = line;
     let mut word = || {
         let end = rest.iter().position(|&b| b == b' ').unwrap_or(rest.len());
@@ -512,7 +578,12 @@ fn smaps_header(line: &[u8], perms_seen: &mut Vec<Text>) -> Option<Mapping> {
     let inode = decimal(word())?;
     // The kernel pads with spaces up to a column, then writes the path
     // verbatim (` (deleted)` included); it escapes `\n` in it as `\012`.
-    let path = String::from_utf8_lossy(rest.trim_ascii_start()).into_owned();
+    let path = rest.trim_ascii_start();
+    let path = match last.filter(|m| m.path.as_bytes() == path) {
+        Some(m) => m.path.clone(),
+        None if path.is_empty() => Text::default(),
+        None => Text::from(String::from_utf8_lossy(path).into_owned()),
+    };
     let start = hex(start)?;
     let end = hex(end)?;
     let dev = (hex(major)? << 32) | hex(minor)?;
@@ -905,21 +976,48 @@ mod tests {
         );
     }
 
+    /// Hands out at most `n` bytes per read, like a slow pipe.
+    struct Trickle<'a>(&'a [u8], usize);
+    impl std::io::Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.1.min(buf.len()).min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    fn read_smaps_fresh(
+        file: &mut (impl std::io::Read + Send),
+    ) -> std::io::Result<Result<Vec<Mapping>, String>> {
+        read_smaps(file, Vec::new())
+    }
+
+    #[test]
+    fn a_list_parsed_into_an_old_one_is_the_fresh_list_in_the_old_allocation() {
+        // Long enough for the two-thread pipeline, whose buffers are then
+        // kept for the next read on this thread.
+        let big = SMAPS.repeat(2 * SMAPS_CHUNK / SMAPS.len() + 1);
+        let fresh = read_smaps_fresh(&mut Trickle(&big, 10_000))
+            .unwrap()
+            .unwrap();
+        let mut old = read_smaps_fresh(&mut &SMAPS[..]).unwrap().unwrap();
+        old.reserve(fresh.len());
+        let at = old.as_ptr();
+        let reused = read_smaps(&mut Trickle(&big, 10_000), old)
+            .unwrap()
+            .unwrap();
+        assert_eq!(reused, fresh);
+        assert_eq!(reused.as_ptr(), at, "parsed in place");
+        // And again with the buffers the last read left on this thread.
+        assert_eq!(read_smaps_fresh(&mut &big[..]).unwrap().unwrap(), fresh);
+    }
+
     #[test]
     fn read_smaps_in_chunks_of_any_size() {
-        /// Hands out at most `n` bytes per read, like a slow pipe.
-        struct Trickle<'a>(&'a [u8], usize);
-        impl std::io::Read for Trickle<'_> {
-            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-                let n = self.1.min(buf.len()).min(self.0.len());
-                buf[..n].copy_from_slice(&self.0[..n]);
-                self.0 = &self.0[n..];
-                Ok(n)
-            }
-        }
         let whole = smaps(SMAPS).unwrap();
         for n in [1, 7, 4096, usize::MAX] {
-            let read = read_smaps(&mut Trickle(SMAPS, n)).unwrap().unwrap();
+            let read = read_smaps_fresh(&mut Trickle(SMAPS, n)).unwrap().unwrap();
             assert_eq!(read, whole, "chunks of {n}");
         }
         // A path longer than the 128 KiB buffer.
@@ -927,7 +1025,7 @@ mod tests {
             "7f00-7f01 r--p 00000000 fe:00 12  /{}\nRss: 4 kB\n",
             "x".repeat(300_000)
         );
-        let maps = read_smaps(&mut Trickle(long.as_bytes(), 65536))
+        let maps = read_smaps_fresh(&mut Trickle(long.as_bytes(), 65536))
             .unwrap()
             .unwrap();
         assert_eq!((maps[0].path.len(), maps[0].rss), (300_001, 4));
@@ -935,14 +1033,16 @@ mod tests {
         let mut big = SMAPS.repeat(20);
         let whole = smaps(&big).unwrap();
         assert_eq!(
-            read_smaps(&mut Trickle(&big, 10_000)).unwrap().unwrap(),
+            read_smaps_fresh(&mut Trickle(&big, 10_000))
+                .unwrap()
+                .unwrap(),
             whole
         );
         big.extend_from_slice(b"Rss: x kB\n");
         big.extend_from_slice(SMAPS);
-        let err = read_smaps(&mut &big[..]).unwrap().unwrap_err();
+        let err = read_smaps_fresh(&mut &big[..]).unwrap().unwrap_err();
         assert!(err.contains("bad number"), "{err}");
-        let err = read_smaps(&mut Trickle(b"1000-2000 rw-p 0 00:00 0\nRss: x kB\n", 3))
+        let err = read_smaps_fresh(&mut Trickle(b"1000-2000 rw-p 0 00:00 0\nRss: x kB\n", 3))
             .unwrap()
             .unwrap_err();
         assert!(err.starts_with("line 2: bad number"), "{err}");

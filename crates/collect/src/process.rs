@@ -79,11 +79,13 @@ pub(crate) struct Plan<'a> {
     pub(crate) detail: Detail,
     pub(crate) redact_cmdline: bool,
     /// At [`Detail::Maps`]: the state of the adaptive policy, if this
-    /// process was read before. Owned: when smaps is read afresh the old
-    /// regions are dropped first, so a tick never holds two lists of a
-    /// process (a recorder following many large processes would otherwise
-    /// double its memory at the ticks that re-read them); when they are
-    /// carried over, it comes back in [`SmapsRead::Carried`].
+    /// process was read before; at [`Detail::Full`], its last regions.
+    /// Owned: when smaps is read afresh the new regions are parsed into the
+    /// old list's allocation, so a tick never holds two lists of a process
+    /// (a recorder following many large processes would otherwise double
+    /// its memory at the ticks that re-read them) and a recorder that
+    /// re-reads them does not allocate them again; when they are carried
+    /// over, it comes back in [`SmapsRead::Carried`].
     pub(crate) carry: Option<Carry>,
     pub(crate) maps_every: u32,
 }
@@ -239,19 +241,28 @@ impl Reader {
         let mut mappings_fresh = false;
         if plan.detail >= Detail::Maps && has_memory {
             let key = ChangeKey::of(&status, &stat.cpu);
-            // Not carried over: dropped here, before the fresh read.
-            let carried = match plan.carry.take() {
-                Some(c) if plan.detail == Detail::Maps => {
+            // Not carried over: the fresh list is parsed into the old one's
+            // allocation (or the old one is dropped here, before the read,
+            // if anyone else still holds it).
+            let (carried, reuse) = match plan.carry.take() {
+                Some(c) => {
                     let due = c.since_full.saturating_add(1) >= plan.maps_every.max(1);
-                    (!due && c.key == key).then_some(c)
+                    if plan.detail == Detail::Maps && !due && c.key == key {
+                        (Some(c), Vec::new())
+                    } else {
+                        (
+                            None,
+                            std::sync::Arc::try_unwrap(c.mappings).unwrap_or_default(),
+                        )
+                    }
                 }
-                _ => None,
+                None => (None, Vec::new()),
             };
             if let Some(c) = carried {
                 mappings = Some(std::sync::Arc::clone(&c.mappings));
                 rollup = Some(c.rollup);
                 smaps = SmapsRead::Carried(Box::new(c));
-            } else if let Some(m) = self.smaps()? {
+            } else if let Some(m) = self.smaps(reuse)? {
                 // smaps_rollup would walk every page again to add up the
                 // same figures.
                 rollup = Some(parse::rollup_of(&m));
@@ -375,9 +386,10 @@ impl Reader {
     }
 
     /// Reads and parses smaps as it comes (see [`parse::read_smaps`]).
-    fn smaps(&mut self) -> Result<Option<Vec<Mapping>>, Gone> {
+    /// `reuse`: an old list whose allocation the new one takes over.
+    fn smaps(&mut self, reuse: Vec<Mapping>) -> Result<Option<Vec<Mapping>>, Gone> {
         let parsed = match self.proc.open_relative("smaps") {
-            Ok(mut f) => parse::read_smaps(&mut f).map_err(|e| failure_of_io(&e)),
+            Ok(mut f) => parse::read_smaps(&mut f, reuse).map_err(|e| failure_of_io(&e)),
             Err(e) => Err(failure_of_proc(e)),
         };
         match parsed {

@@ -57,9 +57,9 @@ fn sample(n: u64) -> ProcessSample {
                     perms: if i % 2 == 0 { "rw-p" } else { "r--p" }.into(),
                     inode: if i % 3 == 0 { 1000 + i } else { 0 },
                     path: if i % 3 == 0 {
-                        format!("/usr/lib/x86_64-linux-gnu/lib{i}.so")
+                        format!("/usr/lib/x86_64-linux-gnu/lib{i}.so").into()
                     } else {
-                        String::new()
+                        Default::default()
                     },
                     size: 64,
                     rss: 4 * (1 + i % 16),

@@ -241,8 +241,9 @@ pub struct Mapping {
     pub dev: u64,
     pub inode: u64,
     /// The backing path, or a label: `[heap]`, `[stack]`, `[vdso]`,
-    /// `[anon:name]`; empty for anonymous mappings.
-    pub path: String,
+    /// `[anon:name]`; empty for anonymous mappings. Shared, like `perms`:
+    /// the regions of one file hold one copy of its path.
+    pub path: Text,
     pub size: u64,
     pub rss: u64,
     pub pss: u64,
@@ -294,8 +295,10 @@ impl Text {
 }
 
 impl Default for Text {
+    /// The empty text; every empty `Text` shares one allocation.
     fn default() -> Self {
-        Text(Arc::from(""))
+        static EMPTY: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
+        Text(EMPTY.get_or_init(|| Arc::from("")).clone())
     }
 }
 
@@ -332,12 +335,18 @@ impl std::fmt::Display for Text {
 
 impl From<&str> for Text {
     fn from(s: &str) -> Self {
+        if s.is_empty() {
+            return Text::default();
+        }
         Text(Arc::from(s))
     }
 }
 
 impl From<String> for Text {
     fn from(s: String) -> Self {
+        if s.is_empty() {
+            return Text::default();
+        }
         Text(Arc::from(s))
     }
 }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::{
     Census, CensusCount, CgroupMemory, Cpu, Detail, End, EndReason, Fd, Fds, Header, Host, Mapping,
     Marker, MemInfo, Notice, NoticeKind, ProcessExit, ProcessId, ProcessInfo, ProcessSample,
-    Retention, RetentionChain, Rollup, Status, SystemSample,
+    Retention, RetentionChain, Rollup, Status, SystemSample, Text,
 };
 use crate::MAX_FRAME_LEN;
 
@@ -519,11 +519,11 @@ pub(crate) struct FdsWire {
 pub(crate) struct MappingWire {
     start: u64,
     end: u64,
-    perms: String,
+    perms: Text,
     offset: u64,
     dev: u64,
     inode: u64,
-    path: String,
+    path: Text,
     counters: Vec<u64>,
 }
 
@@ -532,7 +532,7 @@ impl MappingWire {
         Ok(MappingWire {
             start: m.start,
             end: m.end,
-            perms: m.perms.to_string(),
+            perms: m.perms.clone(),
             offset: m.offset,
             dev: m.dev,
             inode: m.inode,
@@ -545,7 +545,7 @@ impl MappingWire {
         let mut m = Mapping {
             start: self.start,
             end: self.end,
-            perms: self.perms.as_str().into(),
+            perms: self.perms.clone(),
             offset: self.offset,
             dev: self.dev,
             inode: self.inode,

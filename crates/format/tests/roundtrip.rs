@@ -143,7 +143,7 @@ fn mappings_added_removed_changed_and_moved() {
                 m.end += 0x1000;
                 maps.sort_by_key(|m| m.start);
             }
-            7 => maps[4].path = "/usr/lib/renamed.so (deleted)".to_string(),
+            7 => maps[4].path = "/usr/lib/renamed.so (deleted)".into(),
             8 => maps[6].locked = None,
             9 => s.mappings_fresh = false,
             _ => s.mappings = None,

@@ -91,7 +91,7 @@ pub fn mapping(start: u64, pages: u64, path: &str, rss: u64) -> Mapping {
         } else {
             0
         },
-        path: path.to_string(),
+        path: path.into(),
         size,
         rss,
         pss: rss / 2,

@@ -309,7 +309,7 @@ mod tests {
             start,
             end: start + 4096,
             perms: "rw-p".into(),
-            path: format!("/tmp/{hostile}.bin"),
+            path: format!("/tmp/{hostile}.bin").into(),
             size: 4,
             rss,
             ..Mapping::default()

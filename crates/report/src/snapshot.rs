@@ -417,7 +417,7 @@ mod tests {
             path: if i % 2 == 0 {
                 "[heap]".into()
             } else {
-                String::new()
+                Default::default()
             },
             size: 12,
             rss: 8 + i,

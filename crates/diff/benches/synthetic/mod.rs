@@ -87,9 +87,9 @@ pub fn regions(n: u64, grown: u64) -> Vec<Mapping> {
                 end: 0x7f00_0000_0000 + i * 0x2000 + 0x1000,
                 perms: "rw-p".into(),
                 path: if i % 3 == 0 {
-                    String::new()
+                    Default::default()
                 } else {
-                    format!("/usr/lib/lib{}.so", i % 97)
+                    format!("/usr/lib/lib{}.so", i % 97).into()
                 },
                 inode: if i % 3 == 0 { 0 } else { 1000 + i % 97 },
                 size: 4,
