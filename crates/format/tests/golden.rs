@@ -416,12 +416,22 @@ fn varint(b: &[u8]) -> (u64, usize) {
 /// header, the header frame, and each block's kind, flags and head (chain,
 /// index, content length and content CRC-32: the content byte for byte).
 /// The compressed bytes themselves are zstd's choice and may differ
-/// between zstd versions for the same content.
+/// between zstd versions and settings for the same content; so may the
+/// offsets of frames after the first block, so a block's chain (the
+/// offset of the block that starts it) is given as that block's ordinal
+/// among the file's frames (`u64::MAX` if no frame starts there).
 fn v2_layers(bytes: &[u8]) -> Vec<Vec<u64>> {
     let mut out = vec![bytes[..12]
         .iter()
         .map(|&b| u64::from(b))
         .collect::<Vec<_>>()];
+    let mut frames = std::collections::HashMap::new();
+    let mut at = 12;
+    while at < bytes.len() {
+        frames.insert(at as u64, frames.len() as u64);
+        let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+        at += 12 + len;
+    }
     let mut at = 12;
     while at < bytes.len() {
         let (kind, flags) = (bytes[at + 2], bytes[at + 3]);
@@ -443,7 +453,7 @@ fn v2_layers(bytes: &[u8]) -> Vec<Vec<u64>> {
             out.push(vec![
                 u64::from(kind),
                 u64::from(flags),
-                chain,
+                frames.get(&chain).copied().unwrap_or(u64::MAX),
                 index,
                 content_len,
                 crc,
@@ -499,18 +509,19 @@ fn v2_recording_reads_back() {
     let mut blocks: Vec<u64> = frames.iter().map(|f| f.offset).collect();
     blocks.dedup();
     assert_eq!(blocks.len(), 4);
-    // The chains: blocks 0-1 and 2-3.
+    // The chains: blocks 0-1 and 2-3, the file's frames 1-2 and 3-4 (frame
+    // 0 is the header frame), each naming its first block.
     let layers = v2_layers(&golden);
     let heads: Vec<(u64, u64)> = layers[2..].iter().map(|l| (l[2], l[3])).collect();
-    assert_eq!(
-        heads,
-        [
-            (blocks[0], 0),
-            (blocks[0], 1),
-            (blocks[2], 0),
-            (blocks[2], 1)
-        ]
-    );
+    assert_eq!(heads, [(1, 0), (1, 1), (3, 0), (3, 1)]);
+    // ... by its offset, which is where the reader found it.
+    let chain_at = |block: u64| {
+        let at = block as usize;
+        let payload = &golden[at + 12..];
+        varint(payload).0
+    };
+    let chains: Vec<u64> = blocks.iter().map(|&b| chain_at(b)).collect();
+    assert_eq!(chains, [blocks[0], blocks[0], blocks[2], blocks[2]]);
 }
 
 /// The native allocation-site kinds (`run --native`): a module (0x44) and
