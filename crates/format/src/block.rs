@@ -27,12 +27,14 @@ const MIN_MATCH: u32 = 3;
 
 /// The zstd window writers use (2^19 = 512 KiB): more than one tick of a
 /// large recording, so a sample finds its predecessor in the context.
-/// With the two tables below, the tables take 128 KiB instead of the
-/// 12 MiB level 16 would choose (and the 768 KiB of level 3): the files
-/// came out the same size or smaller with these on recordings of a host
-/// and of a 1,000-region process (docs/performance.md, "Recorder
-/// memory"); a window of 2^18 was as good, 2^17 worse: this keeps a step
-/// of margin.
+/// With the two tables below (96 KiB, plus the 512 KiB table of 3-byte
+/// hashes that the minimum match of 3 brings), where level 16 on its own
+/// would choose a 4 MiB window and tables of 2^22 entries each (32 MiB),
+/// and level 3 a 2 MiB window and 768 KiB of tables: the files came out
+/// the same size or smaller with these on recordings of a host and of a
+/// 1,000-region process (docs/performance.md, "Recorder memory" and "The
+/// compression level"); a window of 2^18 was as good, 2^17 worse: this
+/// keeps a step of margin.
 const WINDOW_LOG: u32 = 19;
 
 /// zstd's hash table (2^14 entries) and its search tree (2^13), for the

@@ -78,8 +78,10 @@ struct PackedMappings {
 }
 
 /// Compresses the delta bases' regions: zstd's fastest level, one frame per
-/// list. On 51 processes of 1,000 regions this keeps 0.3 MB of bases
-/// instead of 2.1 MB, for about 40 µs per list packed.
+/// list. On 51 processes of 1,000 regions this keeps 0.17 MB of bases
+/// instead of 2.1 MB (heaptrack). The cost is at `full` detail, where every
+/// sample packs and unpacks its base: about 3% of a recorder's CPU on a
+/// process of 10,000 regions (docs/performance.md, "Recorder memory").
 struct Packer {
     compressor: zstd::bulk::Compressor<'static>,
     decompressor: zstd::bulk::Decompressor<'static>,
